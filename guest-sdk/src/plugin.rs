@@ -1,0 +1,28 @@
+//! The trait a plugin implements; the export macro wires it to the component's exports.
+
+use crate::Error;
+use crate::mcp::{CallContext, Tool};
+use crate::route::{Request, Response};
+use serde_json::Value;
+
+/// A Capstan plugin. Implement the methods for what the manifest declares: `handle` for
+/// `[capabilities.routes]`, `tools` and `call_tool` for `[capabilities.mcp]`.
+pub trait Plugin {
+    /// Handle an HTTP request routed to `/plugins/<id>/…`. Default: 404.
+    fn handle(request: Request) -> Response {
+        let _ = request;
+        Response::not_found()
+    }
+
+    /// The MCP tools this plugin offers. Default: none.
+    fn tools() -> Vec<Tool> {
+        Vec::new()
+    }
+
+    /// Run tool `name` with its JSON `arguments`; the returned value is sent to the
+    /// client as JSON. Default: `not-found`.
+    fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
+        let _ = (name, arguments, context);
+        Err(Error::NotFound)
+    }
+}

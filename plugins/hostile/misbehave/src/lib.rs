@@ -1,0 +1,51 @@
+//! Hostile plugin: each route attacks the host's limits in one way.
+
+use capstan_guest::prelude::*;
+use std::hint::black_box;
+
+pub struct Misbehave;
+
+/// Recurses with a stack frame the optimiser cannot remove until the stack runs out.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    recurse(depth + 1).wrapping_add(frame[31])
+}
+
+impl Plugin for Misbehave {
+    fn handle(request: Request) -> Response {
+        match request.path.as_str() {
+            "/loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            "/memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![0xA5; 1 << 20]));
+                }
+            }
+            "/recursion" => Response::text(200, recurse(0).to_string()),
+            "/log-flood" => {
+                for i in 0..1_000_000 {
+                    log::info(format!("flood line {i} {}", "x".repeat(200)));
+                }
+                Response::text(200, "flooded")
+            }
+            "/stdout-flood" => {
+                for i in 0..200_000 {
+                    println!("stdout flood line {i}");
+                }
+                Response::text(200, "flooded stdout")
+            }
+            _ => Response::text(200, "ok"),
+        }
+    }
+}
+
+capstan_guest::export_plugin!(Misbehave);

@@ -1,0 +1,52 @@
+//! MCP tools: `add` two numbers and `word-count` a text.
+
+use capstan_guest::mcp::arg;
+use capstan_guest::prelude::*;
+
+pub struct Tools;
+
+impl Plugin for Tools {
+    fn tools() -> Vec<Tool> {
+        vec![
+            Tool::new(
+                "add",
+                "Add two numbers.",
+                json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}),
+            ),
+            Tool::new(
+                "word-count",
+                "Count the words in a text.",
+                json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+            ),
+        ]
+    }
+
+    fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
+        log::debug(format!("{} called {name}", context.caller));
+        match name {
+            "add" => Ok(json!(arg::<f64>(&arguments, "a")? + arg::<f64>(&arguments, "b")?)),
+            "word-count" => Ok(json!(arg::<String>(&arguments, "text")?.split_whitespace().count())),
+            _ => Err(Error::NotFound),
+        }
+    }
+}
+
+capstan_guest::export_plugin!(Tools);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_and_counts() {
+        let ctx = CallContext::local("test");
+        assert_eq!(Tools::call_tool("add", json!({"a": 2, "b": 3.5}), &ctx).unwrap(), json!(5.5));
+        assert_eq!(Tools::call_tool("word-count", json!({"text": "a b  c"}), &ctx).unwrap(), json!(3));
+    }
+
+    #[test]
+    fn missing_argument_is_named() {
+        let err = Tools::call_tool("add", json!({"a": 1}), &CallContext::local("test")).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(msg) if msg.contains("`b`")));
+    }
+}
