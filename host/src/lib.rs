@@ -1,0 +1,23 @@
+//! Capstan host: admits WebAssembly component plugins through a two-party gate
+//! (manifest ∩ policy), links only what was granted, and runs every call in a fresh,
+//! limited instance.
+
+pub mod audit;
+pub mod bindings;
+pub mod capability;
+pub mod cli;
+pub mod contract;
+pub mod engine;
+pub mod error;
+pub mod gate;
+pub mod inspect;
+pub mod manifest;
+pub mod policy;
+pub mod runtime;
+pub mod storage;
+mod toml_text;
+
+pub use error::{InstallError, InvokeError};
+pub use manifest::Manifest;
+pub use policy::Policy;
+pub use runtime::{Plugin, Runtime, Services};

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `capstan` command.
+
+fn main() -> std::process::ExitCode {
+    capstan_host::cli::main()
+}

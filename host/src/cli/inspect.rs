@@ -1,0 +1,69 @@
+//! `capstan inspect`: what a plugin is, what it imports, what it would be granted.
+
+use super::PluginArgs;
+use crate::gate::{self, Admission, ImportClass};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    plugin: PluginArgs,
+    /// Print the admission as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (bytes, sidecar, policy) = args.plugin.read()?;
+    match gate::admit(&bytes, sidecar.as_deref(), &policy, gate::DEFAULT_MAX_COMPONENT_BYTES) {
+        Ok(admission) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&admission)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(admission) => {
+            print!("{}", render(&admission, args.plugin.policy.is_some()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("refused ({}): {error}", error.code());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The human-readable report.
+fn render(a: &Admission, has_policy: bool) -> String {
+    use std::fmt::Write;
+    let m = &a.manifest;
+    let mut out = String::new();
+    let _ = writeln!(out, "plugin    {} {}", m.id, m.version);
+    if !m.description.is_empty() {
+        let _ = writeln!(out, "          {}", m.description);
+    }
+    let _ = writeln!(out, "sha256    {}", a.sha256);
+    let _ = writeln!(out, "\nimports");
+    for row in &a.imports {
+        let class = match row.class {
+            ImportClass::WasiBaseline => "WASI baseline".to_string(),
+            ImportClass::ContractTypes => "contract types".to_string(),
+            ImportClass::Capability(id) => format!("capability {id}"),
+        };
+        let _ = writeln!(out, "  {:<42} {class}", row.name);
+    }
+    let _ = writeln!(out, "\nexports");
+    for name in &a.exports {
+        let _ = writeln!(out, "  {name}");
+    }
+    let policy = if has_policy { "the given policy" } else { "no policy (deny all)" };
+    let _ = writeln!(out, "\ngrants under {policy}");
+    for (capability, word, reason) in a.grants.summary() {
+        let _ = writeln!(out, "  {:<14} {:<14} {}", capability.name(), word, reason.unwrap_or(""));
+    }
+    let l = &a.policy.limits;
+    let _ = writeln!(
+        out,
+        "\nlimits    memory {} MiB, deadline {} ms, {} table elements, {} instances, {} concurrent calls",
+        l.memory_mib, l.deadline_ms, l.table_elements, l.instances, l.max_concurrent_calls
+    );
+    out
+}

@@ -1,0 +1,85 @@
+//! The `capstan` command line: inspect and run plugins (the server and admin client
+//! subcommands join these as they land).
+
+mod inspect;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Capstan: a WebAssembly component sandbox host for plugins.
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a plugin's manifest, its imports mapped to capabilities, and its grants under a policy.
+    Inspect(inspect::Args),
+    /// Run one call of a plugin locally (in-memory state), for plugin authors.
+    Run(run::Args),
+}
+
+/// Where a plugin comes from on the command line.
+#[derive(Debug, clap::Args)]
+struct PluginArgs {
+    /// The plugin component (`.wasm`).
+    file: PathBuf,
+    /// A sidecar `capstan.toml`, for components without an embedded manifest.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Operator policy file; without it nothing beyond the baseline is granted.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+impl PluginArgs {
+    fn read(&self) -> anyhow::Result<(Vec<u8>, Option<Vec<u8>>, crate::Policy)> {
+        let bytes = std::fs::read(&self.file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.file.display()))?;
+        let sidecar = self
+            .manifest
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+            })
+            .transpose()?;
+        let policy = match &self.policy {
+            Some(path) => crate::Policy::load(path)?,
+            None => crate::Policy::deny_all(),
+        };
+        Ok((bytes, sidecar, policy))
+    }
+}
+
+/// Parse arguments, run the command, and map failures to exit codes
+/// (1: usage or I/O, 2: refused by the gate, 3: the call failed).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => run::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,capstan::audit=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
+}

@@ -1,0 +1,78 @@
+//! `capstan run`: one call of a plugin with in-memory state, for plugin authors.
+
+use super::PluginArgs;
+use crate::runtime::{Plugin, Runtime, Services};
+use crate::runtime::Request;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("call").required(true))]
+pub struct Args {
+    #[command(flatten)]
+    plugin: PluginArgs,
+    /// Call the `handler` export with a request for PATH (may include `?query`).
+    #[arg(long, value_name = "PATH", group = "call")]
+    get: Option<String>,
+    /// Call MCP tool NAME.
+    #[arg(long, value_name = "NAME", group = "call")]
+    tool: Option<String>,
+    /// List the MCP tools the policy exposes.
+    #[arg(long, group = "call")]
+    list_tools: bool,
+    /// JSON arguments for `--tool`.
+    #[arg(long, value_name = "JSON", default_value = "{}", requires = "tool")]
+    args: String,
+    /// Repeat the call N times in fresh instances (state persists through kv).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: u32,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (bytes, sidecar, policy) = args.plugin.read()?;
+    let (services, _audit, _logs) = Services::in_memory();
+    let runtime = Runtime::new(services)?;
+    let plugin = match runtime.load(&bytes, sidecar.as_deref(), &policy) {
+        Ok(plugin) => plugin,
+        Err(error) => {
+            eprintln!("refused ({}): {error}", error.code());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for _ in 0..args.repeat.max(1) {
+        if let Err(error) = call_once(&plugin, &args) {
+            eprintln!("call failed ({}): {error}", error.code());
+            return Ok(ExitCode::from(3));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
+    if let Some(path) = &args.get {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let request = Request {
+            method: "GET".into(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let response = plugin.handle(&request)?;
+        println!("HTTP {}", response.status);
+        for (name, value) in &response.headers {
+            println!("{name}: {value}");
+        }
+        println!();
+        println!("{}", String::from_utf8_lossy(&response.body).trim_end());
+    } else if let Some(tool) = &args.tool {
+        match plugin.call_tool(tool, &args.args, "cli")? {
+            Ok(result) => println!("{result}"),
+            Err(error) => println!("tool error: {error}"),
+        }
+    } else {
+        for tool in plugin.list_tools()? {
+            println!("{}\t{}\t{}", tool.name, tool.description, tool.input_schema);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Typed errors of the two paths, each with a stable machine-readable `code`.
+
+use crate::capability::CapabilityId;
+use crate::manifest::ManifestError;
+
+/// Why an install was refused. Nothing is changed by a refused install.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("component is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a WebAssembly file: {0}")]
+    NotWasm(String),
+    #[error(
+        "this is a core WebAssembly module, not a component: build with `--target wasm32-wasip2` or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule,
+    #[error("malformed component: {0}")]
+    Malformed(String),
+    #[error("not a Capstan plugin: {0}")]
+    NotAPlugin(String),
+    #[error(
+        "no manifest: embed capstan.toml with `capstan_guest::export_plugin!` or supply a sidecar capstan.toml"
+    )]
+    NoManifest,
+    #[error("the component carries {0} embedded manifests; it must carry at most one")]
+    ManifestDuplicate(usize),
+    #[error("the embedded manifest and the sidecar capstan.toml differ; supply only one")]
+    ManifestConflict,
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("`{import}` targets contract {found}; this host implements {host} (major must match, minor may not be newer)", host = crate::contract::VERSION)]
+    IncompatibleContract { import: String, found: String },
+    #[error("plugin imports `{import}`, which this host does not provide")]
+    UnknownImport { import: String },
+    #[error("plugin imports `{import}`: {reason}")]
+    ForbiddenImport { import: String, reason: &'static str },
+    #[error("plugin imports `{import}` ({capability}) but its manifest does not declare [capabilities.{key}]", key = capability.info().key)]
+    Undeclared { import: String, capability: CapabilityId },
+    #[error("plugin imports `{import}`: capability {capability} is not available on this host")]
+    Unavailable { import: String, capability: CapabilityId },
+    #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key, interface = capability.info().interface)]
+    MissingExport { capability: CapabilityId },
+    #[error("component sha256 {actual} does not match the policy's pin {expected} for plugin `{plugin}`")]
+    PinMismatch { plugin: String, expected: String, actual: String },
+    #[error("compiling the component failed: {0}")]
+    Compile(String),
+    #[error("linking the component failed: {0}")]
+    Link(String),
+}
+
+impl InstallError {
+    /// Stable code for API clients and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InstallError::TooLarge { .. } => "too-large",
+            InstallError::NotWasm(_) => "not-wasm",
+            InstallError::CoreModule => "core-module",
+            InstallError::Malformed(_) => "malformed-component",
+            InstallError::NotAPlugin(_) => "wrong-world",
+            InstallError::NoManifest => "manifest-missing",
+            InstallError::ManifestDuplicate(_) => "manifest-duplicate",
+            InstallError::ManifestConflict => "manifest-conflict",
+            InstallError::Manifest(ManifestError::IncompatibleContract { .. }) => "incompatible-contract",
+            InstallError::Manifest(_) => "invalid-manifest",
+            InstallError::IncompatibleContract { .. } => "incompatible-contract",
+            InstallError::UnknownImport { .. } => "unknown-import",
+            InstallError::ForbiddenImport { .. } => "forbidden-import",
+            InstallError::Undeclared { .. } => "undeclared-import",
+            InstallError::Unavailable { .. } => "capability-unavailable",
+            InstallError::MissingExport { .. } => "missing-export",
+            InstallError::PinMismatch { .. } => "pin-mismatch",
+            InstallError::Compile(_) => "compile-failed",
+            InstallError::Link(_) => "link-failed",
+        }
+    }
+}
+
+/// Why a call failed. The host stays healthy: every call runs in a fresh instance.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InvokeError {
+    #[error("plugin `{plugin}` is not granted {capability}")]
+    Denied { plugin: String, capability: CapabilityId },
+    #[error("tool `{tool}` is not exposed by the operator's policy")]
+    ToolNotGranted { tool: String },
+    #[error("plugin `{plugin}` does not export `capstan:plugin/{interface}`")]
+    NotExported { plugin: String, interface: &'static str },
+    #[error("call exceeded its {deadline_ms} ms deadline and was stopped")]
+    Timeout { deadline_ms: u32 },
+    #[error("plugin exceeded its memory limit of {limit_mib} MiB")]
+    MemoryLimit { limit_mib: u32 },
+    #[error("plugin exceeded its {what} limit of {limit}")]
+    ResourceLimit { what: &'static str, limit: u32 },
+    #[error("plugin overflowed its stack")]
+    StackOverflow,
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+}
+
+impl InvokeError {
+    /// Stable code for API clients and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvokeError::Denied { .. } => "denied",
+            InvokeError::ToolNotGranted { .. } => "denied",
+            InvokeError::NotExported { .. } => "not-exported",
+            InvokeError::Timeout { .. } => "timeout",
+            InvokeError::MemoryLimit { .. } => "memory-limit",
+            InvokeError::ResourceLimit { .. } => "resource-limit",
+            InvokeError::StackOverflow => "stack-overflow",
+            InvokeError::Trap(_) => "trap",
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The gate: decides, before anything is compiled, whether a component may be installed
+//! and what it is granted. Refuses unknown, forbidden and undeclared imports by name;
+//! grants = manifest ∩ policy.
+
+use crate::capability::wasi::{self, WasiClass};
+use crate::capability::{CapabilityId, Direction, Grants};
+use crate::contract;
+use crate::error::InstallError;
+use crate::inspect::{Inspection, inspect};
+use crate::manifest::{Manifest, check_contract};
+use crate::policy::{Effective, Policy};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Largest component accepted by default.
+pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 50 * 1024 * 1024;
+
+/// What an import is, as far as the host is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "capability", rename_all = "kebab-case")]
+pub enum ImportClass {
+    /// WASI clocks, random, stdio, environment: linked for every plugin.
+    WasiBaseline,
+    /// The contract's shared `types` interface (no functions).
+    ContractTypes,
+    /// A capability, linked to its real host or its deny stub.
+    Capability(CapabilityId),
+}
+
+/// One top-level import and how it is classed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportRow {
+    pub name: String,
+    pub class: ImportClass,
+}
+
+/// A component that passed the gate, with everything needed to link it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Admission {
+    pub manifest: Manifest,
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    pub imports: Vec<ImportRow>,
+    pub exports: Vec<String>,
+    pub grants: Grants,
+    pub policy: Effective,
+}
+
+impl Admission {
+    /// Whether the component imports capability `id`.
+    pub fn imports_capability(&self, id: CapabilityId) -> bool {
+        self.imports
+            .iter()
+            .any(|row| row.class == ImportClass::Capability(id))
+    }
+}
+
+/// Run every install check on `bytes` (and an optional sidecar manifest) under `policy`.
+pub fn admit(
+    bytes: &[u8],
+    sidecar: Option<&[u8]>,
+    policy: &Policy,
+    max_bytes: usize,
+) -> Result<Admission, InstallError> {
+    if bytes.len() > max_bytes {
+        return Err(InstallError::TooLarge {
+            size: bytes.len(),
+            limit: max_bytes,
+        });
+    }
+    let inspection = inspect(bytes)?;
+    let manifest = manifest_of(&inspection, sidecar)?;
+    let imports = classify_imports(&inspection.imports)?;
+    check_exports(&inspection.exports, &manifest)?;
+    for row in &imports {
+        if let ImportClass::Capability(id) = row.class {
+            if !manifest.capabilities.declares(id) {
+                return Err(InstallError::Undeclared {
+                    import: row.name.clone(),
+                    capability: id,
+                });
+            }
+            if !id.info().available {
+                return Err(InstallError::Unavailable {
+                    import: row.name.clone(),
+                    capability: id,
+                });
+            }
+        }
+    }
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let effective = policy.for_plugin(&manifest.id);
+    if let Some(pin) = &effective.sha256
+        && !pin.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(InstallError::PinMismatch {
+            plugin: manifest.id.clone(),
+            expected: pin.clone(),
+            actual: sha256,
+        });
+    }
+    let grants = Grants::decide(&manifest.capabilities, &effective.capabilities);
+    Ok(Admission {
+        manifest,
+        sha256,
+        imports,
+        exports: inspection.exports,
+        grants,
+        policy: effective,
+    })
+}
+
+fn manifest_of(inspection: &Inspection, sidecar: Option<&[u8]>) -> Result<Manifest, InstallError> {
+    let manifest = match (inspection.manifest.as_deref(), sidecar) {
+        (None, None) => return Err(InstallError::NoManifest),
+        (Some(embedded), Some(sidecar)) if embedded != sidecar => {
+            return Err(InstallError::ManifestConflict);
+        }
+        (Some(text), _) | (None, Some(text)) => Manifest::parse(text)?,
+    };
+    Ok(manifest)
+}
+
+fn classify_imports(names: &[String]) -> Result<Vec<ImportRow>, InstallError> {
+    names
+        .iter()
+        .map(|name| {
+            let class = classify(name)?;
+            Ok(ImportRow {
+                name: name.clone(),
+                class,
+            })
+        })
+        .collect()
+}
+
+fn classify(name: &str) -> Result<ImportClass, InstallError> {
+    if let Some(class) = wasi::classify(name) {
+        return match class {
+            WasiClass::Baseline => Ok(ImportClass::WasiBaseline),
+            WasiClass::Forbidden(reason) => Err(InstallError::ForbiddenImport {
+                import: name.to_string(),
+                reason,
+            }),
+        };
+    }
+    let unknown = || InstallError::UnknownImport {
+        import: name.to_string(),
+    };
+    let (interface, version) = contract::parse_interface(name).ok_or_else(unknown)?;
+    check_version(name, version)?;
+    if interface == "types" {
+        return Ok(ImportClass::ContractTypes);
+    }
+    match CapabilityId::from_interface(interface) {
+        Some(id) if id.info().direction == Direction::Import => Ok(ImportClass::Capability(id)),
+        _ => Err(unknown()),
+    }
+}
+
+fn check_version(name: &str, version: Option<&str>) -> Result<(), InstallError> {
+    let version = version.ok_or_else(|| InstallError::IncompatibleContract {
+        import: name.to_string(),
+        found: "no version".into(),
+    })?;
+    check_contract(version, "contract").map_err(|_| InstallError::IncompatibleContract {
+        import: name.to_string(),
+        found: version.to_string(),
+    })
+}
+
+fn check_exports(exports: &[String], manifest: &Manifest) -> Result<(), InstallError> {
+    let mut exported = Vec::new();
+    for name in exports {
+        if let Some((interface, version)) = contract::parse_interface(name) {
+            check_version(name, version)?;
+            if let Some(id) = CapabilityId::from_interface(interface)
+                && id.info().direction == Direction::Export
+            {
+                exported.push(id);
+            }
+        }
+    }
+    if exported.is_empty() {
+        return Err(InstallError::NotAPlugin(format!(
+            "it exports neither `capstan:plugin/handler` nor `capstan:plugin/mcp` (exports: [{}])",
+            exports.join(", ")
+        )));
+    }
+    for id in [CapabilityId::Routes, CapabilityId::Mcp] {
+        if manifest.capabilities.declares(id) && !exported.contains(&id) {
+            return Err(InstallError::MissingExport { capability: id });
+        }
+    }
+    Ok(())
+}

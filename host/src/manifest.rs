@@ -1,0 +1,167 @@
+//! The plugin manifest (`capstan.toml`): who the plugin is and what it asks for.
+//!
+//! Unknown keys are refused (naming the key) so a typo never silently drops a request.
+
+use crate::capability::Requested;
+use crate::contract;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// Plugin ids: lower-case slug, 1–63 chars, starting with a letter.
+static ID_PATTERN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new("^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
+
+/// Largest manifest accepted, embedded or sidecar.
+pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
+
+/// A parsed and validated manifest.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Stable identity of the plugin; also its kv namespace and route prefix.
+    pub id: String,
+    /// The plugin's own version (semver).
+    pub version: String,
+    /// Contract version the plugin was built against; defaults to the one its imports name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// One line for operators.
+    #[serde(default)]
+    pub description: String,
+    /// What the plugin asks for, one table per capability.
+    #[serde(default)]
+    pub capabilities: Requested,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ManifestError {
+    /// Not UTF-8, bad TOML, an unknown key or a wrongly typed value.
+    #[error("invalid manifest: {0}")]
+    Syntax(String),
+    /// The manifest is larger than [`MAX_MANIFEST_BYTES`].
+    #[error("manifest is {size} bytes; the limit is {MAX_MANIFEST_BYTES}")]
+    TooLarge { size: usize },
+    /// `id` does not match `^[a-z][a-z0-9_-]{0,62}$`.
+    #[error("invalid plugin id `{0}`: must match ^[a-z][a-z0-9_-]{{0,62}}$")]
+    BadId(String),
+    /// `version` or `contract` is not semver.
+    #[error("`{field}` = `{value}` is not a semver version")]
+    BadVersion { field: &'static str, value: String },
+    /// Built for a contract this host cannot run.
+    #[error("plugin targets contract {found}; this host implements {host} (major must match, minor may not be newer)", host = contract::VERSION)]
+    IncompatibleContract { found: String },
+}
+
+impl Manifest {
+    /// Parse and validate manifest text.
+    pub fn parse(text: &[u8]) -> Result<Manifest, ManifestError> {
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge { size: text.len() });
+        }
+        let text = std::str::from_utf8(text)
+            .map_err(|e| ManifestError::Syntax(format!("not UTF-8: {e}")))?;
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(crate::toml_text::describe(text, &e)))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        validate_id(&self.id)?;
+        semver::Version::parse(&self.version).map_err(|_| ManifestError::BadVersion {
+            field: "version",
+            value: self.version.clone(),
+        })?;
+        if let Some(contract) = &self.contract {
+            check_contract(contract, "contract")?;
+        }
+        Ok(())
+    }
+}
+
+/// Check a plugin id against the slug rule.
+pub fn validate_id(id: &str) -> Result<(), ManifestError> {
+    if ID_PATTERN.is_match(id) {
+        Ok(())
+    } else {
+        Err(ManifestError::BadId(id.to_string()))
+    }
+}
+
+/// Check that `version` parses and is compatible with this host's contract.
+pub fn check_contract(version: &str, field: &'static str) -> Result<(), ManifestError> {
+    let parsed = semver::Version::parse(version).map_err(|_| ManifestError::BadVersion {
+        field,
+        value: version.to_string(),
+    })?;
+    if contract::is_compatible(&parsed) {
+        Ok(())
+    } else {
+        Err(ManifestError::IncompatibleContract {
+            found: version.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_manifest() {
+        let m = Manifest::parse(
+            br#"
+id = "counter"
+version = "1.2.3"
+contract = "0.1.0"
+[capabilities.kv]
+max_keys = 10
+[capabilities.routes]
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.id, "counter");
+        assert_eq!(m.capabilities.kv.unwrap().max_keys, Some(10));
+        assert!(m.capabilities.routes.is_some());
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let err = Manifest::parse(b"id = \"a\"\nversion = \"1.0.0\"\nfilesystem = true\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `filesystem`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_capability_is_named() {
+        let err = Manifest::parse(b"id = \"a\"\nversion = \"1.0.0\"\n[capabilities.sockets]\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `sockets`"), "{err}");
+    }
+
+    #[test]
+    fn bad_ids_are_refused() {
+        for id in ["", "Upper", "1abc", "has space", "a/b", &"a".repeat(64)] {
+            let text = format!("id = \"{id}\"\nversion = \"1.0.0\"\n");
+            assert_eq!(Manifest::parse(text.as_bytes()).unwrap_err(), ManifestError::BadId(id.into()));
+        }
+        assert!(validate_id(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn newer_contract_is_refused() {
+        for v in ["0.2.0", "1.0.0"] {
+            let text = format!("id = \"a\"\nversion = \"1.0.0\"\ncontract = \"{v}\"\n");
+            assert!(matches!(
+                Manifest::parse(text.as_bytes()),
+                Err(ManifestError::IncompatibleContract { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn non_semver_version_is_refused() {
+        let err = Manifest::parse(b"id = \"a\"\nversion = \"latest\"\n").unwrap_err();
+        assert!(matches!(err, ManifestError::BadVersion { field: "version", .. }));
+    }
+}

@@ -1,0 +1,341 @@
+//! The operator's policy: which capabilities each plugin may have, with what limits.
+//!
+//! Deny by default: a capability absent from both `[defaults.capabilities]` and the
+//! plugin's own `[plugins.<id>.capabilities]` is not granted. A plugin's entry overrides
+//! the defaults capability by capability and limit by limit; `deny` removes defaults.
+
+use crate::capability::{Allowed, CapabilityId};
+use crate::manifest::validate_id;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Largest policy document accepted.
+pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
+
+/// Hard ceiling for any plugin's linear memory; the pooling allocator is sized for it.
+pub const MAX_MEMORY_MIB: u32 = 1024;
+
+/// A validated policy document.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Applies to every plugin.
+    #[serde(default)]
+    pub defaults: Entry,
+    /// Per-plugin entries keyed by plugin id.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Entry>,
+}
+
+/// One `[defaults]` or `[plugins.<id>]` table.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Capabilities granted (each table's fields bound what is granted).
+    #[serde(default)]
+    pub capabilities: Allowed,
+    /// Capability keys to withhold even if `[defaults]` grants them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Resource limits; unset fields fall back to the defaults.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Log settings; unset fields fall back to the defaults.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// Only this exact component (hex sha256) may be installed under this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Limit fields as written in the policy (all optional).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub memory_mib: Option<u32>,
+    pub table_elements: Option<u32>,
+    pub instances: Option<u32>,
+    pub deadline_ms: Option<u32>,
+    pub max_concurrent_calls: Option<u32>,
+}
+
+/// Log fields as written in the policy (all optional).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Lowest level kept: trace, debug, info, warn or error.
+    pub level: Option<LogLevel>,
+    pub lines_per_call: Option<u32>,
+    pub line_bytes: Option<u32>,
+    pub lines_per_second: Option<u32>,
+}
+
+/// Log severities, lowest first (mirrors the WIT `log.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Effective resource limits for one plugin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    /// Linear memory cap per instance.
+    pub memory_mib: u32,
+    /// Table elements cap per table.
+    pub table_elements: u32,
+    /// Core and component instances per call.
+    pub instances: u32,
+    /// Wall-clock deadline per call (epoch interruption).
+    pub deadline_ms: u32,
+    /// Calls of this plugin running at once.
+    pub max_concurrent_calls: u32,
+}
+
+/// Effective log settings for one plugin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogPolicy {
+    pub level: LogLevel,
+    pub lines_per_call: u32,
+    pub line_bytes: u32,
+    pub lines_per_second: u32,
+}
+
+/// What the policy says about one plugin after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Effective {
+    pub capabilities: Allowed,
+    pub limits: Limits,
+    pub log: LogPolicy,
+    pub sha256: Option<String>,
+}
+
+/// Why a policy was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PolicyError {
+    /// Bad TOML, an unknown key (including an unknown capability) or a wrong type.
+    #[error("invalid policy: {0}")]
+    Syntax(String),
+    /// The document is larger than [`MAX_POLICY_BYTES`].
+    #[error("policy is {size} bytes; the limit is {MAX_POLICY_BYTES}")]
+    TooLarge { size: usize },
+    /// A `[plugins.<id>]` key is not a valid plugin id.
+    #[error("invalid policy: `plugins.{0}` is not a valid plugin id")]
+    BadPluginId(String),
+    /// A `deny` entry names no known capability.
+    #[error("invalid policy: `{entry}.deny` names unknown capability `{name}`")]
+    UnknownCapability { entry: String, name: String },
+    /// A limit outside its allowed range.
+    #[error("invalid policy: `{entry}.{field}` = {value} is outside {min}..={max}")]
+    OutOfRange { entry: String, field: &'static str, value: u32, min: u32, max: u32 },
+    /// A pin that is not 64 hex digits, or a pin in `[defaults]`.
+    #[error("invalid policy: `{entry}.sha256` {problem}")]
+    BadPin { entry: String, problem: &'static str },
+}
+
+impl Policy {
+    /// Parse and validate policy text.
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge { size: text.len() });
+        }
+        let policy: Policy = toml::from_str(text)
+            .map_err(|e| PolicyError::Syntax(crate::toml_text::describe(text, &e)))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Read and parse a policy file.
+    pub fn load(path: &Path) -> anyhow::Result<Policy> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read policy {}: {e}", path.display()))?;
+        Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// A policy granting nothing beyond the always-on baseline.
+    pub fn deny_all() -> Policy {
+        Policy::default()
+    }
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        self.defaults.validate("defaults")?;
+        if self.defaults.sha256.is_some() {
+            return Err(PolicyError::BadPin {
+                entry: "defaults".into(),
+                problem: "belongs in a [plugins.<id>] entry, not in [defaults]",
+            });
+        }
+        for (id, entry) in &self.plugins {
+            validate_id(id).map_err(|_| PolicyError::BadPluginId(id.clone()))?;
+            entry.validate(&format!("plugins.{id}"))?;
+        }
+        Ok(())
+    }
+
+    /// The effective policy for plugin `id`.
+    pub fn for_plugin(&self, id: &str) -> Effective {
+        let defaults = &self.defaults;
+        let own = self.plugins.get(id);
+        let mut capabilities = match own {
+            Some(entry) => entry.capabilities.clone().or(&defaults.capabilities),
+            None => defaults.capabilities.clone(),
+        };
+        for name in own.map(|e| e.deny.as_slice()).unwrap_or_default() {
+            if let Some(id) = CapabilityId::from_key(name) {
+                capabilities.remove(id);
+            }
+        }
+        let pick = |f: fn(&LimitSettings) -> Option<u32>, default: u32| {
+            own.and_then(|e| f(&e.limits)).or(f(&defaults.limits)).unwrap_or(default)
+        };
+        let limits = Limits {
+            memory_mib: pick(|l| l.memory_mib, 64),
+            table_elements: pick(|l| l.table_elements, 20_000),
+            instances: pick(|l| l.instances, 32),
+            deadline_ms: pick(|l| l.deadline_ms, 1_000),
+            max_concurrent_calls: pick(|l| l.max_concurrent_calls, 16),
+        };
+        let pick_log = |f: fn(&LogSettings) -> Option<u32>, default: u32| {
+            own.and_then(|e| f(&e.log)).or(f(&defaults.log)).unwrap_or(default)
+        };
+        let log = LogPolicy {
+            level: own
+                .and_then(|e| e.log.level)
+                .or(defaults.log.level)
+                .unwrap_or(LogLevel::Info),
+            lines_per_call: pick_log(|l| l.lines_per_call, 100),
+            line_bytes: pick_log(|l| l.line_bytes, 4096),
+            lines_per_second: pick_log(|l| l.lines_per_second, 200),
+        };
+        Effective {
+            capabilities,
+            limits,
+            log,
+            sha256: own.and_then(|e| e.sha256.clone()),
+        }
+    }
+}
+
+impl Entry {
+    fn validate(&self, entry: &str) -> Result<(), PolicyError> {
+        for name in &self.deny {
+            if CapabilityId::from_key(name).is_none() {
+                return Err(PolicyError::UnknownCapability {
+                    entry: entry.to_string(),
+                    name: name.clone(),
+                });
+            }
+        }
+        let ranges: [(&'static str, Option<u32>, u32, u32); 8] = [
+            ("limits.memory_mib", self.limits.memory_mib, 1, MAX_MEMORY_MIB),
+            ("limits.table_elements", self.limits.table_elements, 1, 1_000_000),
+            ("limits.instances", self.limits.instances, 1, 1_000),
+            ("limits.deadline_ms", self.limits.deadline_ms, 1, 300_000),
+            ("limits.max_concurrent_calls", self.limits.max_concurrent_calls, 1, 10_000),
+            ("log.lines_per_call", self.log.lines_per_call, 0, 1_000_000),
+            ("log.line_bytes", self.log.line_bytes, 16, 1024 * 1024),
+            ("log.lines_per_second", self.log.lines_per_second, 1, 1_000_000),
+        ];
+        for (field, value, min, max) in ranges {
+            if let Some(value) = value.filter(|v| !(min..=max).contains(v)) {
+                return Err(PolicyError::OutOfRange {
+                    entry: entry.to_string(),
+                    field,
+                    value,
+                    min,
+                    max,
+                });
+            }
+        }
+        if let Some(pin) = &self.sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(PolicyError::BadPin {
+                entry: entry.to_string(),
+                problem: "must be 64 hex digits",
+            });
+        }
+        self.capabilities.validate(entry).map_err(PolicyError::Syntax)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_policy_grants_nothing() {
+        let eff = Policy::parse("").unwrap().for_plugin("any");
+        assert!(eff.capabilities.is_empty());
+        assert_eq!(eff.limits.memory_mib, 64);
+    }
+
+    #[test]
+    fn plugin_entry_overrides_defaults_field_by_field() {
+        let policy = Policy::parse(
+            r#"
+[defaults.limits]
+memory_mib = 32
+deadline_ms = 500
+[defaults.capabilities.routes]
+[plugins.counter.limits]
+memory_mib = 16
+[plugins.counter.capabilities.kv]
+max_keys = 5
+"#,
+        )
+        .unwrap();
+        let eff = policy.for_plugin("counter");
+        assert_eq!(eff.limits.memory_mib, 16);
+        assert_eq!(eff.limits.deadline_ms, 500);
+        assert!(eff.capabilities.kv.is_some());
+        assert!(eff.capabilities.routes.is_some(), "defaults still apply");
+        assert!(policy.for_plugin("other").capabilities.kv.is_none());
+    }
+
+    #[test]
+    fn deny_removes_a_default_grant() {
+        let policy =
+            Policy::parse("[defaults.capabilities.routes]\n[plugins.x]\ndeny = [\"routes\"]\n").unwrap();
+        assert!(policy.for_plugin("x").capabilities.routes.is_none());
+    }
+
+    #[test]
+    fn unknown_capability_is_named() {
+        let err = Policy::parse("[defaults.capabilities.sockets]\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `sockets`"), "{err}");
+        let err = Policy::parse("[plugins.x]\ndeny = [\"filesystem\"]\n").unwrap_err();
+        assert!(err.to_string().contains("`filesystem`"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_limit_is_named() {
+        let err = Policy::parse("[plugins.x.limits]\nmemory_mib = 999999\n").unwrap_err();
+        assert!(err.to_string().contains("plugins.x.limits.memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn bad_ids_and_pins_are_refused() {
+        assert_eq!(
+            Policy::parse("[plugins.Bad]\n").unwrap_err(),
+            PolicyError::BadPluginId("Bad".into())
+        );
+        assert!(matches!(
+            Policy::parse("[plugins.x]\nsha256 = \"abc\"\n").unwrap_err(),
+            PolicyError::BadPin { .. }
+        ));
+    }
+
+    #[test]
+    fn shipped_policies_parse() {
+        for file in ["default.toml", "examples.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy").join(file);
+            Policy::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    }
+}

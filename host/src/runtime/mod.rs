@@ -1,0 +1,163 @@
+//! The runtime: compiles admitted components, links exactly their grants, and runs each
+//! call in a fresh, limited store.
+
+mod limits;
+mod plugin;
+mod state;
+
+pub use limits::CallLimiter;
+pub use plugin::{CallContext, Plugin, Request, Response, Tool, ToolCall};
+pub use state::CallState;
+
+use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
+use crate::capability::log::{LogSink, MemoryLogs, RateLimiter};
+use crate::capability::{self, CapabilityId, Decision, Grants};
+use crate::engine::{EpochTicker, build_engine};
+use crate::error::InstallError;
+use crate::gate::{self, Admission, ImportClass};
+use crate::policy::{Effective, Policy};
+use crate::storage::{KvStore, MemoryKv};
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+/// The state services capabilities use; shared by every plugin of a host.
+#[derive(Clone)]
+pub struct Services {
+    pub kv: Arc<dyn KvStore>,
+    pub audit: Arc<dyn AuditSink>,
+    pub logs: Arc<dyn LogSink>,
+}
+
+impl Services {
+    /// In-memory services, returning the concrete audit and log sinks for inspection.
+    pub fn in_memory() -> (Services, Arc<MemoryAudit>, Arc<MemoryLogs>) {
+        let audit = Arc::new(MemoryAudit::default());
+        let logs = Arc::new(MemoryLogs::new(10_000));
+        let services = Services {
+            kv: Arc::new(MemoryKv::default()),
+            audit: audit.clone(),
+            logs: logs.clone(),
+        };
+        (services, audit, logs)
+    }
+}
+
+/// Everything a call of one plugin needs that does not change between calls.
+pub struct PluginContext {
+    pub id: String,
+    pub grants: Grants,
+    pub policy: Effective,
+    pub services: Services,
+    /// Shared by all calls of this plugin.
+    pub log_rate: RateLimiter,
+}
+
+/// One engine, its epoch ticker and the shared services.
+pub struct Runtime {
+    engine: Engine,
+    services: Services,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// A runtime with its own engine.
+    pub fn new(services: Services) -> anyhow::Result<Runtime> {
+        let engine = build_engine()?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Runtime {
+            engine,
+            services,
+            _ticker: ticker,
+        })
+    }
+
+    /// The shared services.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Admit, compile and link a component under `policy`. Refusals are audited.
+    pub fn load(&self, bytes: &[u8], sidecar: Option<&[u8]>, policy: &Policy) -> Result<Plugin, InstallError> {
+        let result = gate::admit(bytes, sidecar, policy, gate::DEFAULT_MAX_COMPONENT_BYTES)
+            .and_then(|admission| self.link(bytes, admission));
+        match &result {
+            Ok(plugin) => self.audit_install(plugin.admission()),
+            Err(error) => self.services.audit.record(AuditEvent::new(
+                "-",
+                AuditKind::Refused,
+                None,
+                format!("{}: {error}", error.code()),
+            )),
+        }
+        result
+    }
+
+    fn link(&self, bytes: &[u8], admission: Admission) -> Result<Plugin, InstallError> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| InstallError::Compile(format!("{e:#}")))?;
+        let linker = self
+            .linker_for(&admission)
+            .map_err(|e| InstallError::Link(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| InstallError::Link(format!("{e:#}")))?;
+        let context = Arc::new(PluginContext {
+            id: admission.manifest.id.clone(),
+            grants: admission.grants.clone(),
+            log_rate: RateLimiter::new(admission.policy.log.lines_per_second),
+            policy: admission.policy.clone(),
+            services: self.services.clone(),
+        });
+        Plugin::new(self.engine.clone(), pre, context, admission)
+    }
+
+    /// A linker holding the WASI baseline plus, per imported capability, its real
+    /// implementation if granted or its deny stub if not. Nothing else.
+    fn linker_for(&self, admission: &Admission) -> wasmtime::Result<Linker<CallState>> {
+        let mut linker = Linker::new(&self.engine);
+        capability::wasi::link_baseline(&mut linker)?;
+        crate::bindings::capstan::plugin::types::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        )?;
+        for row in &admission.imports {
+            match row.class {
+                ImportClass::Capability(CapabilityId::Log) => capability::log::link(&mut linker)?,
+                ImportClass::Capability(CapabilityId::Kv) => {
+                    capability::kv::link(&mut linker, &admission.grants.kv)?
+                }
+                ImportClass::Capability(other) => {
+                    wasmtime::bail!("no host implementation for {other}")
+                }
+                ImportClass::WasiBaseline | ImportClass::ContractTypes => {}
+            }
+        }
+        Ok(linker)
+    }
+
+    fn audit_install(&self, admission: &Admission) {
+        let id = &admission.manifest.id;
+        self.services.audit.record(AuditEvent::new(
+            id,
+            AuditKind::Installed,
+            None,
+            format!("version {} sha256 {}", admission.manifest.version, admission.sha256),
+        ));
+        for (capability, word, reason) in admission.grants.summary() {
+            if word == Decision::<()>::NotRequested.word() {
+                continue;
+            }
+            let detail = match reason {
+                Some(reason) => format!("{word}: {reason}"),
+                None => word.to_string(),
+            };
+            self.services.audit.record(AuditEvent::new(
+                id,
+                AuditKind::GrantDecision,
+                Some(capability),
+                detail,
+            ));
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! A loaded plugin and its three entry points: route, list tools, call tool. Every call
+//! gets a fresh store under the plugin's limits and deadline.
+
+use super::limits::LimitHit;
+use super::{CallState, PluginContext};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::bindings::exports::capstan::plugin::{handler, mcp};
+use crate::bindings::capstan::plugin::types::Error as WitError;
+use crate::capability::CapabilityId;
+use crate::engine::deadline_ticks;
+use crate::error::{InstallError, InvokeError};
+use crate::gate::Admission;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{Engine, Store, Trap};
+
+pub use handler::{Request, Response};
+pub use mcp::{CallContext, Tool};
+
+/// The outcome of a tool call that ran: the plugin's own result or its typed error.
+pub type ToolCall = Result<String, WitError>;
+
+static CALLS: AtomicU64 = AtomicU64::new(1);
+
+/// A plugin ready to be called.
+pub struct Plugin {
+    engine: Engine,
+    pre: InstancePre<CallState>,
+    handler: Option<handler::GuestIndices>,
+    mcp: Option<mcp::GuestIndices>,
+    context: Arc<PluginContext>,
+    admission: Admission,
+}
+
+impl Plugin {
+    pub(super) fn new(
+        engine: Engine,
+        pre: InstancePre<CallState>,
+        context: Arc<PluginContext>,
+        admission: Admission,
+    ) -> Result<Plugin, InstallError> {
+        let handler = handler::GuestIndices::new(&pre).ok();
+        let mcp = mcp::GuestIndices::new(&pre).ok();
+        if handler.is_none() && mcp.is_none() {
+            return Err(InstallError::NotAPlugin(
+                "its `handler` and `mcp` exports do not match the contract's types".into(),
+            ));
+        }
+        Ok(Plugin {
+            engine,
+            pre,
+            handler,
+            mcp,
+            context,
+            admission,
+        })
+    }
+
+    /// The plugin id.
+    pub fn id(&self) -> &str {
+        &self.context.id
+    }
+
+    /// What the gate decided: manifest, imports, grants, effective policy.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Serve one HTTP request through the plugin's `handler` export.
+    pub fn handle(&self, request: &Request) -> Result<Response, InvokeError> {
+        self.require(CapabilityId::Routes)?;
+        let indices = self.handler.as_ref().ok_or_else(|| self.not_exported("handler"))?;
+        self.call(|store, instance| indices.load(&mut *store, instance)?.call_handle(store, request))
+    }
+
+    /// The tools the plugin offers, filtered to those the policy exposes.
+    pub fn list_tools(&self) -> Result<Vec<Tool>, InvokeError> {
+        self.require(CapabilityId::Mcp)?;
+        let indices = self.mcp.as_ref().ok_or_else(|| self.not_exported("mcp"))?;
+        let tools = self.call(|store, instance| indices.load(&mut *store, instance)?.call_list_tools(store))?;
+        Ok(tools.into_iter().filter(|tool| self.exposes(&tool.name)).collect())
+    }
+
+    /// Call tool `name` with JSON `arguments` on behalf of `caller`.
+    pub fn call_tool(&self, name: &str, arguments: &str, caller: &str) -> Result<ToolCall, InvokeError> {
+        self.require(CapabilityId::Mcp)?;
+        if !self.exposes(name) {
+            self.audit(AuditKind::Denied, CapabilityId::Mcp, format!("tool `{name}` called by `{caller}` is not exposed"));
+            return Err(InvokeError::ToolNotGranted { tool: name.to_string() });
+        }
+        let indices = self.mcp.as_ref().ok_or_else(|| self.not_exported("mcp"))?;
+        self.call(|store, instance| {
+            let context = CallContext {
+                caller: caller.to_string(),
+                call_id: store.data().call_id.clone(),
+            };
+            indices
+                .load(&mut *store, instance)?
+                .call_call_tool(store, name, arguments, &context)
+        })
+    }
+
+    /// Check that export capability `id` is granted; audit and refuse if not.
+    fn require(&self, id: CapabilityId) -> Result<(), InvokeError> {
+        if !self.context.grants.is_granted(id) {
+            self.audit(AuditKind::Denied, id, format!("{id} is not granted; call refused"));
+            return Err(InvokeError::Denied {
+                plugin: self.context.id.clone(),
+                capability: id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the policy exposes tool `name`.
+    fn exposes(&self, name: &str) -> bool {
+        self.context
+            .grants
+            .mcp
+            .granted()
+            .is_some_and(|grant| grant.tools.contains(name))
+    }
+
+    fn not_exported(&self, interface: &'static str) -> InvokeError {
+        InvokeError::NotExported {
+            plugin: self.context.id.clone(),
+            interface,
+        }
+    }
+
+    fn audit(&self, kind: AuditKind, capability: CapabilityId, detail: String) {
+        self.context.services.audit.record(AuditEvent::new(
+            &self.context.id,
+            kind,
+            Some(capability),
+            detail,
+        ));
+    }
+
+    /// Run `f` against a fresh instance with this plugin's limits and deadline.
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, InvokeError> {
+        let call_id = format!("{:x}", CALLS.fetch_add(1, Ordering::Relaxed));
+        let limits = &self.context.policy.limits;
+        let mut store = Store::new(&self.engine, CallState::new(self.context.clone(), call_id));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(deadline_ticks(limits.deadline_ms));
+        store.epoch_deadline_trap();
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&mut store, &instance));
+        store.data_mut().finish();
+        result.map_err(|error| self.classify(error, store.data().limiter.hit))
+    }
+
+    /// Turn a wasmtime error into a typed one, auditing limit hits and traps.
+    fn classify(&self, error: wasmtime::Error, hit: Option<LimitHit>) -> InvokeError {
+        let limits = &self.context.policy.limits;
+        let typed = match (hit, error.downcast_ref::<Trap>()) {
+            (Some(LimitHit::Memory), _) => InvokeError::MemoryLimit {
+                limit_mib: limits.memory_mib,
+            },
+            (Some(LimitHit::Table), _) => InvokeError::ResourceLimit {
+                what: "table elements",
+                limit: limits.table_elements,
+            },
+            (None, Some(Trap::Interrupt)) => InvokeError::Timeout {
+                deadline_ms: limits.deadline_ms,
+            },
+            (None, Some(Trap::StackOverflow)) => InvokeError::StackOverflow,
+            (None, Some(trap)) => InvokeError::Trap(trap.to_string()),
+            (None, None) => InvokeError::Trap(format!("{error:#}")),
+        };
+        let kind = match typed {
+            InvokeError::Trap(_) | InvokeError::StackOverflow => AuditKind::Trapped,
+            _ => AuditKind::LimitHit,
+        };
+        self.context.services.audit.record(AuditEvent::new(
+            &self.context.id,
+            kind,
+            None,
+            typed.to_string(),
+        ));
+        typed
+    }
+}
