@@ -55,8 +55,9 @@ pub fn get_string(key: &str) -> Result<Option<String>, Error> {
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
     get(key)?
         .map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Error::InvalidInput(format!("value of `{key}` is not the expected JSON: {e}")))
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Error::InvalidInput(format!("value of `{key}` is not the expected JSON: {e}"))
+            })
         })
         .transpose()
 }

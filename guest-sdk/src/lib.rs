@@ -38,6 +38,19 @@ pub use bindings::capstan::plugin::types::Error;
 pub use plugin::Plugin;
 pub use serde_json;
 
+/// A one-line human description of a capability error, e.g. `denied: storage.kv is not granted`.
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::Denied(why) => format!("denied: {why}"),
+        Error::NotFound => "not found".to_string(),
+        Error::QuotaExceeded(why) => format!("quota exceeded: {why}"),
+        Error::InvalidInput(why) => format!("invalid input: {why}"),
+        Error::Timeout => "timed out".to_string(),
+        Error::TooLarge(why) => format!("too large: {why}"),
+        Error::Internal(why) => format!("internal error: {why}"),
+    }
+}
+
 /// The names a plugin usually needs: `use capstan_guest::prelude::*;`.
 pub mod prelude {
     pub use crate::mcp::{CallContext, Tool};
@@ -69,8 +82,12 @@ macro_rules! export_plugin {
         #[cfg(target_arch = "wasm32")]
         #[used]
         #[unsafe(link_section = "capstan-manifest")]
-        static __CAPSTAN_MANIFEST: [u8; include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)).len()] =
-            *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path));
+        static __CAPSTAN_MANIFEST: [u8; include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/",
+            $path
+        ))
+        .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path));
     };
 }
 

@@ -28,7 +28,11 @@ impl CallContext {
 
 /// Parse `arguments`, call `P::call_tool` and serialise its result.
 #[doc(hidden)]
-pub fn dispatch<P: Plugin>(name: &str, arguments: &str, context: &CallContext) -> Result<String, Error> {
+pub fn dispatch<P: Plugin>(
+    name: &str,
+    arguments: &str,
+    context: &CallContext,
+) -> Result<String, Error> {
     let arguments: Value = if arguments.trim().is_empty() {
         Value::Object(Default::default())
     } else {

@@ -9,7 +9,9 @@ pub use crate::bindings::exports::capstan::plugin::handler::{Request, Response};
 impl Request {
     /// A request for tests: `method` and `path` (the path may carry `?query`).
     pub fn new(method: &str, path_and_query: &str) -> Self {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         Request {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
@@ -87,7 +89,7 @@ impl Response {
             Error::TooLarge(_) => 413,
             Error::Internal(_) => 500,
         };
-        Response::text(status, error.to_string())
+        Response::text(status, crate::describe(error))
     }
 
     /// The body as lossy UTF-8, handy in tests.

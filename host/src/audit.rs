@@ -36,7 +36,12 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// A record stamped now.
-    pub fn new(plugin: &str, kind: AuditKind, capability: Option<CapabilityId>, detail: String) -> Self {
+    pub fn new(
+        plugin: &str,
+        kind: AuditKind,
+        capability: Option<CapabilityId>,
+        detail: String,
+    ) -> Self {
         AuditEvent {
             time: SystemTime::now(),
             plugin: plugin.to_string(),
@@ -62,7 +67,10 @@ pub struct MemoryAudit {
 impl MemoryAudit {
     /// All records so far, oldest first.
     pub fn events(&self) -> Vec<AuditEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn parses_interface_names() {
-        assert_eq!(parse_interface("capstan:plugin/kv@0.1.0"), Some(("kv", Some("0.1.0"))));
+        assert_eq!(
+            parse_interface("capstan:plugin/kv@0.1.0"),
+            Some(("kv", Some("0.1.0")))
+        );
         assert_eq!(parse_interface("capstan:plugin/kv"), Some(("kv", None)));
         assert_eq!(parse_interface("wasi:io/streams@0.2.6"), None);
     }

@@ -33,15 +33,30 @@ pub enum InstallError {
     #[error("plugin imports `{import}`, which this host does not provide")]
     UnknownImport { import: String },
     #[error("plugin imports `{import}`: {reason}")]
-    ForbiddenImport { import: String, reason: &'static str },
+    ForbiddenImport {
+        import: String,
+        reason: &'static str,
+    },
     #[error("plugin imports `{import}` ({capability}) but its manifest does not declare [capabilities.{key}]", key = capability.info().key)]
-    Undeclared { import: String, capability: CapabilityId },
+    Undeclared {
+        import: String,
+        capability: CapabilityId,
+    },
     #[error("plugin imports `{import}`: capability {capability} is not available on this host")]
-    Unavailable { import: String, capability: CapabilityId },
+    Unavailable {
+        import: String,
+        capability: CapabilityId,
+    },
     #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key, interface = capability.info().interface)]
     MissingExport { capability: CapabilityId },
-    #[error("component sha256 {actual} does not match the policy's pin {expected} for plugin `{plugin}`")]
-    PinMismatch { plugin: String, expected: String, actual: String },
+    #[error(
+        "component sha256 {actual} does not match the policy's pin {expected} for plugin `{plugin}`"
+    )]
+    PinMismatch {
+        plugin: String,
+        expected: String,
+        actual: String,
+    },
     #[error("compiling the component failed: {0}")]
     Compile(String),
     #[error("linking the component failed: {0}")]
@@ -60,7 +75,9 @@ impl InstallError {
             InstallError::NoManifest => "manifest-missing",
             InstallError::ManifestDuplicate(_) => "manifest-duplicate",
             InstallError::ManifestConflict => "manifest-conflict",
-            InstallError::Manifest(ManifestError::IncompatibleContract { .. }) => "incompatible-contract",
+            InstallError::Manifest(ManifestError::IncompatibleContract { .. }) => {
+                "incompatible-contract"
+            }
             InstallError::Manifest(_) => "invalid-manifest",
             InstallError::IncompatibleContract { .. } => "incompatible-contract",
             InstallError::UnknownImport { .. } => "unknown-import",
@@ -79,11 +96,17 @@ impl InstallError {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum InvokeError {
     #[error("plugin `{plugin}` is not granted {capability}")]
-    Denied { plugin: String, capability: CapabilityId },
+    Denied {
+        plugin: String,
+        capability: CapabilityId,
+    },
     #[error("tool `{tool}` is not exposed by the operator's policy")]
     ToolNotGranted { tool: String },
     #[error("plugin `{plugin}` does not export `capstan:plugin/{interface}`")]
-    NotExported { plugin: String, interface: &'static str },
+    NotExported {
+        plugin: String,
+        interface: &'static str,
+    },
     #[error("call exceeded its {deadline_ms} ms deadline and was stopped")]
     Timeout { deadline_ms: u32 },
     #[error("plugin exceeded its memory limit of {limit_mib} MiB")]

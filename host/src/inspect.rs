@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn random_bytes_are_not_wasm() {
-        assert!(matches!(inspect(b"hello world, not wasm"), Err(InstallError::NotWasm(_))));
+        assert!(matches!(
+            inspect(b"hello world, not wasm"),
+            Err(InstallError::NotWasm(_))
+        ));
         assert!(matches!(inspect(b""), Err(InstallError::NotWasm(_))));
     }
 
@@ -110,10 +113,8 @@ mod tests {
 
     #[test]
     fn truncated_component_is_malformed() {
-        let component = wat::parse_str(
-            r#"(component (import "capstan:plugin/kv@0.1.0" (instance)))"#,
-        )
-        .unwrap();
+        let component =
+            wat::parse_str(r#"(component (import "capstan:plugin/kv@0.1.0" (instance)))"#).unwrap();
         let cut = &component[..component.len() - 3];
         assert!(matches!(inspect(cut), Err(InstallError::Malformed(_))));
     }

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod runtime;
 pub mod storage;
 mod toml_text;
+pub mod wit_error;
 
 pub use error::{InstallError, InvokeError};
 pub use manifest::Manifest;

@@ -62,8 +62,8 @@ impl Manifest {
         }
         let text = std::str::from_utf8(text)
             .map_err(|e| ManifestError::Syntax(format!("not UTF-8: {e}")))?;
-        let manifest: Manifest =
-            toml::from_str(text).map_err(|e| ManifestError::Syntax(crate::toml_text::describe(text, &e)))?;
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|e| ManifestError::Syntax(crate::toml_text::describe(text, &e)))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -129,13 +129,18 @@ max_keys = 10
 
     #[test]
     fn unknown_top_level_key_is_named() {
-        let err = Manifest::parse(b"id = \"a\"\nversion = \"1.0.0\"\nfilesystem = true\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `filesystem`"), "{err}");
+        let err =
+            Manifest::parse(b"id = \"a\"\nversion = \"1.0.0\"\nfilesystem = true\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `filesystem`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_capability_is_named() {
-        let err = Manifest::parse(b"id = \"a\"\nversion = \"1.0.0\"\n[capabilities.sockets]\n").unwrap_err();
+        let err = Manifest::parse(b"id = \"a\"\nversion = \"1.0.0\"\n[capabilities.sockets]\n")
+            .unwrap_err();
         assert!(err.to_string().contains("unknown field `sockets`"), "{err}");
     }
 
@@ -143,7 +148,10 @@ max_keys = 10
     fn bad_ids_are_refused() {
         for id in ["", "Upper", "1abc", "has space", "a/b", &"a".repeat(64)] {
             let text = format!("id = \"{id}\"\nversion = \"1.0.0\"\n");
-            assert_eq!(Manifest::parse(text.as_bytes()).unwrap_err(), ManifestError::BadId(id.into()));
+            assert_eq!(
+                Manifest::parse(text.as_bytes()).unwrap_err(),
+                ManifestError::BadId(id.into())
+            );
         }
         assert!(validate_id(&"a".repeat(63)).is_ok());
     }
@@ -162,6 +170,12 @@ max_keys = 10
     #[test]
     fn non_semver_version_is_refused() {
         let err = Manifest::parse(b"id = \"a\"\nversion = \"latest\"\n").unwrap_err();
-        assert!(matches!(err, ManifestError::BadVersion { field: "version", .. }));
+        assert!(matches!(
+            err,
+            ManifestError::BadVersion {
+                field: "version",
+                ..
+            }
+        ));
     }
 }

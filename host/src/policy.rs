@@ -132,10 +132,19 @@ pub enum PolicyError {
     UnknownCapability { entry: String, name: String },
     /// A limit outside its allowed range.
     #[error("invalid policy: `{entry}.{field}` = {value} is outside {min}..={max}")]
-    OutOfRange { entry: String, field: &'static str, value: u32, min: u32, max: u32 },
+    OutOfRange {
+        entry: String,
+        field: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
     /// A pin that is not 64 hex digits, or a pin in `[defaults]`.
     #[error("invalid policy: `{entry}.sha256` {problem}")]
-    BadPin { entry: String, problem: &'static str },
+    BadPin {
+        entry: String,
+        problem: &'static str,
+    },
 }
 
 impl Policy {
@@ -191,7 +200,9 @@ impl Policy {
             }
         }
         let pick = |f: fn(&LimitSettings) -> Option<u32>, default: u32| {
-            own.and_then(|e| f(&e.limits)).or(f(&defaults.limits)).unwrap_or(default)
+            own.and_then(|e| f(&e.limits))
+                .or(f(&defaults.limits))
+                .unwrap_or(default)
         };
         let limits = Limits {
             memory_mib: pick(|l| l.memory_mib, 64),
@@ -201,7 +212,9 @@ impl Policy {
             max_concurrent_calls: pick(|l| l.max_concurrent_calls, 16),
         };
         let pick_log = |f: fn(&LogSettings) -> Option<u32>, default: u32| {
-            own.and_then(|e| f(&e.log)).or(f(&defaults.log)).unwrap_or(default)
+            own.and_then(|e| f(&e.log))
+                .or(f(&defaults.log))
+                .unwrap_or(default)
         };
         let log = LogPolicy {
             level: own
@@ -232,14 +245,34 @@ impl Entry {
             }
         }
         let ranges: [(&'static str, Option<u32>, u32, u32); 8] = [
-            ("limits.memory_mib", self.limits.memory_mib, 1, MAX_MEMORY_MIB),
-            ("limits.table_elements", self.limits.table_elements, 1, 1_000_000),
+            (
+                "limits.memory_mib",
+                self.limits.memory_mib,
+                1,
+                MAX_MEMORY_MIB,
+            ),
+            (
+                "limits.table_elements",
+                self.limits.table_elements,
+                1,
+                1_000_000,
+            ),
             ("limits.instances", self.limits.instances, 1, 1_000),
             ("limits.deadline_ms", self.limits.deadline_ms, 1, 300_000),
-            ("limits.max_concurrent_calls", self.limits.max_concurrent_calls, 1, 10_000),
+            (
+                "limits.max_concurrent_calls",
+                self.limits.max_concurrent_calls,
+                1,
+                10_000,
+            ),
             ("log.lines_per_call", self.log.lines_per_call, 0, 1_000_000),
             ("log.line_bytes", self.log.line_bytes, 16, 1024 * 1024),
-            ("log.lines_per_second", self.log.lines_per_second, 1, 1_000_000),
+            (
+                "log.lines_per_second",
+                self.log.lines_per_second,
+                1,
+                1_000_000,
+            ),
         ];
         for (field, value, min, max) in ranges {
             if let Some(value) = value.filter(|v| !(min..=max).contains(v)) {
@@ -260,7 +293,9 @@ impl Entry {
                 problem: "must be 64 hex digits",
             });
         }
-        self.capabilities.validate(entry).map_err(PolicyError::Syntax)
+        self.capabilities
+            .validate(entry)
+            .map_err(PolicyError::Syntax)
     }
 }
 
@@ -301,7 +336,8 @@ max_keys = 5
     #[test]
     fn deny_removes_a_default_grant() {
         let policy =
-            Policy::parse("[defaults.capabilities.routes]\n[plugins.x]\ndeny = [\"routes\"]\n").unwrap();
+            Policy::parse("[defaults.capabilities.routes]\n[plugins.x]\ndeny = [\"routes\"]\n")
+                .unwrap();
         assert!(policy.for_plugin("x").capabilities.routes.is_none());
     }
 
@@ -316,7 +352,10 @@ max_keys = 5
     #[test]
     fn out_of_range_limit_is_named() {
         let err = Policy::parse("[plugins.x.limits]\nmemory_mib = 999999\n").unwrap_err();
-        assert!(err.to_string().contains("plugins.x.limits.memory_mib"), "{err}");
+        assert!(
+            err.to_string().contains("plugins.x.limits.memory_mib"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -334,7 +373,9 @@ max_keys = 5
     #[test]
     fn shipped_policies_parse() {
         for file in ["default.toml", "examples.toml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy").join(file);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../policy")
+                .join(file);
             Policy::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
         }
     }

@@ -20,13 +20,12 @@ pub(crate) fn delete(key: &str) -> Result<bool, Error> {
 pub(crate) fn list_keys(prefix: &str, cursor: Option<&str>, limit: u32) -> Result<KeyPage, Error> {
     let limit = limit.clamp(1, 1000) as usize;
     with(|s| {
-        let mut keys: Vec<String> = s
-            .kv
-            .keys()
-            .filter(|k| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c))
-            .take(limit + 1)
-            .cloned()
-            .collect();
+        let mut keys: Vec<String> =
+            s.kv.keys()
+                .filter(|k| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c))
+                .take(limit + 1)
+                .cloned()
+                .collect();
         let next_cursor = if keys.len() > limit {
             keys.truncate(limit);
             keys.last().cloned()
@@ -44,7 +43,9 @@ pub(crate) fn increment(key: &str, delta: i64) -> Result<i64, Error> {
             Some(bytes) => std::str::from_utf8(bytes)
                 .ok()
                 .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(|| Error::InvalidInput(format!("value of `{key}` is not an integer")))?,
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!("value of `{key}` is not an integer"))
+                })?,
         };
         let next = current
             .checked_add(delta)
@@ -54,7 +55,11 @@ pub(crate) fn increment(key: &str, delta: i64) -> Result<i64, Error> {
     })
 }
 
-pub(crate) fn compare_and_swap(key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, Error> {
+pub(crate) fn compare_and_swap(
+    key: &str,
+    expected: Option<&[u8]>,
+    value: &[u8],
+) -> Result<bool, Error> {
     with(|s| {
         if s.kv.get(key).map(Vec::as_slice) != expected {
             return Ok(false);

@@ -84,7 +84,9 @@ pub(crate) fn record_log(level: Level, message: &str) {
 
 pub(crate) fn secret(name: &str) -> Result<String, Error> {
     with(|s| s.secrets.get(name).cloned()).ok_or_else(|| {
-        Error::Denied(format!("secret `{name}` is not set in capstan_guest::testing"))
+        Error::Denied(format!(
+            "secret `{name}` is not set in capstan_guest::testing"
+        ))
     })
 }
 

@@ -3,8 +3,8 @@
 
 use super::CapabilityId;
 use crate::audit::{AuditEvent, AuditKind};
-use crate::bindings::capstan::plugin::types::Error;
 use crate::bindings::capstan::plugin::kv::{self, KeyPage};
+use crate::bindings::capstan::plugin::types::Error;
 use crate::runtime::{CallState, PluginContext};
 use wasmtime::component::HasData;
 
@@ -41,7 +41,10 @@ impl Denied<'_> {
             Some(capability),
             detail,
         ));
-        Error::Denied(format!("{capability} is not granted to plugin `{}`", self.plugin.id))
+        Error::Denied(format!(
+            "{capability} is not granted to plugin `{}`",
+            self.plugin.id
+        ))
     }
 }
 
@@ -58,7 +61,12 @@ impl kv::Host for Denied<'_> {
         Err(self.refuse(CapabilityId::Kv, "delete"))
     }
 
-    fn list_keys(&mut self, _prefix: String, _cursor: Option<String>, _limit: u32) -> Result<KeyPage, Error> {
+    fn list_keys(
+        &mut self,
+        _prefix: String,
+        _cursor: Option<String>,
+        _limit: u32,
+    ) -> Result<KeyPage, Error> {
         Err(self.refuse(CapabilityId::Kv, "list-keys"))
     }
 
@@ -66,7 +74,12 @@ impl kv::Host for Denied<'_> {
         Err(self.refuse(CapabilityId::Kv, "increment"))
     }
 
-    fn compare_and_swap(&mut self, _key: String, _expected: Option<Vec<u8>>, _value: Vec<u8>) -> Result<bool, Error> {
+    fn compare_and_swap(
+        &mut self,
+        _key: String,
+        _expected: Option<Vec<u8>>,
+        _value: Vec<u8>,
+    ) -> Result<bool, Error> {
         Err(self.refuse(CapabilityId::Kv, "compare-and-swap"))
     }
 }

@@ -49,8 +49,14 @@ pub struct CapabilityInfo {
 }
 
 /// The registry: one line per capability.
-pub const REGISTRY: [CapabilityInfo; 6] =
-    [log::INFO, kv::INFO, http::INFO, secrets::INFO, mcp::INFO, routes::INFO];
+pub const REGISTRY: [CapabilityInfo; 6] = [
+    log::INFO,
+    kv::INFO,
+    http::INFO,
+    secrets::INFO,
+    mcp::INFO,
+    routes::INFO,
+];
 
 impl CapabilityId {
     /// This capability's registry entry.
@@ -68,7 +74,10 @@ impl CapabilityId {
 
     /// The capability whose manifest/policy key is `key`.
     pub fn from_key(key: &str) -> Option<CapabilityId> {
-        REGISTRY.iter().find(|info| info.key == key).map(|info| info.id)
+        REGISTRY
+            .iter()
+            .find(|info| info.key == key)
+            .map(|info| info.id)
     }
 
     /// The capability implemented by contract interface `interface` (e.g. `handler`).

@@ -195,9 +195,18 @@ mod tests {
     #[test]
     fn classifies_baseline_and_forbidden() {
         assert_eq!(classify("wasi:io/streams@0.2.6"), Some(WasiClass::Baseline));
-        assert_eq!(classify("wasi:cli/environment@0.2.0"), Some(WasiClass::Baseline));
-        assert!(matches!(classify("wasi:filesystem/types@0.2.6"), Some(WasiClass::Forbidden(_))));
-        assert!(matches!(classify("wasi:sockets/tcp@0.2.6"), Some(WasiClass::Forbidden(_))));
+        assert_eq!(
+            classify("wasi:cli/environment@0.2.0"),
+            Some(WasiClass::Baseline)
+        );
+        assert!(matches!(
+            classify("wasi:filesystem/types@0.2.6"),
+            Some(WasiClass::Forbidden(_))
+        ));
+        assert!(matches!(
+            classify("wasi:sockets/tcp@0.2.6"),
+            Some(WasiClass::Forbidden(_))
+        ));
         assert_eq!(classify("capstan:plugin/kv@0.1.0"), None);
         assert_eq!(classify("wasi:unknown/thing@1.0.0"), None);
     }

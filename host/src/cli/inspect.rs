@@ -15,7 +15,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (bytes, sidecar, policy) = args.plugin.read()?;
-    match gate::admit(&bytes, sidecar.as_deref(), &policy, gate::DEFAULT_MAX_COMPONENT_BYTES) {
+    match gate::admit(
+        &bytes,
+        sidecar.as_deref(),
+        &policy,
+        gate::DEFAULT_MAX_COMPONENT_BYTES,
+    ) {
         Ok(admission) if args.json => {
             println!("{}", serde_json::to_string_pretty(&admission)?);
             Ok(ExitCode::SUCCESS)
@@ -54,10 +59,20 @@ fn render(a: &Admission, has_policy: bool) -> String {
     for name in &a.exports {
         let _ = writeln!(out, "  {name}");
     }
-    let policy = if has_policy { "the given policy" } else { "no policy (deny all)" };
+    let policy = if has_policy {
+        "the given policy"
+    } else {
+        "no policy (deny all)"
+    };
     let _ = writeln!(out, "\ngrants under {policy}");
     for (capability, word, reason) in a.grants.summary() {
-        let _ = writeln!(out, "  {:<14} {:<14} {}", capability.name(), word, reason.unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "  {:<14} {:<14} {}",
+            capability.name(),
+            word,
+            reason.unwrap_or("")
+        );
     }
     let l = &a.policy.limits;
     let _ = writeln!(

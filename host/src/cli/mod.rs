@@ -45,7 +45,8 @@ impl PluginArgs {
             .manifest
             .as_ref()
             .map(|path| {
-                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
             })
             .transpose()?;
         let policy = match &self.policy {

@@ -1,8 +1,8 @@
 //! `capstan run`: one call of a plugin with in-memory state, for plugin authors.
 
 use super::PluginArgs;
-use crate::runtime::{Plugin, Runtime, Services};
 use crate::runtime::Request;
+use crate::runtime::{Plugin, Runtime, Services};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -67,7 +67,7 @@ fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
     } else if let Some(tool) = &args.tool {
         match plugin.call_tool(tool, &args.args, "cli")? {
             Ok(result) => println!("{result}"),
-            Err(error) => println!("tool error: {error}"),
+            Err(error) => println!("tool error: {}", crate::wit_error::describe(&error)),
         }
     } else {
         for tool in plugin.list_tools()? {

@@ -78,7 +78,12 @@ impl Runtime {
     }
 
     /// Admit, compile and link a component under `policy`. Refusals are audited.
-    pub fn load(&self, bytes: &[u8], sidecar: Option<&[u8]>, policy: &Policy) -> Result<Plugin, InstallError> {
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        sidecar: Option<&[u8]>,
+        policy: &Policy,
+    ) -> Result<Plugin, InstallError> {
         let result = gate::admit(bytes, sidecar, policy, gate::DEFAULT_MAX_COMPONENT_BYTES)
             .and_then(|admission| self.link(bytes, admission));
         match &result {
@@ -142,7 +147,10 @@ impl Runtime {
             id,
             AuditKind::Installed,
             None,
-            format!("version {} sha256 {}", admission.manifest.version, admission.sha256),
+            format!(
+                "version {} sha256 {}",
+                admission.manifest.version, admission.sha256
+            ),
         ));
         for (capability, word, reason) in admission.grants.summary() {
             if word == Decision::<()>::NotRequested.word() {

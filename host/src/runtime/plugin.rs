@@ -4,8 +4,8 @@
 use super::limits::LimitHit;
 use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
-use crate::bindings::exports::capstan::plugin::{handler, mcp};
 use crate::bindings::capstan::plugin::types::Error as WitError;
+use crate::bindings::exports::capstan::plugin::{handler, mcp};
 use crate::capability::CapabilityId;
 use crate::engine::deadline_ticks;
 use crate::error::{InstallError, InvokeError};
@@ -31,6 +31,15 @@ pub struct Plugin {
     mcp: Option<mcp::GuestIndices>,
     context: Arc<PluginContext>,
     admission: Admission,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.context.id)
+            .field("sha256", &self.admission.sha256)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Plugin {
@@ -70,24 +79,46 @@ impl Plugin {
     /// Serve one HTTP request through the plugin's `handler` export.
     pub fn handle(&self, request: &Request) -> Result<Response, InvokeError> {
         self.require(CapabilityId::Routes)?;
-        let indices = self.handler.as_ref().ok_or_else(|| self.not_exported("handler"))?;
-        self.call(|store, instance| indices.load(&mut *store, instance)?.call_handle(store, request))
+        let indices = self
+            .handler
+            .as_ref()
+            .ok_or_else(|| self.not_exported("handler"))?;
+        self.call(|store, instance| {
+            indices
+                .load(&mut *store, instance)?
+                .call_handle(store, request)
+        })
     }
 
     /// The tools the plugin offers, filtered to those the policy exposes.
     pub fn list_tools(&self) -> Result<Vec<Tool>, InvokeError> {
         self.require(CapabilityId::Mcp)?;
         let indices = self.mcp.as_ref().ok_or_else(|| self.not_exported("mcp"))?;
-        let tools = self.call(|store, instance| indices.load(&mut *store, instance)?.call_list_tools(store))?;
-        Ok(tools.into_iter().filter(|tool| self.exposes(&tool.name)).collect())
+        let tools = self
+            .call(|store, instance| indices.load(&mut *store, instance)?.call_list_tools(store))?;
+        Ok(tools
+            .into_iter()
+            .filter(|tool| self.exposes(&tool.name))
+            .collect())
     }
 
     /// Call tool `name` with JSON `arguments` on behalf of `caller`.
-    pub fn call_tool(&self, name: &str, arguments: &str, caller: &str) -> Result<ToolCall, InvokeError> {
+    pub fn call_tool(
+        &self,
+        name: &str,
+        arguments: &str,
+        caller: &str,
+    ) -> Result<ToolCall, InvokeError> {
         self.require(CapabilityId::Mcp)?;
         if !self.exposes(name) {
-            self.audit(AuditKind::Denied, CapabilityId::Mcp, format!("tool `{name}` called by `{caller}` is not exposed"));
-            return Err(InvokeError::ToolNotGranted { tool: name.to_string() });
+            self.audit(
+                AuditKind::Denied,
+                CapabilityId::Mcp,
+                format!("tool `{name}` called by `{caller}` is not exposed"),
+            );
+            return Err(InvokeError::ToolNotGranted {
+                tool: name.to_string(),
+            });
         }
         let indices = self.mcp.as_ref().ok_or_else(|| self.not_exported("mcp"))?;
         self.call(|store, instance| {
@@ -104,7 +135,11 @@ impl Plugin {
     /// Check that export capability `id` is granted; audit and refuse if not.
     fn require(&self, id: CapabilityId) -> Result<(), InvokeError> {
         if !self.context.grants.is_granted(id) {
-            self.audit(AuditKind::Denied, id, format!("{id} is not granted; call refused"));
+            self.audit(
+                AuditKind::Denied,
+                id,
+                format!("{id} is not granted; call refused"),
+            );
             return Err(InvokeError::Denied {
                 plugin: self.context.id.clone(),
                 capability: id,

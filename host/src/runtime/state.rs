@@ -54,11 +54,20 @@ impl CallState {
             let (bytes, dropped) = capture.take();
             let text = String::from_utf8_lossy(&bytes);
             for line in text.lines().filter(|l| !l.is_empty()) {
-                self.log.write(&self.plugin, &self.call_id, level, source, line);
+                self.log
+                    .write(&self.plugin, &self.call_id, level, source, line);
             }
             if dropped > 0 {
-                let note = format!("{dropped} bytes of {source:?} dropped (cap {STDIO_CAP_BYTES} bytes per call)");
-                self.log.write(&self.plugin, &self.call_id, LogLevel::Warn, LogSource::Host, &note);
+                let note = format!(
+                    "{dropped} bytes of {source:?} dropped (cap {STDIO_CAP_BYTES} bytes per call)"
+                );
+                self.log.write(
+                    &self.plugin,
+                    &self.call_id,
+                    LogLevel::Warn,
+                    LogSource::Host,
+                    &note,
+                );
             }
         }
         self.log.finish(&self.plugin, &self.call_id);

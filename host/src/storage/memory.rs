@@ -20,10 +20,16 @@ impl Namespace {
         let new_bytes = self.bytes - old.unwrap_or(0) + (key.len() + value.len()) as u64;
         let new_keys = self.entries.len() as u64 + u64::from(old.is_none());
         if new_keys > quota.max_keys {
-            return Err(KvError::QuotaExceeded(format!("at most {} keys", quota.max_keys)));
+            return Err(KvError::QuotaExceeded(format!(
+                "at most {} keys",
+                quota.max_keys
+            )));
         }
         if new_bytes > quota.max_bytes {
-            return Err(KvError::QuotaExceeded(format!("at most {} bytes", quota.max_bytes)));
+            return Err(KvError::QuotaExceeded(format!(
+                "at most {} bytes",
+                quota.max_bytes
+            )));
         }
         self.bytes = new_bytes;
         self.entries.insert(key.to_string(), value);
@@ -89,7 +95,13 @@ impl KvStore for MemoryKv {
         }))
     }
 
-    fn increment(&self, namespace: &str, key: &str, delta: i64, quota: Quota) -> Result<i64, KvError> {
+    fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64, KvError> {
         self.with(namespace, |ns| {
             let next = add_to_counter(key, ns.entries.get(key).map(Vec::as_slice), delta)?;
             ns.put(key, next.to_string().into_bytes(), quota)?;
@@ -119,7 +131,10 @@ impl KvStore for MemoryKv {
 mod tests {
     use super::*;
 
-    const ROOMY: Quota = Quota { max_keys: 100, max_bytes: 10_000 };
+    const ROOMY: Quota = Quota {
+        max_keys: 100,
+        max_bytes: 10_000,
+    };
 
     #[test]
     fn namespaces_are_separate() {
@@ -132,11 +147,20 @@ mod tests {
     #[test]
     fn quota_counts_keys_and_bytes_and_frees_on_delete() {
         let kv = MemoryKv::default();
-        let tight = Quota { max_keys: 2, max_bytes: 10 };
+        let tight = Quota {
+            max_keys: 2,
+            max_bytes: 10,
+        };
         kv.set("a", "k1", b"123", tight).unwrap();
         kv.set("a", "k2", b"4", tight).unwrap();
-        assert!(matches!(kv.set("a", "k3", b"", tight), Err(KvError::QuotaExceeded(_))));
-        assert!(matches!(kv.set("a", "k1", b"12345678", tight), Err(KvError::QuotaExceeded(_))));
+        assert!(matches!(
+            kv.set("a", "k3", b"", tight),
+            Err(KvError::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            kv.set("a", "k1", b"12345678", tight),
+            Err(KvError::QuotaExceeded(_))
+        ));
         assert!(kv.delete("a", "k2").unwrap());
         kv.set("a", "k3", b"x", tight).unwrap();
     }
@@ -147,10 +171,16 @@ mod tests {
         assert_eq!(kv.increment("a", "n", 5, ROOMY).unwrap(), 5);
         assert_eq!(kv.increment("a", "n", -2, ROOMY).unwrap(), 3);
         kv.set("a", "s", b"text", ROOMY).unwrap();
-        assert!(matches!(kv.increment("a", "s", 1, ROOMY), Err(KvError::NotAnInteger(_))));
+        assert!(matches!(
+            kv.increment("a", "s", 1, ROOMY),
+            Err(KvError::NotAnInteger(_))
+        ));
         assert!(kv.compare_and_swap("a", "c", None, b"1", ROOMY).unwrap());
         assert!(!kv.compare_and_swap("a", "c", None, b"2", ROOMY).unwrap());
-        assert!(kv.compare_and_swap("a", "c", Some(b"1"), b"2", ROOMY).unwrap());
+        assert!(
+            kv.compare_and_swap("a", "c", Some(b"1"), b"2", ROOMY)
+                .unwrap()
+        );
     }
 
     #[test]
@@ -161,7 +191,15 @@ mod tests {
         }
         let first = kv.list_keys("a", "p", None, 2).unwrap();
         assert_eq!(first.keys, ["p1", "p2"]);
-        let second = kv.list_keys("a", "p", first.next_cursor.as_deref(), 2).unwrap();
-        assert_eq!(second, KeyPage { keys: vec!["p3".into()], next_cursor: None });
+        let second = kv
+            .list_keys("a", "p", first.next_cursor.as_deref(), 2)
+            .unwrap();
+        assert_eq!(
+            second,
+            KeyPage {
+                keys: vec!["p3".into()],
+                next_cursor: None
+            }
+        );
     }
 }

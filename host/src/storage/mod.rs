@@ -50,7 +50,13 @@ pub trait KvStore: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KeyPage, KvError>;
-    fn increment(&self, namespace: &str, key: &str, delta: i64, quota: Quota) -> Result<i64, KvError>;
+    fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64, KvError>;
     fn compare_and_swap(
         &self,
         namespace: &str,
@@ -62,13 +68,19 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Parse a stored counter and add `delta`, for backends implementing `increment`.
-pub(crate) fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
+pub(crate) fn add_to_counter(
+    key: &str,
+    current: Option<&[u8]>,
+    delta: i64,
+) -> Result<i64, KvError> {
     let current = match current {
         None => 0,
         Some(bytes) => std::str::from_utf8(bytes)
             .ok()
             .and_then(|text| text.parse::<i64>().ok())
-            .ok_or_else(|| KvError::NotAnInteger(format!("value of `{key}` is not a decimal integer")))?,
+            .ok_or_else(|| {
+                KvError::NotAnInteger(format!("value of `{key}` is not a decimal integer"))
+            })?,
     };
     current
         .checked_add(delta)

@@ -31,7 +31,10 @@ mod tests {
         testing::reset();
         testing::respond("https://example.com/", 200, "hello");
         let response = Fetch::handle(Request::new("GET", "/?url=https://example.com/x"));
-        assert_eq!(response.body_text(), r#"{"bytes":5,"status":200,"url":"https://example.com/x"}"#);
+        assert_eq!(
+            response.body_text(),
+            r#"{"bytes":5,"status":200,"url":"https://example.com/x"}"#
+        );
         assert_eq!(testing::http_requests()[0].url, "https://example.com/x");
     }
 

@@ -8,7 +8,10 @@ impl Plugin for Hello {
     fn handle(request: Request) -> Response {
         let name = request.query_param("name").unwrap_or("world");
         log::info(format!("greeting {name}"));
-        Response::text(200, format!("Hello, {name}! ({} {})\n", request.method, request.path))
+        Response::text(
+            200,
+            format!("Hello, {name}! ({} {})\n", request.method, request.path),
+        )
     }
 }
 

@@ -24,8 +24,14 @@ impl Plugin for Tools {
     fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
         log::debug(format!("{} called {name}", context.caller));
         match name {
-            "add" => Ok(json!(arg::<f64>(&arguments, "a")? + arg::<f64>(&arguments, "b")?)),
-            "word-count" => Ok(json!(arg::<String>(&arguments, "text")?.split_whitespace().count())),
+            "add" => Ok(json!(
+                arg::<f64>(&arguments, "a")? + arg::<f64>(&arguments, "b")?
+            )),
+            "word-count" => Ok(json!(
+                arg::<String>(&arguments, "text")?
+                    .split_whitespace()
+                    .count()
+            )),
             _ => Err(Error::NotFound),
         }
     }
@@ -40,13 +46,20 @@ mod tests {
     #[test]
     fn adds_and_counts() {
         let ctx = CallContext::local("test");
-        assert_eq!(Tools::call_tool("add", json!({"a": 2, "b": 3.5}), &ctx).unwrap(), json!(5.5));
-        assert_eq!(Tools::call_tool("word-count", json!({"text": "a b  c"}), &ctx).unwrap(), json!(3));
+        assert_eq!(
+            Tools::call_tool("add", json!({"a": 2, "b": 3.5}), &ctx).unwrap(),
+            json!(5.5)
+        );
+        assert_eq!(
+            Tools::call_tool("word-count", json!({"text": "a b  c"}), &ctx).unwrap(),
+            json!(3)
+        );
     }
 
     #[test]
     fn missing_argument_is_named() {
-        let err = Tools::call_tool("add", json!({"a": 1}), &CallContext::local("test")).unwrap_err();
+        let err =
+            Tools::call_tool("add", json!({"a": 1}), &CallContext::local("test")).unwrap_err();
         assert!(matches!(err, Error::InvalidInput(msg) if msg.contains("`b`")));
     }
 }

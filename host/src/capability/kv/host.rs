@@ -22,7 +22,9 @@ pub(crate) struct KvHost<'a> {
 }
 
 pub(crate) fn view(state: &mut CallState) -> KvHost<'_> {
-    KvHost { plugin: &state.plugin }
+    KvHost {
+        plugin: &state.plugin,
+    }
 }
 
 impl KvHost<'_> {
@@ -40,7 +42,10 @@ impl KvHost<'_> {
             return Err(Error::InvalidInput("key must not be empty".into()));
         }
         if key.len() > max {
-            return Err(Error::TooLarge(format!("key is {} bytes; the cap is {max}", key.len())));
+            return Err(Error::TooLarge(format!(
+                "key is {} bytes; the cap is {max}",
+                key.len()
+            )));
         }
         Ok(())
     }
@@ -48,7 +53,10 @@ impl KvHost<'_> {
     fn check_value(&self, value: &[u8]) -> Result<(), Error> {
         let max = self.grant().max_value_bytes as usize;
         if value.len() > max {
-            return Err(Error::TooLarge(format!("value is {} bytes; the cap is {max}", value.len())));
+            return Err(Error::TooLarge(format!(
+                "value is {} bytes; the cap is {max}",
+                value.len()
+            )));
         }
         Ok(())
     }
@@ -77,7 +85,11 @@ impl Host for KvHost<'_> {
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
         self.check_key(&key)?;
-        self.plugin.services.kv.get(&self.plugin.id, &key).map_err(|e| self.map(e))
+        self.plugin
+            .services
+            .kv
+            .get(&self.plugin.id, &key)
+            .map_err(|e| self.map(e))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
@@ -95,11 +107,20 @@ impl Host for KvHost<'_> {
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
     fn delete(&mut self, key: String) -> Result<bool, Error> {
         self.check_key(&key)?;
-        self.plugin.services.kv.delete(&self.plugin.id, &key).map_err(|e| self.map(e))
+        self.plugin
+            .services
+            .kv
+            .delete(&self.plugin.id, &key)
+            .map_err(|e| self.map(e))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
-    fn list_keys(&mut self, prefix: String, cursor: Option<String>, limit: u32) -> Result<KeyPage, Error> {
+    fn list_keys(
+        &mut self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<KeyPage, Error> {
         let page = self
             .plugin
             .services
@@ -124,7 +145,12 @@ impl Host for KvHost<'_> {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
-    fn compare_and_swap(&mut self, key: String, expected: Option<Vec<u8>>, value: Vec<u8>) -> Result<bool, Error> {
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool, Error> {
         self.check_key(&key)?;
         self.check_value(&value)?;
         let quota = self.grant().quota;

@@ -48,10 +48,16 @@ pub struct Allowed {
 
 impl Allowed {
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.max_key_bytes.is_some_and(|n| n == 0 || n > DEFAULT_MAX_KEY_BYTES) {
+        if self
+            .max_key_bytes
+            .is_some_and(|n| n == 0 || n > DEFAULT_MAX_KEY_BYTES)
+        {
             return Err(format!("max_key_bytes must be 1..={DEFAULT_MAX_KEY_BYTES}"));
         }
-        if self.max_value_bytes.is_some_and(|n| n == 0 || n > 16 * 1024 * 1024) {
+        if self
+            .max_value_bytes
+            .is_some_and(|n| n == 0 || n > 16 * 1024 * 1024)
+        {
             return Err("max_value_bytes must be 1..=16777216".into());
         }
         Ok(())
@@ -75,7 +81,11 @@ pub fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
     Ok(Grant {
         quota: Quota {
             max_keys: bound(request.max_keys, allowed.max_keys, DEFAULT_QUOTA.max_keys),
-            max_bytes: bound(request.max_bytes, allowed.max_bytes, DEFAULT_QUOTA.max_bytes),
+            max_bytes: bound(
+                request.max_bytes,
+                allowed.max_bytes,
+                DEFAULT_QUOTA.max_bytes,
+            ),
         },
         max_key_bytes: allowed.max_key_bytes.unwrap_or(DEFAULT_MAX_KEY_BYTES),
         max_value_bytes: allowed.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES),
@@ -83,7 +93,10 @@ pub fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
 }
 
 /// Link the real kv when granted, the deny stub otherwise.
-pub(crate) fn link(linker: &mut Linker<CallState>, decision: &Decision<Grant>) -> wasmtime::Result<()> {
+pub(crate) fn link(
+    linker: &mut Linker<CallState>,
+    decision: &Decision<Grant>,
+) -> wasmtime::Result<()> {
     use crate::bindings::capstan::plugin::kv::add_to_linker;
     match decision {
         Decision::Granted { .. } => add_to_linker::<CallState, host::Granted>(linker, host::view),
@@ -97,10 +110,23 @@ mod tests {
 
     #[test]
     fn grant_takes_the_lower_quota() {
-        let request = Request { max_keys: Some(50), max_bytes: None };
-        let allowed = Allowed { max_keys: Some(10), max_bytes: Some(999), ..Allowed::default() };
+        let request = Request {
+            max_keys: Some(50),
+            max_bytes: None,
+        };
+        let allowed = Allowed {
+            max_keys: Some(10),
+            max_bytes: Some(999),
+            ..Allowed::default()
+        };
         let grant = grant(&request, &allowed).unwrap();
-        assert_eq!(grant.quota, Quota { max_keys: 10, max_bytes: 999 });
+        assert_eq!(
+            grant.quota,
+            Quota {
+                max_keys: 10,
+                max_bytes: 999
+            }
+        );
         assert_eq!(grant.max_key_bytes, DEFAULT_MAX_KEY_BYTES);
     }
 }

@@ -19,7 +19,12 @@ impl From<Level> for LogLevel {
 
 impl Host for CallState {
     fn write(&mut self, level: Level, message: String) {
-        self.log
-            .write(&self.plugin, &self.call_id, level.into(), LogSource::Guest, &message);
+        self.log.write(
+            &self.plugin,
+            &self.call_id,
+            level.into(),
+            LogSource::Guest,
+            &message,
+        );
     }
 }

@@ -116,7 +116,11 @@ fn cap_line(message: &str, max: usize) -> String {
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…[truncated {} bytes]", &message[..end], message.len() - end)
+    format!(
+        "{}…[truncated {} bytes]",
+        &message[..end],
+        message.len() - end
+    )
 }
 
 #[cfg(test)]

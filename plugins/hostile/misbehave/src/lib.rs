@@ -32,13 +32,13 @@ impl Plugin for Misbehave {
             }
             "/recursion" => Response::text(200, recurse(0).to_string()),
             "/log-flood" => {
-                for i in 0..1_000_000 {
+                for i in 0..100_000 {
                     log::info(format!("flood line {i} {}", "x".repeat(200)));
                 }
                 Response::text(200, "flooded")
             }
             "/stdout-flood" => {
-                for i in 0..200_000 {
+                for i in 0..20_000 {
                     println!("stdout flood line {i}");
                 }
                 Response::text(200, "flooded stdout")

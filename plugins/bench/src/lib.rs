@@ -1,0 +1,29 @@
+//! Benchmark target: `/noop`, `/kv-get?n=N` and `/kv-set?n=N` (N host calls per request).
+
+use capstan_guest::prelude::*;
+
+pub struct Bench;
+
+fn count(request: &Request) -> u32 {
+    request
+        .query_param("n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+impl Plugin for Bench {
+    fn handle(request: Request) -> Response {
+        let n = count(&request);
+        let result = match request.path.as_str() {
+            "/kv-get" => (0..n).try_for_each(|_| kv::get("bench-key").map(drop)),
+            "/kv-set" => (0..n).try_for_each(|i| kv::set("bench-key", &i.to_le_bytes())),
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => Response::text(200, "done"),
+            Err(error) => Response::from_error(&error),
+        }
+    }
+}
+
+capstan_guest::export_plugin!(Bench);

@@ -1,0 +1,159 @@
+//! The `capstan` binary as an author uses it: `inspect` and `run`.
+
+mod support;
+
+use std::process::{Command, Output};
+use support::{capstan_bin, plugin, plugin_dir, root};
+
+fn capstan(args: &[&str]) -> Output {
+    plugin("hello"); // builds the plugins if needed
+    Command::new(capstan_bin())
+        .args(args)
+        .current_dir(root())
+        .env("CAPSTAN_LOG", "warn")
+        .output()
+        .expect("running capstan")
+}
+
+fn wasm(name: &str) -> String {
+    plugin_dir()
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn inspect_shows_imports_capabilities_and_grants() {
+    let out = capstan(&[
+        "inspect",
+        &wasm("counter"),
+        "--policy",
+        "policy/default.toml",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("plugin    counter 0.1.0"), "{text}");
+    assert!(text.contains("capstan:plugin/kv@0.1.0"), "{text}");
+    assert!(text.contains("capability storage.kv"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("storage.kv") && l.contains("denied")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("http.routes") && l.contains("granted")),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_json_is_machine_readable() {
+    let out = capstan(&[
+        "inspect",
+        &wasm("tools"),
+        "--policy",
+        "policy/examples.toml",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["manifest"]["id"], "tools");
+    assert_eq!(json["grants"]["mcp"]["decision"], "granted");
+    assert_eq!(
+        json["grants"]["mcp"]["grant"]["tools"],
+        serde_json::json!(["add", "word-count"])
+    );
+}
+
+#[test]
+fn inspect_of_a_refused_plugin_exits_2_with_the_reason() {
+    let out = capstan(&["inspect", &wasm("hostile_undeclared_kv")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("refused (undeclared-import)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn run_calls_the_route_and_kv_persists_across_repeats() {
+    let out = capstan(&[
+        "run",
+        &wasm("counter"),
+        "--policy",
+        "policy/examples.toml",
+        "--get",
+        "/x",
+        "--repeat",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(r#"{"hits":1,"path":"/x"}"#), "{text}");
+    assert!(text.contains(r#"{"hits":2,"path":"/x"}"#), "{text}");
+}
+
+#[test]
+fn run_calls_a_tool() {
+    let out = capstan(&[
+        "run",
+        &wasm("tools"),
+        "--policy",
+        "policy/examples.toml",
+        "--tool",
+        "add",
+        "--args",
+        r#"{"a":1,"b":2}"#,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "3.0");
+}
+
+#[test]
+fn run_reports_a_timeout_with_exit_3() {
+    let out = capstan(&[
+        "run",
+        &wasm("hostile_misbehave"),
+        "--policy",
+        "policy/default.toml",
+        "--get",
+        "/loop",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("call failed (timeout)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn invalid_policy_file_is_named_with_its_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[defaults.capabilities.sockets]\n").unwrap();
+    let out = capstan(&[
+        "run",
+        &wasm("hello"),
+        "--policy",
+        path.to_str().unwrap(),
+        "--get",
+        "/",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.toml") && err.contains("unknown field `sockets`"),
+        "{err}"
+    );
+}

@@ -1,0 +1,150 @@
+//! Hostile plugins attack the host's limits; each attack is stopped with a typed error
+//! and the host keeps serving well-behaved plugins in the same process.
+
+mod support;
+
+use capstan_host::InvokeError;
+use capstan_host::audit::AuditKind;
+use capstan_host::capability::CapabilityId;
+use capstan_host::capability::log::LogSource;
+use std::time::{Duration, Instant};
+use support::{TestHost, get, text};
+
+const DEADLINE_MS: u32 = 200;
+
+fn misbehave_policy(extra: &str) -> String {
+    format!(
+        "[defaults.capabilities.routes]\n[plugins.misbehave.limits]\ndeadline_ms = {DEADLINE_MS}\nmemory_mib = 16\n{extra}"
+    )
+}
+
+#[test]
+fn infinite_loop_is_killed_within_deadline_plus_half() {
+    let host = TestHost::new();
+    let plugin = host.load("hostile_misbehave", &misbehave_policy(""));
+    let started = Instant::now();
+    let error = plugin.handle(&get("/loop")).unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        error,
+        InvokeError::Timeout {
+            deadline_ms: DEADLINE_MS
+        }
+    );
+    assert!(
+        elapsed < Duration::from_millis(u64::from(DEADLINE_MS) * 3 / 2),
+        "took {elapsed:?} for a {DEADLINE_MS} ms deadline"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(u64::from(DEADLINE_MS)),
+        "stopped early: {elapsed:?}"
+    );
+    assert_eq!(host.audit_of("misbehave", AuditKind::LimitHit).len(), 1);
+}
+
+#[test]
+fn memory_bomb_stops_at_the_policy_cap() {
+    let host = TestHost::new();
+    let plugin = host.load("hostile_misbehave", &misbehave_policy(""));
+    assert_eq!(
+        plugin.handle(&get("/memory")).unwrap_err(),
+        InvokeError::MemoryLimit { limit_mib: 16 }
+    );
+}
+
+#[test]
+fn deep_recursion_traps() {
+    let host = TestHost::new();
+    let plugin = host.load("hostile_misbehave", &misbehave_policy(""));
+    let error = plugin.handle(&get("/recursion")).unwrap_err();
+    assert!(
+        matches!(error, InvokeError::StackOverflow | InvokeError::Trap(_)),
+        "{error:?}"
+    );
+    assert_eq!(host.audit_of("misbehave", AuditKind::Trapped).len(), 1);
+}
+
+#[test]
+fn log_flood_is_capped_per_call_and_reported_once() {
+    let host = TestHost::new();
+    let policy = "[defaults.capabilities.routes]\n[plugins.misbehave.limits]\ndeadline_ms = 10000\n\
+                  [plugins.misbehave.log]\nlines_per_call = 50\nline_bytes = 64\n";
+    let plugin = host.load("hostile_misbehave", policy);
+    let response = plugin.handle(&get("/log-flood")).unwrap();
+    assert_eq!(text(&response.body), "flooded");
+    let lines = host.logs.records(Some("misbehave"));
+    assert_eq!(lines.len(), 51, "50 kept + 1 drop notice");
+    assert!(
+        lines[..50]
+            .iter()
+            .all(|l| l.source == LogSource::Guest && l.message.len() <= 64 + 32)
+    );
+    assert!(
+        lines[50].message.starts_with("dropped 99950 log lines"),
+        "{}",
+        lines[50].message
+    );
+    let hits = host.audit_of("misbehave", AuditKind::LimitHit);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].capability, Some(CapabilityId::Log));
+}
+
+#[test]
+fn stdout_flood_is_captured_into_the_log_with_caps() {
+    let host = TestHost::new();
+    let policy = "[defaults.capabilities.routes]\n[plugins.misbehave.limits]\ndeadline_ms = 10000\n\
+                  [plugins.misbehave.log]\nlines_per_call = 20\n";
+    let plugin = host.load("hostile_misbehave", policy);
+    assert_eq!(plugin.handle(&get("/stdout-flood")).unwrap().status, 200);
+    let lines = host.logs.records(Some("misbehave"));
+    assert_eq!(lines.len(), 21);
+    assert_eq!(lines[0].source, LogSource::Stdout);
+    assert_eq!(lines[0].message, "stdout flood line 0");
+    assert!(
+        lines[20].message.starts_with("dropped"),
+        "{}",
+        lines[20].message
+    );
+}
+
+#[test]
+fn host_serves_hello_after_every_attack_in_the_same_process() {
+    let host = TestHost::new();
+    let hostile = host.load("hostile_misbehave", &misbehave_policy(""));
+    let hello = host.load("hello", "[defaults.capabilities.routes]\n");
+    for attack in ["/loop", "/memory", "/recursion"] {
+        assert!(
+            hostile.handle(&get(attack)).is_err(),
+            "{attack} should fail"
+        );
+        let response = hello.handle(&get("/?name=after")).unwrap();
+        assert_eq!(
+            text(&response.body),
+            "Hello, after! (GET /)\n",
+            "after {attack}"
+        );
+    }
+    assert_eq!(
+        hostile.handle(&get("/ok")).unwrap().status,
+        200,
+        "the hostile plugin itself recovers"
+    );
+}
+
+#[test]
+fn a_looping_call_does_not_block_other_plugins() {
+    let host = TestHost::new();
+    let hostile = host.load("hostile_misbehave", &misbehave_policy(""));
+    let hello = host.load("hello", "[defaults.capabilities.routes]\n");
+    std::thread::scope(|scope| {
+        let looping = scope.spawn(|| hostile.handle(&get("/loop")));
+        std::thread::sleep(Duration::from_millis(20));
+        let started = Instant::now();
+        assert_eq!(hello.handle(&get("/")).unwrap().status, 200);
+        assert!(started.elapsed() < Duration::from_millis(u64::from(DEADLINE_MS)));
+        assert!(matches!(
+            looping.join().unwrap(),
+            Err(InvokeError::Timeout { .. })
+        ));
+    });
+}

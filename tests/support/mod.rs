@@ -1,0 +1,136 @@
+//! Shared helpers for the end-to-end tests: the built plugins, a runtime with in-memory
+//! services, and the `capstan` binary.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use capstan_host::audit::{AuditEvent, AuditKind, MemoryAudit};
+use capstan_host::capability::CapabilityId;
+use capstan_host::capability::log::MemoryLogs;
+use capstan_host::runtime::Request;
+use capstan_host::{Plugin, Policy, Runtime, Services};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where the plugin components are built.
+pub fn plugin_dir() -> PathBuf {
+    root().join("target/plugins/wasm32-wasip2/release")
+}
+
+/// Build the plugins workspace once per test binary (a no-op when up to date; the test
+/// scripts build it before `cargo test`, so this only matters for a bare `cargo test`).
+fn ensure_plugins_built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
+            .arg(root().join("target/plugins"))
+            .current_dir(root().join("plugins"))
+            .status()
+            .expect("running cargo to build the plugins");
+        assert!(
+            status.success(),
+            "building plugins/ failed; `rustup target add wasm32-wasip2` (scripts/test does it)"
+        );
+    });
+}
+
+/// The bytes of built plugin `name` (file stem, e.g. `hello` or `hostile_misbehave`).
+pub fn plugin(name: &str) -> Vec<u8> {
+    ensure_plugins_built();
+    let path = plugin_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// A runtime with in-memory services, plus handles on its audit and log sinks.
+pub struct TestHost {
+    pub runtime: Runtime,
+    pub audit: Arc<MemoryAudit>,
+    pub logs: Arc<MemoryLogs>,
+}
+
+impl TestHost {
+    pub fn new() -> TestHost {
+        let (services, audit, logs) = Services::in_memory();
+        TestHost {
+            runtime: Runtime::new(services).expect("runtime"),
+            audit,
+            logs,
+        }
+    }
+
+    /// Load built plugin `name` under policy text `policy`, panicking on refusal.
+    pub fn load(&self, name: &str, policy: &str) -> Plugin {
+        let policy = Policy::parse(policy).expect("test policy parses");
+        self.runtime
+            .load(&plugin(name), None, &policy)
+            .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    }
+
+    /// Audit events of `kind` for `plugin`.
+    pub fn audit_of(&self, plugin: &str, kind: AuditKind) -> Vec<AuditEvent> {
+        self.audit
+            .events()
+            .into_iter()
+            .filter(|e| e.plugin == plugin && e.kind == kind)
+            .collect()
+    }
+
+    /// Whether a `denied` audit record exists for `plugin` and `capability`.
+    pub fn audited_denial(&self, plugin: &str, capability: CapabilityId) -> bool {
+        self.audit_of(plugin, AuditKind::Denied)
+            .iter()
+            .any(|e| e.capability == Some(capability))
+    }
+}
+
+/// A GET request for `path_and_query`.
+pub fn get(path_and_query: &str) -> Request {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    Request {
+        method: "GET".into(),
+        path: path.into(),
+        query: query.into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+/// The response body as text.
+pub fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+/// The `default.toml` shipped in `policy/`.
+pub fn shipped_policy(file: &str) -> String {
+    std::fs::read_to_string(root().join("policy").join(file)).expect("shipped policy")
+}
+
+/// The `capstan` binary built next to the test executables.
+pub fn capstan_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join("capstan");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p capstan-host`",
+        bin.display()
+    );
+    bin
+}
