@@ -134,3 +134,37 @@ pub fn capstan_bin() -> PathBuf {
     );
     bin
 }
+
+/// The PostgreSQL URL for tests, or `None` (with the reason printed) to skip them.
+/// With `CI=true` a missing URL fails the test: in CI the PostgreSQL tests are mandatory.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("CAPSTAN_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but CAPSTAN_TEST_DATABASE_URL is unset: PostgreSQL tests are mandatory in CI"
+            )
+        }
+        _ => {
+            eprintln!(
+                "skipping PostgreSQL test: set CAPSTAN_TEST_DATABASE_URL=postgres://user@host:port/db to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test run uses, so parallel and repeated runs never collide.
+pub fn unique_schema() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "capstan_test_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,271 @@
+//! PostgreSQL backend (tokio-postgres with a deadpool pool), for several hosts sharing
+//! one state. Writes lock the namespace's usage row (`FOR UPDATE`), so read-modify-write
+//! updates and quota checks are atomic across connections and hosts. Migrations are
+//! versioned and serialised by an advisory lock so hosts starting together agree.
+
+use super::{
+    KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
+};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::future::Future;
+use std::str::FromStr;
+use tokio_postgres::NoTls;
+
+/// Schema versions, applied in order; never edit a shipped entry, append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE kv (
+        namespace TEXT NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
+        value BYTEA NOT NULL,
+        PRIMARY KEY (namespace, key)
+    );
+    CREATE TABLE kv_usage (
+        namespace TEXT PRIMARY KEY,
+        keys BIGINT NOT NULL,
+        bytes BIGINT NOT NULL
+    );
+"#];
+
+/// Advisory lock key serialising migrations ("capstan" in ASCII).
+const MIGRATION_LOCK: i64 = 0x63_61_70_73_74_61_6e;
+
+/// Connections in the pool.
+const POOL_SIZE: usize = 16;
+
+/// State in a PostgreSQL database (optionally in one schema of it).
+pub struct PostgresStore {
+    pool: Pool,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn backend(error: impl std::fmt::Display) -> KvError {
+    KvError::Backend(error.to_string())
+}
+
+impl PostgresStore {
+    /// Connect to `url` (a `postgres://` URL), using `schema` if given (created if
+    /// missing), and bring the schema up to date.
+    pub fn connect(url: &str, schema: Option<&str>) -> Result<PostgresStore, KvError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| KvError::Backend(format!("invalid database URL: {e}")))?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(KvError::Backend(format!("invalid schema name `{schema}`")));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(backend)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("capstan-postgres")
+            .enable_all()
+            .build()
+            .map_err(backend)?;
+        let store = PostgresStore { pool, runtime };
+        store.block_on(async {
+            let mut client = store.pool.get().await.map_err(backend)?;
+            if let Some(schema) = schema {
+                client
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .await
+                    .map_err(backend)?;
+            }
+            migrate(&mut client).await
+        })?;
+        Ok(store)
+    }
+
+    /// Drop `schema` and everything in it (test clean-up).
+    pub fn drop_schema(&self, schema: &str) -> Result<(), KvError> {
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .map_err(backend)
+        })
+    }
+
+    /// Run `future` on the store's own runtime (callers are synchronous host functions).
+    fn block_on<R>(&self, future: impl Future<Output = R>) -> R {
+        self.runtime.block_on(future)
+    }
+}
+
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), KvError> {
+    let tx = client.transaction().await.map_err(backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(backend)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
+        .await
+        .map_err(backend)?;
+    let row = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+        .await
+        .map_err(backend)?;
+    let done = row.get::<_, i32>(0) as usize;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        tx.batch_execute(sql).await.map_err(backend)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&((index + 1) as i32)],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+/// Lock the namespace's usage row (creating it) and return its usage.
+async fn lock_usage(client: &impl GenericClient, namespace: &str) -> Result<Usage, KvError> {
+    client
+        .execute(
+            "INSERT INTO kv_usage (namespace, keys, bytes) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING",
+            &[&namespace],
+        )
+        .await
+        .map_err(backend)?;
+    let row = client
+        .query_one(
+            "SELECT keys, bytes FROM kv_usage WHERE namespace = $1 FOR UPDATE",
+            &[&namespace],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(Usage {
+        keys: row.get::<_, i64>(0) as u64,
+        bytes: row.get::<_, i64>(1) as u64,
+    })
+}
+
+async fn write_usage(
+    client: &impl GenericClient,
+    namespace: &str,
+    usage: Usage,
+) -> Result<(), KvError> {
+    client
+        .execute(
+            "UPDATE kv_usage SET keys = $2, bytes = $3 WHERE namespace = $1",
+            &[&namespace, &(usage.keys as i64), &(usage.bytes as i64)],
+        )
+        .await
+        .map(drop)
+        .map_err(backend)
+}
+
+async fn read_value(
+    client: &impl GenericClient,
+    namespace: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, KvError> {
+    let row = client
+        .query_opt(
+            "SELECT value FROM kv WHERE namespace = $1 AND key = $2",
+            &[&namespace, &key],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+impl KvStore for PostgresStore {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            read_value(&client, namespace, key).await
+        })
+    }
+
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+        self.block_on(async {
+            let mut client = self.pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let usage = lock_usage(&tx, namespace).await?;
+            let Some(old) = read_value(&tx, namespace, key).await? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "DELETE FROM kv WHERE namespace = $1 AND key = $2",
+                &[&namespace, &key],
+            )
+            .await
+            .map_err(backend)?;
+            write_usage(&tx, namespace, usage.after_delete(key, old.len())).await?;
+            tx.commit().await.map_err(backend)?;
+            Ok(true)
+        })
+    }
+
+    fn list_keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, KvError> {
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let rows = client
+                .query(
+                    "SELECT key FROM kv WHERE namespace = $1 AND key LIKE $2 AND key > $3
+                     ORDER BY key LIMIT $4",
+                    &[
+                        &namespace,
+                        &like_prefix(prefix),
+                        &cursor.unwrap_or(""),
+                        &(limit as i64 + 1),
+                    ],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(page(rows.iter().map(|row| row.get(0)).collect(), limit))
+        })
+    }
+
+    fn update(
+        &self,
+        namespace: &str,
+        key: &str,
+        update: Update<'_>,
+        quota: Quota,
+    ) -> Result<Updated, KvError> {
+        self.block_on(async {
+            let mut client = self.pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let usage = lock_usage(&tx, namespace).await?;
+            let current = read_value(&tx, namespace, key).await?;
+            let (next, outcome) = update.apply(key, current.as_deref())?;
+            if let Some(value) = next {
+                let usage =
+                    usage.after_put(key, current.as_ref().map(Vec::len), value.len(), quota)?;
+                tx.execute(
+                    "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+                    &[&namespace, &key, &value],
+                )
+                .await
+                .map_err(backend)?;
+                write_usage(&tx, namespace, usage).await?;
+                tx.commit().await.map_err(backend)?;
+            }
+            Ok(outcome)
+        })
+    }
+}

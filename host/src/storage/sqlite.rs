@@ -1,0 +1,236 @@
+//! SQLite backend: the embedded default. One file in the data directory, WAL mode,
+//! versioned migrations run at open. Writes run in `BEGIN IMMEDIATE` transactions on one
+//! connection, so read-modify-write updates and quota checks are atomic.
+
+use super::{
+    KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Schema versions, applied in order; never edit a shipped entry, append a new one.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE kv (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (namespace, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE kv_usage (
+        namespace TEXT PRIMARY KEY,
+        keys INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"];
+
+/// State in one SQLite database file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(error: rusqlite::Error) -> KvError {
+    KvError::Backend(error.to_string())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, KvError> {
+        let conn = Connection::open(path)
+            .map_err(|e| KvError::Backend(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn open_in_memory() -> Result<SqliteStore, KvError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<SqliteStore, KvError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        migrate(&mut conn).map_err(backend)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<usize, KvError> {
+        current_version(&self.conn()).map_err(backend)
+    }
+}
+
+fn current_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |row| row.get::<_, i64>(0).map(|v| v as usize),
+    )
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done = current_version(&tx)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [(index + 1) as i64],
+        )?;
+    }
+    tx.commit()
+}
+
+fn read_usage(conn: &Connection, namespace: &str) -> rusqlite::Result<Usage> {
+    conn.query_row(
+        "SELECT keys, bytes FROM kv_usage WHERE namespace = ?1",
+        [namespace],
+        |row| {
+            Ok(Usage {
+                keys: row.get::<_, i64>(0)? as u64,
+                bytes: row.get::<_, i64>(1)? as u64,
+            })
+        },
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
+}
+
+fn write_usage(conn: &Connection, namespace: &str, usage: Usage) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO kv_usage (namespace, keys, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (namespace) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+        params![namespace, usage.keys as i64, usage.bytes as i64],
+    )
+    .map(drop)
+}
+
+fn read_value(conn: &Connection, namespace: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+        [namespace, key],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+impl KvStore for SqliteStore {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        read_value(&self.conn(), namespace, key).map_err(backend)
+    }
+
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let Some(old) = read_value(&tx, namespace, key).map_err(backend)? else {
+            return Ok(false);
+        };
+        tx.execute(
+            "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
+            [namespace, key],
+        )
+        .map_err(backend)?;
+        let usage = read_usage(&tx, namespace)
+            .map_err(backend)?
+            .after_delete(key, old.len());
+        write_usage(&tx, namespace, usage).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    fn list_keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, KvError> {
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT key FROM kv WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' AND key > ?3
+                 ORDER BY key LIMIT ?4",
+            )
+            .map_err(backend)?;
+        let keys = statement
+            .query_map(
+                params![
+                    namespace,
+                    like_prefix(prefix),
+                    cursor.unwrap_or(""),
+                    limit as i64 + 1
+                ],
+                |row| row.get(0),
+            )
+            .and_then(Iterator::collect)
+            .map_err(backend)?;
+        Ok(page(keys, limit))
+    }
+
+    fn update(
+        &self,
+        namespace: &str,
+        key: &str,
+        update: Update<'_>,
+        quota: Quota,
+    ) -> Result<Updated, KvError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let current = read_value(&tx, namespace, key).map_err(backend)?;
+        let (next, outcome) = update.apply(key, current.as_deref())?;
+        if let Some(value) = next {
+            let usage = read_usage(&tx, namespace).map_err(backend)?.after_put(
+                key,
+                current.as_ref().map(Vec::len),
+                value.len(),
+                quota,
+            )?;
+            tx.execute(
+                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+                params![namespace, key, value],
+            )
+            .map_err(backend)?;
+            write_usage(&tx, namespace, usage).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        let quota = Quota {
+            max_keys: 10,
+            max_bytes: 100,
+        };
+        store.set("p", "k", b"v", quota).unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(reopened.get("p", "k").unwrap(), Some(b"v".to_vec()));
+    }
+}

@@ -1,0 +1,224 @@
+//! One conformance suite for every key-value backend: in-memory, SQLite and PostgreSQL.
+//! PostgreSQL runs when CAPSTAN_TEST_DATABASE_URL is set (mandatory under CI=true), each
+//! test in its own schema, dropped afterwards.
+
+mod support;
+
+use capstan_host::storage::{KvError, KvStore, MemoryKv, PostgresStore, Quota, SqliteStore};
+use capstan_host::{Policy, Runtime, Services};
+use std::sync::Arc;
+use support::{get, plugin, text};
+
+const ROOMY: Quota = Quota {
+    max_keys: 1000,
+    max_bytes: 1 << 20,
+};
+
+/// A backend under test and whatever must outlive it.
+struct Backend {
+    store: Arc<dyn KvStore>,
+    cleanup: Option<Box<dyn FnOnce()>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup();
+        }
+    }
+}
+
+fn memory() -> Option<Backend> {
+    Some(Backend {
+        store: Arc::new(MemoryKv::default()),
+        cleanup: None,
+    })
+}
+
+fn sqlite() -> Option<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    Some(Backend {
+        store: Arc::new(store),
+        cleanup: Some(Box::new(move || drop(dir))),
+    })
+}
+
+fn postgres() -> Option<Backend> {
+    let url = support::postgres_url()?;
+    let schema = support::unique_schema();
+    let store = Arc::new(
+        PostgresStore::connect(&url, Some(&schema)).unwrap_or_else(|e| panic!("{url}: {e}")),
+    );
+    let owner = store.clone();
+    Some(Backend {
+        store,
+        cleanup: Some(Box::new(move || {
+            owner.drop_schema(&schema).expect("dropping test schema")
+        })),
+    })
+}
+
+fn get_set_delete(kv: &dyn KvStore) {
+    assert_eq!(kv.get("p", "k").unwrap(), None);
+    kv.set("p", "k", b"one", ROOMY).unwrap();
+    kv.set("p", "k", b"two", ROOMY).unwrap();
+    assert_eq!(kv.get("p", "k").unwrap(), Some(b"two".to_vec()));
+    kv.set("p", "empty", b"", ROOMY).unwrap();
+    assert_eq!(kv.get("p", "empty").unwrap(), Some(Vec::new()));
+    assert!(kv.delete("p", "k").unwrap());
+    assert!(!kv.delete("p", "k").unwrap());
+    assert_eq!(kv.get("p", "k").unwrap(), None);
+}
+
+fn namespaces_are_isolated(kv: &dyn KvStore) {
+    kv.set("alice", "secret", b"a", ROOMY).unwrap();
+    assert_eq!(kv.get("bob", "secret").unwrap(), None);
+    assert!(!kv.delete("bob", "secret").unwrap());
+    assert!(kv.list_keys("bob", "", None, 100).unwrap().keys.is_empty());
+    assert_eq!(kv.get("alice", "secret").unwrap(), Some(b"a".to_vec()));
+}
+
+fn quota_counts_keys_and_bytes_and_frees_on_delete(kv: &dyn KvStore) {
+    let tight = Quota {
+        max_keys: 2,
+        max_bytes: 10,
+    };
+    kv.set("q", "k1", b"123", tight).unwrap();
+    kv.set("q", "k2", b"4", tight).unwrap();
+    assert!(matches!(
+        kv.set("q", "k3", b"", tight),
+        Err(KvError::QuotaExceeded(_))
+    ));
+    assert!(matches!(
+        kv.set("q", "k1", b"12345678", tight),
+        Err(KvError::QuotaExceeded(_))
+    ));
+    assert_eq!(
+        kv.get("q", "k1").unwrap(),
+        Some(b"123".to_vec()),
+        "a refused write changes nothing"
+    );
+    assert!(kv.delete("q", "k2").unwrap());
+    kv.set("q", "k3", b"x", tight).unwrap();
+    assert!(matches!(
+        kv.increment("q", "k4", 1, tight),
+        Err(KvError::QuotaExceeded(_))
+    ));
+}
+
+fn increment_and_compare_and_swap(kv: &dyn KvStore) {
+    assert_eq!(kv.increment("c", "n", 5, ROOMY).unwrap(), 5);
+    assert_eq!(kv.increment("c", "n", -7, ROOMY).unwrap(), -2);
+    kv.set("c", "text", b"abc", ROOMY).unwrap();
+    assert!(matches!(
+        kv.increment("c", "text", 1, ROOMY),
+        Err(KvError::NotAnInteger(_))
+    ));
+    kv.set("c", "max", i64::MAX.to_string().as_bytes(), ROOMY)
+        .unwrap();
+    assert!(matches!(
+        kv.increment("c", "max", 1, ROOMY),
+        Err(KvError::NotAnInteger(_))
+    ));
+    assert!(kv.compare_and_swap("c", "s", None, b"1", ROOMY).unwrap());
+    assert!(!kv.compare_and_swap("c", "s", None, b"2", ROOMY).unwrap());
+    assert!(
+        !kv.compare_and_swap("c", "s", Some(b"9"), b"2", ROOMY)
+            .unwrap()
+    );
+    assert!(
+        kv.compare_and_swap("c", "s", Some(b"1"), b"2", ROOMY)
+            .unwrap()
+    );
+    assert_eq!(kv.get("c", "s").unwrap(), Some(b"2".to_vec()));
+}
+
+fn list_keys_pages_through_a_prefix(kv: &dyn KvStore) {
+    for key in ["a%1", "a%2", "a%3", "ab", "a_x", "b"] {
+        kv.set("l", key, b"", ROOMY).unwrap();
+    }
+    let first = kv.list_keys("l", "a%", None, 2).unwrap();
+    assert_eq!(first.keys, ["a%1", "a%2"]);
+    let second = kv
+        .list_keys("l", "a%", first.next_cursor.as_deref(), 2)
+        .unwrap();
+    assert_eq!(
+        second.keys,
+        ["a%3"],
+        "wildcards in the prefix match literally"
+    );
+    assert_eq!(second.next_cursor, None);
+    assert_eq!(kv.list_keys("l", "a_", None, 10).unwrap().keys, ["a_x"]);
+    assert_eq!(kv.list_keys("l", "", None, 100).unwrap().keys.len(), 6);
+}
+
+/// 100 fresh instances of the counter plugin increment one key at once; none is lost.
+fn concurrent_increments_from_fresh_instances(kv: Arc<dyn KvStore>) {
+    let (services, _audit, _logs) = Services::in_memory();
+    let runtime = Runtime::new(Services {
+        kv: kv.clone(),
+        ..services
+    })
+    .unwrap();
+    let policy =
+        Policy::parse("[defaults.capabilities.routes]\n[defaults.capabilities.kv]\n").unwrap();
+    let counter = runtime.load(&plugin("counter"), None, &policy).unwrap();
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..100)
+            .map(|_| scope.spawn(|| counter.handle(&get("/race"))))
+            .collect();
+        for call in calls {
+            let response = call.join().unwrap().unwrap();
+            assert_eq!(response.status, 200, "{}", text(&response.body));
+        }
+    });
+    assert_eq!(
+        kv.get("counter", "hits:/race").unwrap(),
+        Some(b"100".to_vec())
+    );
+}
+
+macro_rules! conformance {
+    ($($backend:ident),*) => {$(
+        mod $backend {
+            #[test]
+            fn get_set_delete() {
+                let Some(b) = super::$backend() else { return };
+                super::get_set_delete(&*b.store);
+            }
+
+            #[test]
+            fn namespaces_are_isolated() {
+                let Some(b) = super::$backend() else { return };
+                super::namespaces_are_isolated(&*b.store);
+            }
+
+            #[test]
+            fn quota_counts_keys_and_bytes_and_frees_on_delete() {
+                let Some(b) = super::$backend() else { return };
+                super::quota_counts_keys_and_bytes_and_frees_on_delete(&*b.store);
+            }
+
+            #[test]
+            fn increment_and_compare_and_swap() {
+                let Some(b) = super::$backend() else { return };
+                super::increment_and_compare_and_swap(&*b.store);
+            }
+
+            #[test]
+            fn list_keys_pages_through_a_prefix() {
+                let Some(b) = super::$backend() else { return };
+                super::list_keys_pages_through_a_prefix(&*b.store);
+            }
+
+            #[test]
+            fn concurrent_increments_from_fresh_instances() {
+                let Some(b) = super::$backend() else { return };
+                super::concurrent_increments_from_fresh_instances(b.store.clone());
+            }
+        }
+    )*};
+}
+
+conformance!(memory, sqlite, postgres);
