@@ -22,6 +22,8 @@ pub enum AuditKind {
     LimitHit,
     /// A call trapped.
     Trapped,
+    /// An operator set or removed a secret (never its value).
+    SecretChanged,
 }
 
 /// One audit record.

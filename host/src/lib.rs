@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod policy;
 pub mod runtime;
+pub mod secrets;
 pub mod storage;
 mod toml_text;
 pub mod wit_error;

@@ -12,9 +12,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-/// The repository root.
+/// The repository root (these helpers serve tests of the root and the host package).
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .find(|dir| dir.join("plugins/Cargo.toml").exists())
+            .expect("repository root above CARGO_MANIFEST_DIR")
+            .to_path_buf()
+    })
 }
 
 /// Where the plugin components are built.

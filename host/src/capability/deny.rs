@@ -4,6 +4,7 @@
 use super::CapabilityId;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::kv::{self, KeyPage};
+use crate::bindings::capstan::plugin::secrets;
 use crate::bindings::capstan::plugin::types::Error;
 use crate::runtime::{CallState, PluginContext};
 use wasmtime::component::HasData;
@@ -81,5 +82,11 @@ impl kv::Host for Denied<'_> {
         _value: Vec<u8>,
     ) -> Result<bool, Error> {
         Err(self.refuse(CapabilityId::Kv, "compare-and-swap"))
+    }
+}
+
+impl secrets::Host for Denied<'_> {
+    fn get(&mut self, _name: String) -> Result<String, Error> {
+        Err(self.refuse(CapabilityId::Secrets, "get"))
     }
 }

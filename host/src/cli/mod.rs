@@ -3,6 +3,8 @@
 
 mod inspect;
 mod run;
+mod secret;
+pub mod state;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -20,8 +22,11 @@ pub struct Cli {
 enum Command {
     /// Show a plugin's manifest, its imports mapped to capabilities, and its grants under a policy.
     Inspect(inspect::Args),
-    /// Run one call of a plugin locally (in-memory state), for plugin authors.
+    /// Run one call of a plugin locally, for plugin authors (in-memory state unless --data-dir).
     Run(run::Args),
+    /// Manage plugin secrets in the data directory (values are write-only).
+    #[command(subcommand)]
+    Secret(secret::Command),
 }
 
 /// Where a plugin comes from on the command line.
@@ -65,6 +70,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
+        Command::Secret(command) => secret::run(command),
     };
     match result {
         Ok(code) => code,

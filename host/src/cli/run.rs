@@ -22,6 +22,9 @@ pub struct Args {
     /// JSON arguments for `--tool`.
     #[arg(long, value_name = "JSON", default_value = "{}", requires = "tool")]
     args: String,
+    /// Keep state (kv, secrets) in this data directory instead of in memory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// Repeat the call N times in fresh instances (state persists through kv).
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: u32,
@@ -29,7 +32,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (bytes, sidecar, policy) = args.plugin.read()?;
-    let (services, _audit, _logs) = Services::in_memory();
+    let services = match &args.data_dir {
+        Some(dir) => super::state::open(dir)?,
+        None => Services::in_memory().0,
+    };
     let runtime = Runtime::new(services)?;
     let plugin = match runtime.load(&bytes, sidecar.as_deref(), &policy) {
         Ok(plugin) => plugin,

@@ -16,6 +16,7 @@ use crate::engine::{EpochTicker, build_engine};
 use crate::error::InstallError;
 use crate::gate::{self, Admission, ImportClass};
 use crate::policy::{Effective, Policy};
+use crate::secrets::{Keyring, MasterKey, Secrets};
 use crate::storage::{KvStore, MemoryKv};
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -25,17 +26,21 @@ use wasmtime::component::{Component, HasSelf, Linker};
 #[derive(Clone)]
 pub struct Services {
     pub kv: Arc<dyn KvStore>,
+    pub secrets: Secrets,
     pub audit: Arc<dyn AuditSink>,
     pub logs: Arc<dyn LogSink>,
 }
 
 impl Services {
-    /// In-memory services, returning the concrete audit and log sinks for inspection.
+    /// In-memory services with a random master key, returning the concrete audit and
+    /// log sinks for inspection.
     pub fn in_memory() -> (Services, Arc<MemoryAudit>, Arc<MemoryLogs>) {
         let audit = Arc::new(MemoryAudit::default());
         let logs = Arc::new(MemoryLogs::new(10_000));
+        let store = Arc::new(MemoryKv::default());
         let services = Services {
-            kv: Arc::new(MemoryKv::default()),
+            kv: store.clone(),
+            secrets: Secrets::new(store, Keyring::single(MasterKey::generate().0)),
             audit: audit.clone(),
             logs: logs.clone(),
         };
@@ -131,6 +136,9 @@ impl Runtime {
                 ImportClass::Capability(CapabilityId::Log) => capability::log::link(&mut linker)?,
                 ImportClass::Capability(CapabilityId::Kv) => {
                     capability::kv::link(&mut linker, &admission.grants.kv)?
+                }
+                ImportClass::Capability(CapabilityId::Secrets) => {
+                    capability::secrets::link(&mut linker, &admission.grants.secrets)?
                 }
                 ImportClass::Capability(other) => {
                     wasmtime::bail!("no host implementation for {other}")

@@ -1,6 +1,7 @@
 //! In-memory key-value backend: one `BTreeMap` per namespace behind a mutex.
 
 use super::{KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
+use crate::secrets::{Sealed, SecretError, SecretStore};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -14,6 +15,7 @@ struct Namespace {
 #[derive(Default)]
 pub struct MemoryKv {
     namespaces: Mutex<HashMap<String, Namespace>>,
+    secrets: Mutex<BTreeMap<(String, String), Sealed>>,
 }
 
 impl MemoryKv {
@@ -76,5 +78,56 @@ impl KvStore for MemoryKv {
             }
             Ok(outcome)
         })
+    }
+}
+
+impl MemoryKv {
+    fn secrets(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Sealed>> {
+        self.secrets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SecretStore for MemoryKv {
+    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), KvError> {
+        self.secrets()
+            .insert((plugin.into(), name.into()), sealed.clone());
+        Ok(())
+    }
+
+    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, KvError> {
+        Ok(self.secrets().get(&(plugin.into(), name.into())).cloned())
+    }
+
+    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, KvError> {
+        Ok(self
+            .secrets()
+            .remove(&(plugin.into(), name.into()))
+            .is_some())
+    }
+
+    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, KvError> {
+        Ok(self
+            .secrets()
+            .keys()
+            .filter(|(p, _)| plugin.is_none_or(|want| p == want))
+            .cloned()
+            .collect())
+    }
+
+    fn reseal_all(
+        &self,
+        reseal: &dyn Fn(&str, &str, &Sealed) -> Result<Sealed, SecretError>,
+    ) -> Result<usize, SecretError> {
+        let mut secrets = self.secrets();
+        let mut resealed = BTreeMap::new();
+        for ((plugin, name), sealed) in secrets.iter() {
+            resealed.insert(
+                (plugin.clone(), name.clone()),
+                reseal(plugin, name, sealed)?,
+            );
+        }
+        let count = resealed.len();
+        *secrets = resealed;
+        Ok(count)
     }
 }

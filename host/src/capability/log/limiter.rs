@@ -42,11 +42,12 @@ impl RateLimiter {
     }
 }
 
-/// Per-call log accounting: lines written and dropped.
+/// Per-call log accounting: lines written and dropped, and secret values to redact.
 #[derive(Default)]
 pub struct CallLog {
     written: u32,
     dropped: u64,
+    redact: Vec<String>,
 }
 
 impl CallLog {
@@ -68,7 +69,7 @@ impl CallLog {
             return;
         }
         self.written += 1;
-        let message = cap_line(message, policy.line_bytes as usize);
+        let message = cap_line(&self.redacted(message), policy.line_bytes as usize);
         plugin.services.logs.write(LogRecord {
             time: SystemTime::now(),
             plugin: plugin.id.clone(),
@@ -77,6 +78,21 @@ impl CallLog {
             source,
             message,
         });
+    }
+
+    /// Replace `value` (a secret this call read) with `[redacted]` in later lines.
+    pub fn redact(&mut self, value: &str) {
+        if !value.is_empty() && !self.redact.iter().any(|v| v == value) {
+            self.redact.push(value.to_string());
+        }
+    }
+
+    fn redacted(&self, message: &str) -> String {
+        self.redact
+            .iter()
+            .fold(message.to_string(), |text, secret| {
+                text.replace(secret.as_str(), "[redacted]")
+            })
     }
 
     /// Report dropped lines once per call, as a host line and an audit record.

@@ -1,9 +1,13 @@
-//! `secrets`: manifest and policy slices. Encrypted storage is not in this host yet, so
-//! the capability is marked unavailable and a plugin importing it is refused at install.
+//! `secrets`: a plugin reads only names its manifest declares and the policy grants.
+//! Values are decrypted per call, redacted from the plugin's log, never audited.
 
-use super::{CapabilityId, CapabilityInfo, Direction};
+mod host;
+
+use super::{CapabilityId, CapabilityInfo, Decision, Direction};
+use crate::runtime::CallState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use wasmtime::component::Linker;
 
 /// Registry entry.
 pub const INFO: CapabilityInfo = CapabilityInfo {
@@ -12,7 +16,7 @@ pub const INFO: CapabilityInfo = CapabilityInfo {
     key: "secrets",
     interface: "secrets",
     direction: Direction::Import,
-    available: false,
+    available: true,
 };
 
 /// Manifest `[capabilities.secrets]`: the secret names the plugin wants.
@@ -31,6 +35,9 @@ pub struct Allowed {
 
 impl Allowed {
     pub(crate) fn validate(&self) -> Result<(), String> {
+        for name in &self.names {
+            crate::secrets::validate_name(name).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }
@@ -53,4 +60,16 @@ pub fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
         return Err("none of the requested secret names is granted by the policy".into());
     }
     Ok(Grant { names })
+}
+
+/// Link the real secrets host when granted, the deny stub otherwise.
+pub(crate) fn link(
+    linker: &mut Linker<CallState>,
+    decision: &Decision<Grant>,
+) -> wasmtime::Result<()> {
+    use crate::bindings::capstan::plugin::secrets::add_to_linker;
+    match decision {
+        Decision::Granted { .. } => add_to_linker::<CallState, host::Granted>(linker, host::view),
+        _ => add_to_linker::<CallState, super::deny::DenyAll>(linker, super::deny::view),
+    }
 }

@@ -1,4 +1,5 @@
-//! Hostile plugin: reads whichever secret `?name=` names, declared or not.
+//! Hostile plugin: reads whichever secret `?name=` names, declared or not, and tries to
+//! leak what it gets through its log and stdout.
 
 use capstan_guest::prelude::*;
 
@@ -8,7 +9,11 @@ impl Plugin for SecretSnoop {
     fn handle(request: Request) -> Response {
         let name = request.query_param("name").unwrap_or("admin-password");
         match secrets::get(name) {
-            Ok(value) => Response::text(200, value),
+            Ok(value) => {
+                log::warn(format!("leaking {name} = {value}"));
+                println!("stdout leak: {value}");
+                Response::text(200, value)
+            }
             Err(error) => Response::from_error(&error),
         }
     }

@@ -1,5 +1,6 @@
 //! The `capstan` binary as an author uses it: `inspect` and `run`.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Output};
