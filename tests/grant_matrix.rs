@@ -104,24 +104,15 @@ fn filesystem_import_is_refused_even_if_everything_is_granted() {
 }
 
 #[test]
-fn outbound_http_is_refused_as_unavailable_until_the_checked_client_lands() {
+fn http_and_secrets_declared_but_not_granted_get_denied_and_are_audited() {
     let host = TestHost::new();
-    let policy = Policy::parse(&shipped_policy("examples.toml")).unwrap();
-    let error = host
-        .runtime
-        .load(&plugin("fetch"), None, &policy)
-        .unwrap_err();
-    assert!(
-        matches!(
-            &error,
-            InstallError::Unavailable {
-                capability: CapabilityId::Http,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    assert!(error.to_string().contains("not available on this host"));
+    let fetch = host.load("fetch", &shipped_policy("default.toml"));
+    let response = fetch.handle(&get("/?url=https://example.com/")).unwrap();
+    assert_eq!(response.status, 403);
+    assert!(host.audited_denial("fetch", CapabilityId::Http));
+    let vault = host.load("vault", &shipped_policy("default.toml"));
+    assert_eq!(vault.handle(&get("/")).unwrap().status, 403);
+    assert!(host.audited_denial("vault", CapabilityId::Secrets));
 }
 
 #[test]

@@ -4,9 +4,14 @@
 
 mod support;
 
+use capstan_host::audit::{AuditEvent, AuditKind, AuditQuery, AuditSink, MemoryAudit};
+use capstan_host::capability::CapabilityId;
+use capstan_host::capability::log::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs};
+use capstan_host::policy::LogLevel;
 use capstan_host::storage::{KvError, KvStore, MemoryKv, PostgresStore, Quota, SqliteStore};
 use capstan_host::{Policy, Runtime, Services};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use support::{get, plugin, text};
 
 const ROOMY: Quota = Quota {
@@ -17,6 +22,8 @@ const ROOMY: Quota = Quota {
 /// A backend under test and whatever must outlive it.
 struct Backend {
     store: Arc<dyn KvStore>,
+    audit: Arc<dyn AuditSink>,
+    logs: Arc<dyn LogSink>,
     cleanup: Option<Box<dyn FnOnce()>>,
 }
 
@@ -31,15 +38,19 @@ impl Drop for Backend {
 fn memory() -> Option<Backend> {
     Some(Backend {
         store: Arc::new(MemoryKv::default()),
+        audit: Arc::new(MemoryAudit::default()),
+        logs: Arc::new(MemoryLogs::new(1000)),
         cleanup: None,
     })
 }
 
 fn sqlite() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     Some(Backend {
-        store: Arc::new(store),
+        store: store.clone(),
+        audit: store.clone(),
+        logs: store,
         cleanup: Some(Box::new(move || drop(dir))),
     })
 }
@@ -52,7 +63,9 @@ fn postgres() -> Option<Backend> {
     );
     let owner = store.clone();
     Some(Backend {
-        store,
+        store: store.clone(),
+        audit: store.clone(),
+        logs: store,
         cleanup: Some(Box::new(move || {
             owner.drop_schema(&schema).expect("dropping test schema")
         })),
@@ -179,6 +192,109 @@ fn concurrent_increments_from_fresh_instances(kv: Arc<dyn KvStore>) {
     );
 }
 
+fn audit_is_persisted_and_queryable(audit: &dyn AuditSink) {
+    let t0 = SystemTime::now() - Duration::from_secs(100);
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    let event = |plugin: &str, kind, secs, detail: &str| AuditEvent {
+        time: at(secs),
+        plugin: plugin.into(),
+        kind,
+        capability: Some(CapabilityId::Kv),
+        detail: detail.into(),
+    };
+    audit.record(event("a", AuditKind::Denied, 1, "first"));
+    audit.record(event("b", AuditKind::Denied, 2, "other plugin"));
+    audit.record(event("a", AuditKind::LimitHit, 3, "second"));
+    audit.record(event("a", AuditKind::Denied, 4, "third"));
+    let details = |q: AuditQuery| -> Vec<String> {
+        audit
+            .query(&q)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail)
+            .collect()
+    };
+    let all = AuditQuery {
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        details(all.clone()),
+        ["third", "second", "other plugin", "first"],
+        "newest first"
+    );
+    let of_a = AuditQuery {
+        plugin: Some("a".into()),
+        ..all.clone()
+    };
+    assert_eq!(details(of_a.clone()), ["third", "second", "first"]);
+    assert_eq!(
+        details(AuditQuery {
+            kind: Some(AuditKind::Denied),
+            ..of_a.clone()
+        }),
+        ["third", "first"]
+    );
+    assert_eq!(
+        details(AuditQuery {
+            since: Some(at(2)),
+            until: Some(at(4)),
+            ..all.clone()
+        }),
+        ["second", "other plugin"]
+    );
+    assert_eq!(details(AuditQuery { limit: 1, ..of_a }), ["third"]);
+    let back = &audit.query(&all).unwrap()[0];
+    assert_eq!(
+        (back.kind, back.capability, back.plugin.as_str()),
+        (AuditKind::Denied, Some(CapabilityId::Kv), "a")
+    );
+}
+
+fn logs_are_persisted_and_queryable(logs: &dyn LogSink) {
+    let line = |plugin: &str, level, message: &str| LogRecord {
+        time: SystemTime::now(),
+        plugin: plugin.into(),
+        call_id: "c1".into(),
+        level,
+        source: LogSource::Guest,
+        message: message.into(),
+    };
+    logs.write(line("a", LogLevel::Debug, "quiet"));
+    logs.write(line("a", LogLevel::Warn, "loud"));
+    logs.write(line("b", LogLevel::Error, "other"));
+    let messages = |q: LogQuery| -> Vec<String> {
+        logs.query(&q)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.message)
+            .collect()
+    };
+    let of_a = LogQuery {
+        plugin: Some("a".into()),
+        limit: 10,
+        ..LogQuery::default()
+    };
+    assert_eq!(messages(of_a.clone()), ["loud", "quiet"]);
+    assert_eq!(
+        messages(LogQuery {
+            level: Some(LogLevel::Info),
+            ..of_a
+        }),
+        ["loud"]
+    );
+    let back = &logs
+        .query(&LogQuery {
+            limit: 1,
+            ..LogQuery::default()
+        })
+        .unwrap()[0];
+    assert_eq!(
+        (back.level, back.source, back.call_id.as_str()),
+        (LogLevel::Error, LogSource::Guest, "c1")
+    );
+}
+
 macro_rules! conformance {
     ($($backend:ident),*) => {$(
         mod $backend {
@@ -210,6 +326,18 @@ macro_rules! conformance {
             fn list_keys_pages_through_a_prefix() {
                 let Some(b) = super::$backend() else { return };
                 super::list_keys_pages_through_a_prefix(&*b.store);
+            }
+
+            #[test]
+            fn audit_is_persisted_and_queryable() {
+                let Some(b) = super::$backend() else { return };
+                super::audit_is_persisted_and_queryable(&*b.audit);
+            }
+
+            #[test]
+            fn logs_are_persisted_and_queryable() {
+                let Some(b) = super::$backend() else { return };
+                super::logs_are_persisted_and_queryable(&*b.logs);
             }
 
             #[test]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditKind {
     /// A plugin was loaded; detail lists its grants.
@@ -22,6 +22,8 @@ pub enum AuditKind {
     LimitHit,
     /// A call trapped.
     Trapped,
+    /// An outbound HTTP request: method, origin, status, bytes, duration or refusal.
+    HttpRequest,
     /// An operator set or removed a secret (never its value).
     SecretChanged,
 }
@@ -54,13 +56,88 @@ impl AuditEvent {
     }
 }
 
-/// Receives audit records.
-pub trait AuditSink: Send + Sync {
-    /// Persist one record.
-    fn record(&self, event: AuditEvent);
+impl AuditKind {
+    /// The kebab-case name used in storage and APIs, e.g. `limit-hit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Installed => "installed",
+            AuditKind::Refused => "refused",
+            AuditKind::GrantDecision => "grant-decision",
+            AuditKind::Denied => "denied",
+            AuditKind::LimitHit => "limit-hit",
+            AuditKind::Trapped => "trapped",
+            AuditKind::HttpRequest => "http-request",
+            AuditKind::SecretChanged => "secret-changed",
+        }
+    }
+
+    /// The kind named `name` (as written by [`AuditKind::as_str`]).
+    pub fn parse(name: &str) -> Option<AuditKind> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
 }
 
-/// Audit records kept in memory (the store-backed sink arrives with the SQL backends).
+/// Which audit records to return; unset fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub plugin: Option<String>,
+    pub kind: Option<AuditKind>,
+    pub since: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+    /// At most this many, newest first (capped at [`MAX_QUERY_ROWS`]).
+    pub limit: u32,
+}
+
+/// Most rows one audit or log query returns.
+pub const MAX_QUERY_ROWS: u32 = 10_000;
+
+impl AuditQuery {
+    /// Whether `event` passes this query's filters.
+    pub fn admits(&self, event: &AuditEvent) -> bool {
+        self.plugin.as_ref().is_none_or(|p| *p == event.plugin)
+            && self.kind.is_none_or(|k| k == event.kind)
+            && self.since.is_none_or(|t| event.time >= t)
+            && self.until.is_none_or(|t| event.time < t)
+    }
+
+    /// The row limit to apply.
+    pub fn row_limit(&self) -> u32 {
+        self.limit.clamp(1, MAX_QUERY_ROWS)
+    }
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub fn to_millis(time: SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The time `millis` after the Unix epoch.
+pub fn from_millis(millis: i64) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64)
+}
+
+/// Receives audit records and answers queries over them.
+pub trait AuditSink: Send + Sync {
+    /// Persist one record. Failures are logged, never passed to the caller.
+    fn record(&self, event: AuditEvent);
+    /// Records matching `query`, newest first.
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::KvError>;
+}
+
+/// Mirror an audit record to the host's own log (details never carry secret values).
+pub fn trace(event: &AuditEvent) {
+    tracing::info!(
+        target: "capstan::audit",
+        plugin = %event.plugin,
+        kind = event.kind.as_str(),
+        capability = ?event.capability.map(CapabilityId::name),
+        "{}",
+        event.detail
+    );
+}
+
+/// Audit records kept in memory (tests and `capstan run` without a data directory).
 #[derive(Default)]
 pub struct MemoryAudit {
     events: Mutex<Vec<AuditEvent>>,
@@ -78,17 +155,21 @@ impl MemoryAudit {
 
 impl AuditSink for MemoryAudit {
     fn record(&self, event: AuditEvent) {
-        tracing::info!(
-            target: "capstan::audit",
-            plugin = %event.plugin,
-            kind = ?event.kind,
-            capability = ?event.capability.map(CapabilityId::name),
-            "{}",
-            event.detail
-        );
+        trace(&event);
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(event);
+    }
+
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::KvError> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(events
+            .iter()
+            .rev()
+            .filter(|e| query.admits(e))
+            .take(query.row_limit() as usize)
+            .cloned()
+            .collect())
     }
 }

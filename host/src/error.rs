@@ -42,11 +42,6 @@ pub enum InstallError {
         import: String,
         capability: CapabilityId,
     },
-    #[error("plugin imports `{import}`: capability {capability} is not available on this host")]
-    Unavailable {
-        import: String,
-        capability: CapabilityId,
-    },
     #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key, interface = capability.info().interface)]
     MissingExport { capability: CapabilityId },
     #[error(
@@ -83,7 +78,6 @@ impl InstallError {
             InstallError::UnknownImport { .. } => "unknown-import",
             InstallError::ForbiddenImport { .. } => "forbidden-import",
             InstallError::Undeclared { .. } => "undeclared-import",
-            InstallError::Unavailable { .. } => "capability-unavailable",
             InstallError::MissingExport { .. } => "missing-export",
             InstallError::PinMismatch { .. } => "pin-mismatch",
             InstallError::Compile(_) => "compile-failed",

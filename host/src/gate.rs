@@ -73,19 +73,13 @@ pub fn admit(
     let imports = classify_imports(&inspection.imports)?;
     check_exports(&inspection.exports, &manifest)?;
     for row in &imports {
-        if let ImportClass::Capability(id) = row.class {
-            if !manifest.capabilities.declares(id) {
-                return Err(InstallError::Undeclared {
-                    import: row.name.clone(),
-                    capability: id,
-                });
-            }
-            if !id.info().available {
-                return Err(InstallError::Unavailable {
-                    import: row.name.clone(),
-                    capability: id,
-                });
-            }
+        if let ImportClass::Capability(id) = row.class
+            && !manifest.capabilities.declares(id)
+        {
+            return Err(InstallError::Undeclared {
+                import: row.name.clone(),
+                capability: id,
+            });
         }
     }
     let sha256 = hex::encode(Sha256::digest(bytes));

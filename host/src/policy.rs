@@ -147,6 +147,42 @@ pub enum PolicyError {
     },
 }
 
+impl LogLevel {
+    /// The lower-case name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// The level named `name`.
+    pub fn parse(name: &str) -> Option<LogLevel> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+
+    /// 0 (trace) to 4 (error), as stored so queries can filter by minimum level.
+    pub fn rank(self) -> i32 {
+        self as i32
+    }
+
+    /// The level of rank `rank`.
+    pub fn from_rank(rank: i32) -> Option<LogLevel> {
+        [
+            LogLevel::Trace,
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+        ]
+        .get(usize::try_from(rank).ok()?)
+        .copied()
+    }
+}
+
 impl Policy {
     /// Parse and validate policy text.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {

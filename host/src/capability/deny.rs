@@ -4,8 +4,8 @@
 use super::CapabilityId;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::kv::{self, KeyPage};
-use crate::bindings::capstan::plugin::secrets;
 use crate::bindings::capstan::plugin::types::Error;
+use crate::bindings::capstan::plugin::{http, secrets};
 use crate::runtime::{CallState, PluginContext};
 use wasmtime::component::HasData;
 
@@ -88,5 +88,11 @@ impl kv::Host for Denied<'_> {
 impl secrets::Host for Denied<'_> {
     fn get(&mut self, _name: String) -> Result<String, Error> {
         Err(self.refuse(CapabilityId::Secrets, "get"))
+    }
+}
+
+impl http::Host for Denied<'_> {
+    fn send(&mut self, _request: http::Request) -> Result<http::Response, Error> {
+        Err(self.refuse(CapabilityId::Http, "send"))
     }
 }

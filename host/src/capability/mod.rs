@@ -44,8 +44,6 @@ pub struct CapabilityInfo {
     /// Interface name in the `capstan:plugin` contract, e.g. `kv`.
     pub interface: &'static str,
     pub direction: Direction,
-    /// False while the host has no implementation: importing it is refused at install.
-    pub available: bool,
 }
 
 /// The registry: one line per capability.
@@ -70,6 +68,14 @@ impl CapabilityId {
     /// Catalog name, e.g. `storage.kv`.
     pub fn name(self) -> &'static str {
         self.info().name
+    }
+
+    /// The capability whose catalog name is `name` (e.g. `storage.kv`).
+    pub fn from_name(name: &str) -> Option<CapabilityId> {
+        REGISTRY
+            .iter()
+            .find(|info| info.name == name)
+            .map(|info| info.id)
     }
 
     /// The capability whose manifest/policy key is `key`.

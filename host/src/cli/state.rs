@@ -1,7 +1,6 @@
 //! Opening the host's persistent state (SQLite in a data directory) for CLI commands.
 
-use crate::audit::MemoryAudit;
-use crate::capability::log::MemoryLogs;
+use crate::capability::http::{Outbound, SystemResolver};
 use crate::runtime::Services;
 use crate::secrets::{Keyring, Secrets};
 use crate::storage::SqliteStore;
@@ -41,9 +40,10 @@ pub fn open(dir: &Path) -> anyhow::Result<Services> {
     let keyring = Keyring::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Services {
         kv: store.clone(),
-        secrets: Secrets::new(store, keyring),
-        audit: Arc::new(MemoryAudit::default()),
-        logs: Arc::new(MemoryLogs::new(10_000)),
+        outbound: Arc::new(Outbound::new(Arc::new(SystemResolver))?),
+        secrets: Secrets::new(store.clone(), keyring),
+        audit: store.clone(),
+        logs: store,
     })
 }
 

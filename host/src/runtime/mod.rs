@@ -10,6 +10,7 @@ pub use plugin::{CallContext, Plugin, Request, Response, Tool, ToolCall};
 pub use state::CallState;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
+use crate::capability::http::{Outbound, SystemResolver};
 use crate::capability::log::{LogSink, MemoryLogs, RateLimiter};
 use crate::capability::{self, CapabilityId, Decision, Grants};
 use crate::engine::{EpochTicker, build_engine};
@@ -26,6 +27,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 #[derive(Clone)]
 pub struct Services {
     pub kv: Arc<dyn KvStore>,
+    pub outbound: Arc<Outbound>,
     pub secrets: Secrets,
     pub audit: Arc<dyn AuditSink>,
     pub logs: Arc<dyn LogSink>,
@@ -40,6 +42,9 @@ impl Services {
         let store = Arc::new(MemoryKv::default());
         let services = Services {
             kv: store.clone(),
+            outbound: Arc::new(
+                Outbound::new(Arc::new(SystemResolver)).expect("outbound HTTP runtime"),
+            ),
             secrets: Secrets::new(store, Keyring::single(MasterKey::generate().0)),
             audit: audit.clone(),
             logs: logs.clone(),
@@ -136,6 +141,9 @@ impl Runtime {
                 ImportClass::Capability(CapabilityId::Log) => capability::log::link(&mut linker)?,
                 ImportClass::Capability(CapabilityId::Kv) => {
                     capability::kv::link(&mut linker, &admission.grants.kv)?
+                }
+                ImportClass::Capability(CapabilityId::Http) => {
+                    capability::http::link(&mut linker, &admission.grants.http)?
                 }
                 ImportClass::Capability(CapabilityId::Secrets) => {
                     capability::secrets::link(&mut linker, &admission.grants.secrets)?

@@ -15,7 +15,6 @@ pub const INFO: CapabilityInfo = CapabilityInfo {
     key: "kv",
     interface: "kv",
     direction: Direction::Import,
-    available: true,
 };
 
 /// Default and largest key size.

@@ -6,7 +6,7 @@ mod limiter;
 mod sink;
 
 pub use limiter::{CallLog, RateLimiter};
-pub use sink::{LogRecord, LogSink, LogSource, MemoryLogs};
+pub use sink::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs, mirror_to_tracing};
 
 use super::{CapabilityId, CapabilityInfo, Direction};
 use crate::runtime::CallState;
@@ -19,7 +19,6 @@ pub const INFO: CapabilityInfo = CapabilityInfo {
     key: "log",
     interface: "log",
     direction: Direction::Import,
-    available: true,
 };
 
 /// Link the real implementation (log is never denied).

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Which stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogSource {
     /// The plugin's `log.write` calls.
@@ -18,6 +18,23 @@ pub enum LogSource {
     Stderr,
     /// The host, writing about the plugin (e.g. dropped lines).
     Host,
+}
+
+impl LogSource {
+    /// The lower-case name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::Guest => "guest",
+            LogSource::Stdout => "stdout",
+            LogSource::Stderr => "stderr",
+            LogSource::Host => "host",
+        }
+    }
+
+    /// The source named `name`.
+    pub fn parse(name: &str) -> Option<LogSource> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
 }
 
 /// One log line of one plugin call.
@@ -31,10 +48,34 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// Receives plugin log lines.
+/// Which log lines to return; unset fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub plugin: Option<String>,
+    /// Lowest level returned.
+    pub level: Option<LogLevel>,
+    pub since: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+    /// At most this many, newest first (capped at [`crate::audit::MAX_QUERY_ROWS`]).
+    pub limit: u32,
+}
+
+impl LogQuery {
+    /// Whether `record` passes this query's filters.
+    pub fn admits(&self, record: &LogRecord) -> bool {
+        self.plugin.as_ref().is_none_or(|p| *p == record.plugin)
+            && self.level.is_none_or(|l| record.level >= l)
+            && self.since.is_none_or(|t| record.time >= t)
+            && self.until.is_none_or(|t| record.time < t)
+    }
+}
+
+/// Receives plugin log lines and answers queries over them.
 pub trait LogSink: Send + Sync {
-    /// Accept one line (already capped and rate-limited).
+    /// Accept one line (already capped, rate-limited and redacted).
     fn write(&self, record: LogRecord);
+    /// Lines matching `query`, newest first.
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::KvError>;
 }
 
 /// Keeps the newest `capacity` lines in memory and mirrors each to `tracing`.
@@ -72,9 +113,22 @@ impl LogSink for MemoryLogs {
         }
         records.push_back(record);
     }
+
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::KvError> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let limit = query.limit.clamp(1, crate::audit::MAX_QUERY_ROWS) as usize;
+        Ok(records
+            .iter()
+            .rev()
+            .filter(|r| query.admits(r))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }
 
-fn mirror_to_tracing(r: &LogRecord) {
+/// Mirror a plugin log line to the host's own log.
+pub fn mirror_to_tracing(r: &LogRecord) {
     macro_rules! emit {
         ($level:expr) => {
             tracing::event!(

@@ -12,7 +12,6 @@ pub const INFO: CapabilityInfo = CapabilityInfo {
     key: "mcp",
     interface: "mcp",
     direction: Direction::Export,
-    available: true,
 };
 
 /// Manifest `[capabilities.mcp]`: the tools the plugin offers.

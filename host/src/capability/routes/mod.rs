@@ -10,7 +10,6 @@ pub const INFO: CapabilityInfo = CapabilityInfo {
     key: "routes",
     interface: "handler",
     direction: Direction::Export,
-    available: true,
 };
 
 /// Manifest `[capabilities.routes]`: the path prefix (below `/plugins/<id>`) it serves.

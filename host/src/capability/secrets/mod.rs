@@ -16,7 +16,6 @@ pub const INFO: CapabilityInfo = CapabilityInfo {
     key: "secrets",
     interface: "secrets",
     direction: Direction::Import,
-    available: true,
 };
 
 /// Manifest `[capabilities.secrets]`: the secret names the plugin wants.

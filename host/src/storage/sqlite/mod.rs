@@ -2,10 +2,12 @@
 //! versioned migrations run at open. Writes run in `BEGIN IMMEDIATE` transactions on one
 //! connection, so read-modify-write updates and quota checks are atomic.
 
+mod records;
+mod secrets;
+
 use super::{
     KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
 };
-use crate::secrets::{Sealed, SecretError, SecretStore};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -48,7 +50,7 @@ const MIGRATIONS: &[&str] = &[
         time_ms INTEGER NOT NULL,
         plugin TEXT NOT NULL,
         call_id TEXT NOT NULL,
-        level TEXT NOT NULL,
+        level INTEGER NOT NULL,
         source TEXT NOT NULL,
         message TEXT NOT NULL
     );
@@ -242,93 +244,6 @@ impl KvStore for SqliteStore {
             tx.commit().map_err(backend)?;
         }
         Ok(outcome)
-    }
-}
-
-fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
-    Ok(Sealed {
-        key_id: row.get(0)?,
-        nonce: row.get(1)?,
-        ciphertext: row.get(2)?,
-    })
-}
-
-impl SecretStore for SqliteStore {
-    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), KvError> {
-        self.conn()
-            .execute(
-                "INSERT INTO secrets (plugin, name, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (plugin, name) DO UPDATE
-                 SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
-                params![plugin, name, sealed.key_id, sealed.nonce, sealed.ciphertext],
-            )
-            .map(drop)
-            .map_err(backend)
-    }
-
-    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, KvError> {
-        self.conn()
-            .query_row(
-                "SELECT key_id, nonce, ciphertext FROM secrets WHERE plugin = ?1 AND name = ?2",
-                [plugin, name],
-                sealed_from_row,
-            )
-            .optional()
-            .map_err(backend)
-    }
-
-    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, KvError> {
-        self.conn()
-            .execute(
-                "DELETE FROM secrets WHERE plugin = ?1 AND name = ?2",
-                [plugin, name],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
-    }
-
-    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, KvError> {
-        let conn = self.conn();
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT plugin, name FROM secrets WHERE ?1 IS NULL OR plugin = ?1 ORDER BY plugin, name",
-            )
-            .map_err(backend)?;
-        statement
-            .query_map([plugin], |row| Ok((row.get(0)?, row.get(1)?)))
-            .and_then(Iterator::collect)
-            .map_err(backend)
-    }
-
-    fn reseal_all(
-        &self,
-        reseal: &dyn Fn(&str, &str, &Sealed) -> Result<Sealed, SecretError>,
-    ) -> Result<usize, SecretError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let rows: Vec<(String, String, Sealed)> = {
-            let mut statement = tx
-                .prepare("SELECT key_id, nonce, ciphertext, plugin, name FROM secrets")
-                .map_err(backend)?;
-            statement
-                .query_map([], |row| {
-                    Ok((row.get(3)?, row.get(4)?, sealed_from_row(row)?))
-                })
-                .and_then(Iterator::collect)
-                .map_err(backend)?
-        };
-        for (plugin, name, sealed) in &rows {
-            let fresh = reseal(plugin, name, sealed)?;
-            tx.execute(
-                "UPDATE secrets SET key_id = ?3, nonce = ?4, ciphertext = ?5 WHERE plugin = ?1 AND name = ?2",
-                params![plugin, name, fresh.key_id, fresh.nonce, fresh.ciphertext],
-            )
-            .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
-        Ok(rows.len())
     }
 }
 

@@ -1,0 +1,356 @@
+//! The checked outbound client. The host resolves names itself, refuses if any resolved
+//! address is blocked, and hands reqwest exactly the addresses it checked (no DNS
+//! rebinding window). Redirects are followed here, each hop re-checked, at most
+//! [`MAX_REDIRECTS`]. One deadline covers the whole exchange; bodies are size-capped.
+
+use super::network::blocked_range;
+use super::pattern::HostPattern;
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::{Host, Url};
+
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Request headers the plugin may not set: hop-by-hop and those the client owns.
+const STRIPPED_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Turns a host name into addresses. The system resolver in production; tests inject one.
+pub trait Resolver: Send + Sync {
+    fn resolve(&self, host: &str) -> std::io::Result<Vec<IpAddr>>;
+}
+
+/// The operating system's resolver.
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    fn resolve(&self, host: &str) -> std::io::Result<Vec<IpAddr>> {
+        use std::net::ToSocketAddrs;
+        Ok((host, 0).to_socket_addrs()?.map(|a| a.ip()).collect())
+    }
+}
+
+/// What a request may reach: manifest patterns, policy patterns, opened ranges, caps.
+pub struct Rules<'a> {
+    pub wanted: &'a [HostPattern],
+    pub allowed: &'a [HostPattern],
+    pub open_networks: &'a [IpNet],
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+/// A request as the plugin asked for it.
+pub struct Outgoing {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub identity: Option<reqwest::Identity>,
+}
+
+/// The final response.
+#[derive(Debug)]
+pub struct Incoming {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `scheme://host[:port]` of the last hop, for the audit record.
+    pub origin: String,
+}
+
+/// Why a request did not complete. Texts name hosts and ranges, never bodies or secrets.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OutboundError {
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no response within {0} ms")]
+    Timeout(u128),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("request failed: {0}")]
+    Failed(String),
+}
+
+/// A blocked resolution, carried through reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Blocked(String);
+
+/// Resolves through the host's resolver and refuses names with any blocked address.
+struct CheckingResolver {
+    inner: Arc<dyn Resolver>,
+    open_networks: Vec<IpNet>,
+}
+
+impl Resolve for CheckingResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let inner = self.inner.clone();
+        let open = self.open_networks.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found = tokio::task::spawn_blocking({
+                let host = host.clone();
+                move || inner.resolve(&host)
+            })
+            .await
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)??;
+            if found.is_empty() {
+                return Err(Box::new(Blocked(format!("`{host}` did not resolve"))) as _);
+            }
+            if let Some((ip, range)) = found
+                .iter()
+                .find_map(|ip| blocked_range(*ip, &open).map(|r| (ip, r)))
+            {
+                return Err(Box::new(Blocked(format!(
+                    "`{host}` resolves to {ip}, in blocked range {range}"
+                ))) as _);
+            }
+            let addrs: Addrs = Box::new(found.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
+
+/// The outbound HTTP service shared by all plugins of a host.
+pub struct Outbound {
+    resolver: Arc<dyn Resolver>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Outbound {
+    /// A client using `resolver` for every name.
+    pub fn new(resolver: Arc<dyn Resolver>) -> anyhow::Result<Outbound> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("capstan-http")
+            .enable_all()
+            .build()?;
+        Ok(Outbound { resolver, runtime })
+    }
+
+    /// Send `request` under `rules`, following redirects, within `rules.timeout`.
+    pub fn send(&self, request: Outgoing, rules: &Rules<'_>) -> Result<Incoming, OutboundError> {
+        let started = Instant::now();
+        let exchange =
+            async { tokio::time::timeout(rules.timeout, self.exchange(request, rules)).await };
+        match self.runtime.block_on(exchange) {
+            Ok(result) => result,
+            Err(_) => Err(OutboundError::Timeout(started.elapsed().as_millis())),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        request: Outgoing,
+        rules: &Rules<'_>,
+    ) -> Result<Incoming, OutboundError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckingResolver {
+                inner: self.resolver.clone(),
+                open_networks: rules.open_networks.to_vec(),
+            }));
+        if let Some(identity) = request.identity {
+            builder = builder.identity(identity);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| OutboundError::Failed(e.to_string()))?;
+        let mut url = Url::parse(&request.url).map_err(|e| {
+            OutboundError::InvalidInput(format!("invalid URL `{}`: {e}", request.url))
+        })?;
+        let mut method = request.method;
+        let mut body = request.body;
+        let headers = clean_headers(&request.headers)?;
+        for _ in 0..=MAX_REDIRECTS {
+            check_target(&url, rules)?;
+            let mut outgoing = client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(body) = &body {
+                outgoing = outgoing.body(body.clone());
+            }
+            let response = outgoing.send().await.map_err(|e| classify(&url, e))?;
+            let status = response.status();
+            let location = response.headers().get(reqwest::header::LOCATION).cloned();
+            if let (true, Some(location)) = (status.is_redirection(), location) {
+                let location = location
+                    .to_str()
+                    .map_err(|_| OutboundError::Failed("redirect Location is not text".into()))?;
+                url = url
+                    .join(location)
+                    .map_err(|e| OutboundError::Failed(format!("bad redirect Location: {e}")))?;
+                if status == 303
+                    || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST)
+                {
+                    method = reqwest::Method::GET;
+                    body = None;
+                }
+                continue;
+            }
+            return read_response(response, &url, rules.max_response_bytes).await;
+        }
+        Err(OutboundError::Denied(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+}
+
+/// `scheme://host[:port]` of `url`, for messages and audit (never path or query).
+pub fn origin(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// Refuse a target outside manifest ∩ policy, or an IP literal in a blocked range.
+fn check_target(url: &Url, rules: &Rules<'_>) -> Result<(), OutboundError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(OutboundError::Denied(format!(
+            "scheme `{}` is not allowed",
+            url.scheme()
+        )));
+    }
+    if !rules.wanted.iter().any(|p| p.matches(url)) {
+        return Err(OutboundError::Denied(format!(
+            "{} is not declared in the plugin's manifest",
+            origin(url)
+        )));
+    }
+    if !rules.allowed.iter().any(|p| p.matches(url)) {
+        return Err(OutboundError::Denied(format!(
+            "{} is not allowed by the operator's policy",
+            origin(url)
+        )));
+    }
+    let literal = match url.host() {
+        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal
+        && let Some(range) = blocked_range(ip, rules.open_networks)
+    {
+        return Err(OutboundError::Denied(format!(
+            "{ip} is in blocked range {range}"
+        )));
+    }
+    Ok(())
+}
+
+fn clean_headers(
+    headers: &[(String, String)],
+) -> Result<reqwest::header::HeaderMap, OutboundError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        if STRIPPED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| OutboundError::InvalidInput(format!("invalid header name `{name}`")))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            OutboundError::InvalidInput(format!("invalid value for header `{name}`"))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn classify(url: &Url, error: reqwest::Error) -> OutboundError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = source {
+        if let Some(blocked) = current.downcast_ref::<Blocked>() {
+            return OutboundError::Denied(blocked.0.clone());
+        }
+        source = current.source();
+    }
+    OutboundError::Failed(format!("{}: {}", origin(url), error.without_url()))
+}
+
+async fn read_response(
+    mut response: reqwest::Response,
+    url: &Url,
+    cap: usize,
+) -> Result<Incoming, OutboundError> {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !STRIPPED_HEADERS.contains(&name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let too_large = || OutboundError::TooLarge(format!("response body exceeds the {cap}-byte cap"));
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, e))? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Incoming {
+        status,
+        headers,
+        body,
+        origin: origin(url),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_client_owned_headers_are_stripped() {
+        let headers = [
+            ("Connection", "close"),
+            ("Transfer-Encoding", "chunked"),
+            ("Host", "evil.example"),
+            ("Proxy-Authorization", "x"),
+            ("Accept", "text/plain"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+        let map = clean_headers(&headers).unwrap();
+        assert_eq!(map.len(), 1);
+        assert_eq!(map["accept"], "text/plain");
+    }
+
+    #[test]
+    fn invalid_header_is_named() {
+        let error = clean_headers(&[("bad header".into(), "v".into())]).unwrap_err();
+        assert_eq!(
+            error,
+            OutboundError::InvalidInput("invalid header name `bad header`".into())
+        );
+    }
+}

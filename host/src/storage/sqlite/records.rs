@@ -1,0 +1,142 @@
+//! The audit trail and plugin logs in SQLite.
+
+use super::{SqliteStore, backend};
+use crate::audit::{
+    AuditEvent, AuditKind, AuditQuery, AuditSink, MAX_QUERY_ROWS, from_millis, to_millis, trace,
+};
+use crate::capability::CapabilityId;
+use crate::capability::log::{LogQuery, LogRecord, LogSink, LogSource, mirror_to_tracing};
+use crate::policy::LogLevel;
+use crate::storage::KvError;
+use rusqlite::params;
+
+impl AuditSink for SqliteStore {
+    fn record(&self, event: AuditEvent) {
+        trace(&event);
+        let inserted = self.conn().execute(
+            "INSERT INTO audit (time_ms, plugin, kind, capability, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                to_millis(event.time),
+                event.plugin,
+                event.kind.as_str(),
+                event.capability.map(CapabilityId::name),
+                event.detail
+            ],
+        );
+        if let Err(error) = inserted {
+            tracing::error!("writing an audit record failed: {error}");
+        }
+    }
+
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, KvError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT time_ms, plugin, kind, capability, detail FROM audit
+                 WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR kind = ?2)
+                   AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR time_ms < ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(
+                params![
+                    query.plugin,
+                    query.kind.map(AuditKind::as_str),
+                    query.since.map(to_millis),
+                    query.until.map(to_millis),
+                    query.row_limit()
+                ],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        row.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(time, plugin, kind, capability, detail)| {
+                Some(AuditEvent {
+                    time: from_millis(time),
+                    plugin,
+                    kind: AuditKind::parse(&kind)?,
+                    capability: capability.as_deref().and_then(CapabilityId::from_name),
+                    detail,
+                })
+            })
+            .collect())
+    }
+}
+
+impl LogSink for SqliteStore {
+    fn write(&self, record: LogRecord) {
+        mirror_to_tracing(&record);
+        let inserted = self.conn().execute(
+            "INSERT INTO logs (time_ms, plugin, call_id, level, source, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                to_millis(record.time),
+                record.plugin,
+                record.call_id,
+                record.level.rank(),
+                record.source.as_str(),
+                record.message
+            ],
+        );
+        if let Err(error) = inserted {
+            tracing::error!("writing a plugin log line failed: {error}");
+        }
+    }
+
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, KvError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT time_ms, plugin, call_id, level, source, message FROM logs
+                 WHERE (?1 IS NULL OR plugin = ?1) AND level >= ?2
+                   AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR time_ms < ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(
+                params![
+                    query.plugin,
+                    query.level.map_or(0, LogLevel::rank),
+                    query.since.map(to_millis),
+                    query.until.map(to_millis),
+                    query.limit.clamp(1, MAX_QUERY_ROWS)
+                ],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i32>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(time, plugin, call_id, level, source, message)| {
+                Some(LogRecord {
+                    time: from_millis(time),
+                    plugin,
+                    call_id,
+                    level: LogLevel::from_rank(level)?,
+                    source: LogSource::parse(&source)?,
+                    message,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,312 @@
+//! Outbound HTTP attacked from a real plugin: every way around the host allowlist and the
+//! blocked networks is tried next to the legitimate path. Names resolve through an
+//! injected resolver; the only server contacted is a local one on 127.0.0.1.
+
+mod support;
+
+use capstan_host::audit::AuditKind;
+use capstan_host::capability::CapabilityId;
+use capstan_host::capability::http::{Outbound, Resolver};
+use capstan_host::{Plugin, Policy, Runtime, Services};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{get, plugin, text};
+
+/// Resolves a fixed table of names; anything else does not exist.
+struct TableResolver(HashMap<&'static str, IpAddr>);
+
+impl Resolver for TableResolver {
+    fn resolve(&self, host: &str) -> std::io::Result<Vec<IpAddr>> {
+        self.0
+            .get(host)
+            .map(|ip| vec![*ip])
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such test host"))
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 recording the paths it was asked for.
+struct TestServer {
+    port: u16,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let seen = paths.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || serve(stream, &seen));
+            }
+        });
+        TestServer { port, paths }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
+    }
+}
+
+fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    seen.lock().unwrap().push(target.clone());
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut reply = |status: &str, extra: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+            body.len()
+        );
+        let _ = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body));
+    };
+    match path {
+        "/ok" => reply("200 OK", "", b"hello"),
+        "/big" => reply("200 OK", "", &vec![b'x'; 64 * 1024]),
+        "/slow" => {
+            std::thread::sleep(Duration::from_millis(1500));
+            reply("200 OK", "", b"late");
+        }
+        "/redirect" => {
+            let to = query.strip_prefix("to=").unwrap_or("/ok");
+            reply("302 Found", &format!("Location: {to}\r\n"), b"");
+        }
+        "/loop" => reply("302 Found", "Location: /loop\r\n", b""),
+        _ => reply("404 Not Found", "", b""),
+    }
+}
+
+struct Probe {
+    plugin: Plugin,
+    runtime: Runtime,
+    audit: Arc<capstan_host::audit::MemoryAudit>,
+    server: TestServer,
+}
+
+/// The probe plugin under `http_policy` (the body of its `[…capabilities.http]` table).
+fn probe(http_policy: &str) -> Probe {
+    let server = TestServer::start();
+    let resolver = TableResolver(HashMap::from([
+        ("good.test", "127.0.0.1".parse().unwrap()),
+        ("loopback.test", "127.0.0.1".parse().unwrap()),
+        ("metadata.test", "169.254.169.254".parse().unwrap()),
+        ("private.test", "10.0.0.1".parse().unwrap()),
+    ]));
+    let (services, audit, _logs) = Services::in_memory();
+    let services = Services {
+        outbound: Arc::new(Outbound::new(Arc::new(resolver)).unwrap()),
+        ..services
+    };
+    let runtime = Runtime::new(services).unwrap();
+    let policy = format!(
+        "[defaults.capabilities.routes]\n[plugins.http-probe.capabilities.http]\n{http_policy}\n\
+         [plugins.http-probe.capabilities.secrets]\nnames = [\"client-cert\"]\n"
+    );
+    let plugin = runtime
+        .load(
+            &plugin("hostile_http_probe"),
+            None,
+            &Policy::parse(&policy).unwrap(),
+        )
+        .unwrap();
+    Probe {
+        plugin,
+        runtime,
+        audit,
+        server,
+    }
+}
+
+const LOCAL_ONLY: &str = "hosts = [\"http://*.test:*\"]\nallow_networks = [\"127.0.0.1/32\"]";
+
+impl Probe {
+    fn fetch(&self, url: &str) -> (u16, String) {
+        let url = url.replace("PORT", &self.server.port.to_string());
+        let response = self.plugin.handle(&get(&format!("/?url={url}"))).unwrap();
+        (response.status, text(&response.body))
+    }
+
+    fn http_audit(&self) -> Vec<String> {
+        self.audit
+            .events()
+            .into_iter()
+            .filter(|e| {
+                e.kind == AuditKind::HttpRequest && e.capability == Some(CapabilityId::Http)
+            })
+            .map(|e| e.detail)
+            .collect()
+    }
+}
+
+#[test]
+fn allowed_host_on_an_opened_range_is_fetched_and_audited() {
+    let p = probe(LOCAL_ONLY);
+    let (status, body) = p.fetch("http://good.test:PORT/ok");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"body":"hello","status":200}"#)
+    );
+    assert_eq!(p.server.paths(), ["/ok"]);
+    let audit = p.http_audit();
+    assert_eq!(audit.len(), 1);
+    assert!(
+        audit[0].starts_with(&format!("GET http://good.test:{}", p.server.port)),
+        "{}",
+        audit[0]
+    );
+    assert!(
+        audit[0].contains("-> 200") && audit[0].contains("5 bytes"),
+        "{}",
+        audit[0]
+    );
+}
+
+#[test]
+fn host_not_in_the_manifest_is_denied() {
+    let p = probe("hosts = [\"http://*.test:*\", \"https://*.example.net\"]");
+    let (status, body) = p.fetch("https://api.example.net/");
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("not declared in the plugin's manifest"),
+        "{body}"
+    );
+}
+
+#[test]
+fn declared_host_not_allowed_by_policy_is_denied() {
+    let p = probe(LOCAL_ONLY);
+    let (status, body) = p.fetch("https://example.com/");
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("not allowed by the operator's policy"),
+        "{body}"
+    );
+    assert!(
+        p.http_audit()[0].contains("failed"),
+        "denials are audited too"
+    );
+}
+
+#[test]
+fn loopback_literal_is_blocked_unless_opened() {
+    let p = probe("hosts = [\"http://127.0.0.1:*\"]");
+    let (status, body) = p.fetch("http://127.0.0.1:PORT/ok");
+    assert_eq!(status, 403);
+    assert!(body.contains("blocked range 127.0.0.0/8"), "{body}");
+    assert!(p.server.paths().is_empty(), "no connection was made");
+}
+
+#[test]
+fn name_resolving_to_loopback_is_blocked() {
+    let p = probe("hosts = [\"http://*.test:*\"]");
+    let (status, body) = p.fetch("http://loopback.test:PORT/ok");
+    assert_eq!(status, 403);
+    assert!(body.contains("resolves to 127.0.0.1"), "{body}");
+    assert!(p.server.paths().is_empty());
+}
+
+#[test]
+fn name_resolving_to_cloud_metadata_is_blocked() {
+    let p = probe(LOCAL_ONLY);
+    let (status, body) = p.fetch("http://metadata.test/latest/meta-data/");
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("169.254.169.254") && body.contains("169.254.0.0/16"),
+        "{body}"
+    );
+}
+
+#[test]
+fn ipv4_mapped_ipv6_literal_is_blocked() {
+    let p = probe("hosts = [\"http://[::ffff:127.0.0.1]:*\"]");
+    let (status, body) = p.fetch("http://[::ffff:127.0.0.1]:PORT/ok");
+    assert_eq!(status, 403);
+    assert!(body.contains("blocked range 127.0.0.0/8"), "{body}");
+    assert!(p.server.paths().is_empty());
+}
+
+#[test]
+fn redirect_from_an_allowed_host_to_a_private_address_is_refused() {
+    let p = probe(LOCAL_ONLY);
+    for target in ["http://metadata.test/", "http://private.test:PORT/ok"] {
+        let (status, body) = p.fetch(&format!("http://good.test:PORT/redirect?to={target}"));
+        assert_eq!(status, 403, "{target}: {body}");
+        assert!(body.contains("blocked range"), "{body}");
+    }
+    assert!(
+        p.server
+            .paths()
+            .iter()
+            .all(|path| path.starts_with("/redirect")),
+        "{:?}",
+        p.server.paths()
+    );
+}
+
+#[test]
+fn redirect_within_the_allowlist_is_followed_and_loops_are_cut() {
+    let p = probe(LOCAL_ONLY);
+    let (status, body) = p.fetch("http://good.test:PORT/redirect?to=/ok");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"body":"hello","status":200}"#)
+    );
+    let (status, body) = p.fetch("http://good.test:PORT/loop");
+    assert_eq!(status, 403);
+    assert!(body.contains("more than 5 redirects"), "{body}");
+}
+
+#[test]
+fn body_over_the_cap_is_too_large() {
+    let p = probe(&format!("{LOCAL_ONLY}\nmax_response_bytes = 1024"));
+    let (status, body) = p.fetch("http://good.test:PORT/big");
+    assert_eq!(status, 413);
+    assert!(body.contains("1024-byte cap"), "{body}");
+}
+
+#[test]
+fn server_slower_than_the_timeout_times_out() {
+    let p = probe(&format!("{LOCAL_ONLY}\ntimeout_ms = 300"));
+    let started = Instant::now();
+    let (status, _) = p.fetch("http://good.test:PORT/slow");
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn client_certificate_must_be_a_granted_secret_holding_a_pem_identity() {
+    let p = probe(LOCAL_ONLY);
+    let (status, body) = p.fetch("http://good.test:PORT/ok&cert=other");
+    assert_eq!(status, 403, "{body}");
+    p.runtime
+        .services()
+        .secrets
+        .set("http-probe", "client-cert", "not a pem")
+        .unwrap();
+    let (status, body) = p.fetch("http://good.test:PORT/ok&cert=client-cert");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not a PEM certificate"), "{body}");
+    assert!(
+        !body.contains("not a pem"),
+        "the secret's bytes are not echoed"
+    );
+}
