@@ -1,16 +1,23 @@
-//! Invocation cost: a fresh-instance call of `hello`, and the cost of one kv host call,
-//! derived from a request making 1000 kv calls against a no-op request of the same
-//! plugin measured in the same run (per call = (kv-1000 − noop) / 1000).
+//! Invocation cost: a fresh-instance call of `hello`, and the cost of one kv host call on
+//! each backend, derived from a request making N kv calls against a no-op request of the
+//! same plugin measured in the same run (per call = (kv-N − noop) / N).
 //!
-//! Run: `cargo bench --bench invoke` (after scripts/build-plugins).
+//! Run: `scripts/build-plugins && cargo bench --bench invoke`. PostgreSQL is included when
+//! CAPSTAN_TEST_DATABASE_URL is set (the bench uses, then drops, its own schema).
 
 use capstan_host::runtime::Request;
-use capstan_host::{Policy, Runtime, Services};
+use capstan_host::storage::{KvStore, MemoryKv, PostgresStore, SqliteStore};
+use capstan_host::{Plugin, Policy, Runtime, Services};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn plugin(name: &str) -> Vec<u8> {
+/// kv calls per measured request.
+const KV_CALLS: u32 = 100;
+
+fn plugin_bytes(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/plugins/wasm32-wasip2/release")
         .join(format!("{name}.wasm"));
@@ -28,20 +35,22 @@ fn get(path: &str, query: &str) -> Request {
     }
 }
 
-fn invoke(c: &mut Criterion) {
+fn load(kv: Arc<dyn KvStore>, name: &str) -> (Runtime, Plugin) {
     let (services, _audit, _logs) = Services::in_memory();
-    let runtime = Runtime::new(services).expect("runtime");
+    let runtime = Runtime::new(Services { kv, ..services }).expect("runtime");
     let policy = Policy::parse(
         "[defaults.capabilities.routes]\n[defaults.capabilities.kv]\n[defaults.log]\nlevel = \"error\"\n",
     )
     .expect("policy");
-    let hello = runtime
-        .load(&plugin("hello"), None, &policy)
-        .expect("hello");
-    let bench = runtime
-        .load(&plugin("bench"), None, &policy)
-        .expect("bench");
+    let plugin = runtime
+        .load(&plugin_bytes(name), None, &policy)
+        .expect("load");
+    (runtime, plugin)
+}
 
+fn fresh_instance(c: &mut Criterion) {
+    let (_runtime, hello) = load(Arc::new(MemoryKv::default()), "hello");
+    let (_runtime2, bench) = load(Arc::new(MemoryKv::default()), "bench");
     let mut group = c.benchmark_group("fresh-instance call");
     let request = get("/", "name=bench");
     group.bench_function("hello", |b| {
@@ -52,16 +61,46 @@ fn invoke(c: &mut Criterion) {
         b.iter(|| black_box(bench.handle(&noop).unwrap()))
     });
     group.finish();
-
-    let mut group = c.benchmark_group("kv x1000 in one call");
-    for op in ["kv-get", "kv-set"] {
-        let request = get(&format!("/{op}"), "n=1000");
-        group.bench_function(op, |b| {
-            b.iter(|| black_box(bench.handle(&request).unwrap()))
-        });
-    }
-    group.finish();
 }
 
-criterion_group!(benches, invoke);
+fn kv_backends(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut backends: Vec<(&str, Arc<dyn KvStore>)> = vec![
+        ("memory", Arc::new(MemoryKv::default())),
+        (
+            "sqlite",
+            Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("sqlite")),
+        ),
+    ];
+    let schema = format!("capstan_bench_{}", std::process::id());
+    let postgres = std::env::var("CAPSTAN_TEST_DATABASE_URL")
+        .ok()
+        .map(|url| Arc::new(PostgresStore::connect(&url, Some(&schema)).expect("postgres")));
+    if let Some(store) = &postgres {
+        backends.push(("postgres", store.clone()));
+    }
+    for (name, kv) in backends {
+        let (_runtime, bench) = load(kv, "bench");
+        let mut group = c.benchmark_group(format!("kv {name}"));
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(4));
+        let noop = get("/noop", "");
+        group.bench_function("noop (baseline)", |b| {
+            b.iter(|| black_box(bench.handle(&noop).unwrap()))
+        });
+        for op in ["kv-get", "kv-set"] {
+            let request = get(&format!("/{op}"), &format!("n={KV_CALLS}"));
+            group.bench_function(format!("{op} x{KV_CALLS}"), |b| {
+                b.iter(|| black_box(bench.handle(&request).unwrap()))
+            });
+        }
+        group.finish();
+    }
+    if let Some(store) = postgres {
+        store.drop_schema(&schema).expect("dropping bench schema");
+    }
+}
+
+criterion_group!(benches, fresh_instance, kv_backends);
 criterion_main!(benches);
