@@ -26,6 +26,8 @@ pub enum AuditKind {
     HttpRequest,
     /// An operator set or removed a secret (never its value).
     SecretChanged,
+    /// An operator changed an installed plugin: new version, rollback, enable, disable, removal.
+    PluginChanged,
 }
 
 /// One audit record.
@@ -68,6 +70,7 @@ impl AuditKind {
             AuditKind::Trapped => "trapped",
             AuditKind::HttpRequest => "http-request",
             AuditKind::SecretChanged => "secret-changed",
+            AuditKind::PluginChanged => "plugin-changed",
         }
     }
 

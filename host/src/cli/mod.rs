@@ -4,6 +4,7 @@
 mod inspect;
 mod run;
 mod secret;
+mod serve;
 pub mod state;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Run one call of a plugin locally, for plugin authors (in-memory state unless --data-dir).
     Run(run::Args),
+    /// Run the host: admin API, plugin routes, health endpoints.
+    Serve(serve::Args),
     /// Manage plugin secrets in the data directory (values are write-only).
     #[command(subcommand)]
     Secret(secret::Command),
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
         Command::Secret(command) => secret::run(command),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -32,19 +32,25 @@ impl DataDir {
 
 /// Services backed by SQLite and the key file in `dir` (created if missing).
 pub fn open(dir: &Path) -> anyhow::Result<Services> {
+    open_with_store(dir).map(|(services, _)| services)
+}
+
+/// Like [`open`], also returning the SQLite store itself (for the plugin registry).
+pub fn open_with_store(dir: &Path) -> anyhow::Result<(Services, Arc<SqliteStore>)> {
     create_private_dir(dir)?;
     let store = Arc::new(
         SqliteStore::open(&dir.join(DATABASE_FILE))
             .map_err(|e| anyhow::anyhow!("opening state: {e}"))?,
     );
     let keyring = Keyring::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Services {
+    let services = Services {
         kv: store.clone(),
         outbound: Arc::new(Outbound::new(Arc::new(SystemResolver))?),
         secrets: Secrets::new(store.clone(), keyring),
         audit: store.clone(),
-        logs: store,
-    })
+        logs: store.clone(),
+    };
+    Ok((services, store))
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -12,6 +12,52 @@ pub use sqlite::SqliteStore;
 
 use serde::Serialize;
 
+/// One installed version of a plugin, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionInfo {
+    /// Install sequence number within the plugin (1, 2, …).
+    pub seq: i64,
+    /// The plugin's own version string from its manifest.
+    pub version: String,
+    pub sha256: String,
+    /// Milliseconds since the Unix epoch.
+    pub installed_ms: i64,
+}
+
+/// A plugin as stored: whether it is enabled and which version serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredPlugin {
+    pub id: String,
+    pub enabled: bool,
+    pub current_seq: i64,
+}
+
+/// Installed plugins and every version of each. Each method is one transaction, so a
+/// crash leaves either the old state or the new, never a half-installed plugin.
+pub trait PluginStore: Send + Sync {
+    /// Store a new version and make it current (creating the plugin, enabled, if new).
+    fn add_version(
+        &self,
+        id: &str,
+        version: &str,
+        sha256: &str,
+        wasm: &[u8],
+    ) -> Result<i64, KvError>;
+    /// Make version `seq` current.
+    fn set_current(&self, id: &str, seq: i64) -> Result<(), KvError>;
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), KvError>;
+    /// Remove the plugin and all its versions; true if it existed.
+    fn remove_plugin(&self, id: &str) -> Result<bool, KvError>;
+    fn plugins(&self) -> Result<Vec<StoredPlugin>, KvError>;
+    /// Versions of `id`, oldest first.
+    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, KvError>;
+    /// The component bytes of version `seq` of `id`.
+    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, KvError>;
+    /// A host setting (e.g. the admin token hash).
+    fn setting(&self, name: &str) -> Result<Option<String>, KvError>;
+    fn set_setting(&self, name: &str, value: &str) -> Result<(), KvError>;
+}
+
 /// Most keys one `list_keys` page returns, whatever the caller asks for.
 pub const MAX_PAGE: u32 = 1000;
 

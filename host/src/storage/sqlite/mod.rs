@@ -2,6 +2,7 @@
 //! versioned migrations run at open. Writes run in `BEGIN IMMEDIATE` transactions on one
 //! connection, so read-modify-write updates and quota checks are atomic.
 
+mod plugins;
 mod records;
 mod secrets;
 
@@ -55,6 +56,26 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
     );
     CREATE INDEX logs_by_plugin_time ON logs (plugin, time_ms);
+",
+    "
+    CREATE TABLE plugins (
+        id TEXT PRIMARY KEY,
+        enabled INTEGER NOT NULL,
+        current_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE plugin_versions (
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        wasm BLOB NOT NULL,
+        installed_ms INTEGER NOT NULL,
+        PRIMARY KEY (id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
 ",
 ];
 

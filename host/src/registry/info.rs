@@ -1,0 +1,78 @@
+//! What the admin API shows about an installed plugin.
+
+use crate::capability::CapabilityId;
+use crate::runtime::Plugin;
+use serde::Serialize;
+
+/// One capability as requested and decided for a plugin.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CapabilityRow {
+    pub capability: &'static str,
+    /// `granted`, `denied` or `not requested`.
+    pub decision: &'static str,
+    /// Why it was denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An installed plugin as operators see it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PluginInfo {
+    pub id: String,
+    /// `running`, or `failed` when its stored version could not be loaded.
+    pub status: &'static str,
+    pub enabled: bool,
+    /// Install sequence number of the serving version.
+    pub seq: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub capabilities: Vec<CapabilityRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl PluginInfo {
+    pub(crate) fn of(
+        id: &str,
+        enabled: bool,
+        seq: i64,
+        plugin: Option<&Plugin>,
+        last_error: Option<String>,
+    ) -> Self {
+        let admission = plugin.map(Plugin::admission);
+        let capabilities = admission
+            .map(|a| {
+                a.grants
+                    .summary()
+                    .into_iter()
+                    .map(
+                        |(capability, decision, reason): (CapabilityId, _, _)| CapabilityRow {
+                            capability: capability.name(),
+                            decision,
+                            reason: reason.map(str::to_string),
+                        },
+                    )
+                    .collect()
+            })
+            .unwrap_or_default();
+        PluginInfo {
+            id: id.to_string(),
+            status: if plugin.is_some() {
+                "running"
+            } else {
+                "failed"
+            },
+            enabled,
+            seq,
+            version: admission.map(|a| a.manifest.version.clone()),
+            sha256: admission.map(|a| a.sha256.clone()),
+            description: admission.map(|a| a.manifest.description.clone()),
+            capabilities,
+            last_error,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The live set of installed plugins: install (and upgrade), rollback, enable, disable,
+//! remove, and restore at start. Every change compiles and links first, then persists in
+//! one transaction, then swaps into memory, so a failure leaves the previous version
+//! serving and a crash leaves either the old state or the new.
+
+mod info;
+
+pub use info::{CapabilityRow, PluginInfo};
+
+use crate::audit::{AuditEvent, AuditKind};
+use crate::error::InstallError;
+use crate::policy::Policy;
+use crate::runtime::{Plugin, Runtime};
+use crate::storage::{KvError, PluginStore, VersionInfo};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    #[error("no plugin `{0}` is installed")]
+    NotFound(String),
+    #[error("plugin `{id}` has no version {seq}")]
+    NoSuchVersion { id: String, seq: i64 },
+    #[error("plugin `{0}` has no earlier version to roll back to")]
+    NothingToRollBack(String),
+    #[error("storage failed: {0}")]
+    Store(#[from] KvError),
+}
+
+/// One installed plugin in memory.
+struct Entry {
+    /// None when the stored version failed to load at start (see `last_error`).
+    plugin: Option<Arc<Plugin>>,
+    enabled: bool,
+    seq: i64,
+    last_error: Option<String>,
+    in_flight: Arc<AtomicU32>,
+}
+
+/// A slot for one call; releases itself when dropped.
+pub struct CallPermit {
+    in_flight: Arc<AtomicU32>,
+}
+
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a call could not be given a slot.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Not installed, disabled, or failed to load.
+    Missing,
+    /// Already running its maximum number of concurrent calls.
+    Busy { limit: u32 },
+}
+
+/// Installed plugins, persisted in a [`PluginStore`].
+pub struct Registry {
+    runtime: Runtime,
+    store: Arc<dyn PluginStore>,
+    policy: RwLock<Policy>,
+    live: RwLock<BTreeMap<String, Entry>>,
+}
+
+impl Registry {
+    /// A registry over `store`, restoring every stored plugin's current version.
+    /// Plugins that fail to load stay listed with their error instead of stopping start-up.
+    pub fn open(
+        runtime: Runtime,
+        store: Arc<dyn PluginStore>,
+        policy: Policy,
+    ) -> Result<Registry, RegistryError> {
+        let registry = Registry {
+            runtime,
+            store,
+            policy: RwLock::new(policy),
+            live: RwLock::new(BTreeMap::new()),
+        };
+        for stored in registry.store.plugins()? {
+            let loaded = registry
+                .store
+                .wasm(&stored.id, stored.current_seq)?
+                .ok_or_else(|| RegistryError::NoSuchVersion {
+                    id: stored.id.clone(),
+                    seq: stored.current_seq,
+                })
+                .and_then(|bytes| registry.compile(&bytes));
+            let (plugin, last_error) = match loaded {
+                Ok(plugin) => (Some(plugin), None),
+                Err(error) => {
+                    tracing::error!(plugin = %stored.id, "restoring failed: {error}");
+                    (None, Some(error.to_string()))
+                }
+            };
+            registry.write_live().insert(
+                stored.id.clone(),
+                Entry {
+                    plugin,
+                    enabled: stored.enabled,
+                    seq: stored.current_seq,
+                    last_error,
+                    in_flight: Default::default(),
+                },
+            );
+        }
+        Ok(registry)
+    }
+
+    /// The runtime plugins run in (and its services).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn write_live(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.live.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_live(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.live.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RegistryError> {
+        let policy = self
+            .policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(Arc::new(self.runtime.load(bytes, None, &policy)?))
+    }
+
+    fn audit(&self, id: &str, detail: String) {
+        self.runtime.services().audit.record(AuditEvent::new(
+            id,
+            AuditKind::PluginChanged,
+            None,
+            detail,
+        ));
+    }
+
+    /// Install `bytes` as a new plugin, or as a new version of the plugin its manifest names.
+    pub fn install(&self, bytes: &[u8]) -> Result<PluginInfo, RegistryError> {
+        let plugin = self.compile(bytes)?;
+        let admission = plugin.admission();
+        let id = admission.manifest.id.clone();
+        let seq =
+            self.store
+                .add_version(&id, &admission.manifest.version, &admission.sha256, bytes)?;
+        {
+            let mut live = self.write_live();
+            let enabled = live.get(&id).is_none_or(|entry| entry.enabled);
+            let in_flight = live
+                .get(&id)
+                .map(|e| e.in_flight.clone())
+                .unwrap_or_default();
+            live.insert(
+                id.clone(),
+                Entry {
+                    plugin: Some(plugin),
+                    enabled,
+                    seq,
+                    last_error: None,
+                    in_flight,
+                },
+            );
+        }
+        self.audit(&id, format!("version {seq} is now current"));
+        self.info(&id)
+    }
+
+    /// Make an earlier version current: `to`, or the one before the current one.
+    pub fn rollback(&self, id: &str, to: Option<i64>) -> Result<PluginInfo, RegistryError> {
+        let current = self
+            .read_live()
+            .get(id)
+            .map(|e| e.seq)
+            .ok_or_else(|| RegistryError::NotFound(id.into()))?;
+        let target = match to {
+            Some(seq) => seq,
+            None => self
+                .store
+                .versions(id)?
+                .iter()
+                .rev()
+                .map(|v| v.seq)
+                .find(|seq| *seq < current)
+                .ok_or_else(|| RegistryError::NothingToRollBack(id.into()))?,
+        };
+        let bytes = self
+            .store
+            .wasm(id, target)?
+            .ok_or_else(|| RegistryError::NoSuchVersion {
+                id: id.into(),
+                seq: target,
+            })?;
+        let plugin = self.compile(&bytes)?;
+        self.store.set_current(id, target)?;
+        if let Some(entry) = self.write_live().get_mut(id) {
+            entry.plugin = Some(plugin);
+            entry.seq = target;
+            entry.last_error = None;
+        }
+        self.audit(
+            id,
+            format!("rolled back from version {current} to {target}"),
+        );
+        self.info(id)
+    }
+
+    /// Enable or disable routing and tool calls to `id`.
+    pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<PluginInfo, RegistryError> {
+        if !self.read_live().contains_key(id) {
+            return Err(RegistryError::NotFound(id.into()));
+        }
+        self.store.set_enabled(id, enabled)?;
+        if let Some(entry) = self.write_live().get_mut(id) {
+            entry.enabled = enabled;
+        }
+        self.audit(id, if enabled { "enabled" } else { "disabled" }.to_string());
+        self.info(id)
+    }
+
+    /// Uninstall `id` and all its versions (its kv data and secrets are kept).
+    pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
+        if !self.store.remove_plugin(id)? {
+            return Err(RegistryError::NotFound(id.into()));
+        }
+        self.write_live().remove(id);
+        self.audit(id, "removed".to_string());
+        Ok(())
+    }
+
+    /// Every installed plugin.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let live = self.read_live();
+        live.iter()
+            .map(|(id, entry)| {
+                PluginInfo::of(
+                    id,
+                    entry.enabled,
+                    entry.seq,
+                    entry.plugin.as_deref(),
+                    entry.last_error.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// One installed plugin.
+    pub fn info(&self, id: &str) -> Result<PluginInfo, RegistryError> {
+        let live = self.read_live();
+        let entry = live
+            .get(id)
+            .ok_or_else(|| RegistryError::NotFound(id.into()))?;
+        Ok(PluginInfo::of(
+            id,
+            entry.enabled,
+            entry.seq,
+            entry.plugin.as_deref(),
+            entry.last_error.clone(),
+        ))
+    }
+
+    /// Stored versions of `id`, oldest first.
+    pub fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+        if !self.read_live().contains_key(id) {
+            return Err(RegistryError::NotFound(id.into()));
+        }
+        Ok(self.store.versions(id)?)
+    }
+
+    /// The plugin to call and a concurrency slot for the call.
+    pub fn acquire(&self, id: &str) -> Result<(Arc<Plugin>, CallPermit), Unavailable> {
+        let live = self.read_live();
+        let entry = live
+            .get(id)
+            .filter(|e| e.enabled)
+            .ok_or(Unavailable::Missing)?;
+        let plugin = entry.plugin.clone().ok_or(Unavailable::Missing)?;
+        let limit = plugin.admission().policy.limits.max_concurrent_calls;
+        let previous = entry.in_flight.fetch_add(1, Ordering::AcqRel);
+        let permit = CallPermit {
+            in_flight: entry.in_flight.clone(),
+        };
+        if previous >= limit {
+            return Err(Unavailable::Busy { limit });
+        }
+        Ok((plugin, permit))
+    }
+}

@@ -1,0 +1,77 @@
+//! `capstan serve`: the admin API under `/admin/v1` (bearer token), plugin routes under
+//! `/plugins/{id}/`, and health endpoints. Drains in-flight requests on SIGTERM/SIGINT.
+
+mod admin;
+pub mod auth;
+mod error;
+mod routes;
+
+pub use error::ApiError;
+
+use crate::registry::Registry;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use std::sync::Arc;
+
+/// Largest request body a plugin route accepts.
+pub const MAX_ROUTE_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub registry: Registry,
+    pub token_hash: [u8; 32],
+}
+
+/// The whole HTTP surface.
+pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
+    let admin = Router::new()
+        .route(
+            "/plugins",
+            post(admin::install)
+                .layer(DefaultBodyLimit::max(max_upload_bytes))
+                .get(admin::list),
+        )
+        .route("/plugins/{id}", get(admin::show).delete(admin::remove))
+        .route("/plugins/{id}/enable", post(admin::enable))
+        .route("/plugins/{id}/disable", post(admin::disable))
+        .route("/plugins/{id}/versions", get(admin::versions))
+        .route("/plugins/{id}/rollback", post(admin::rollback))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .nest("/admin/v1", admin)
+        .route("/plugins/{id}", any(routes::root))
+        .route("/plugins/{id}/", any(routes::root))
+        .route(
+            "/plugins/{id}/{*path}",
+            any(routes::nested).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .with_state(state)
+}
+
+/// Serve `router` on `listener` until SIGTERM or SIGINT, then drain in-flight requests.
+pub async fn run(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,176 @@
+//! `/plugins/{id}/{*path}`: requests to a plugin's `handler` export, size-capped, run on
+//! a blocking thread under the plugin's deadline and concurrency cap. Failures never leak
+//! internals: a trap is a 502 with an error id that is also in the host log.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::error::InvokeError;
+use crate::registry::Unavailable;
+use crate::runtime::Request as PluginRequest;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest response body a plugin may return.
+pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+
+static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// `/plugins/{id}` and `/plugins/{id}/` (path `/`).
+pub async fn root(
+    state: State<Arc<AppState>>,
+    Path(id): Path<String>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    serve(state, id, String::new(), method, query, headers, body).await
+}
+
+/// `/plugins/{id}/{*path}`.
+pub async fn nested(
+    state: State<Arc<AppState>>,
+    Path((id, path)): Path<(String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    serve(state, id, path, method, query, headers, body).await
+}
+
+async fn serve(
+    State(state): State<Arc<AppState>>,
+    id: String,
+    path: String,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match call(&state, &id, path, method, query, headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn call(
+    state: &Arc<AppState>,
+    id: &str,
+    path: String,
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            "bad-body",
+            format!("request rejected: {}", r.body_text()),
+        )
+    })?;
+    let (plugin, permit) = state.registry.acquire(id).map_err(|why| match why {
+        Unavailable::Missing => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "plugin-not-found",
+            format!("no enabled plugin `{id}`"),
+        ),
+        Unavailable::Busy { limit } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("plugin `{id}` is already running {limit} calls; retry later"),
+        ),
+    })?;
+    let request = PluginRequest {
+        method: method.as_str().to_string(),
+        path: format!("/{path}"),
+        query: query.unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        plugin.handle(&request)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the call panicked",
+        )
+    })?;
+    match outcome {
+        Ok(response) => build(id, response),
+        Err(error) => Err(failure(id, error)),
+    }
+}
+
+fn build(id: &str, response: crate::runtime::Response) -> Result<Response, ApiError> {
+    if response.body.len() > MAX_RESPONSE_BYTES {
+        return Err(failure(
+            id,
+            InvokeError::Trap(format!("response body over {MAX_RESPONSE_BYTES} bytes")),
+        ));
+    }
+    let status = StatusCode::from_u16(response.status).map_err(|_| {
+        failure(
+            id,
+            InvokeError::Trap(format!("invalid status {}", response.status)),
+        )
+    })?;
+    let mut built = Response::builder().status(status);
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            built = built.header(name, value);
+        }
+    }
+    built
+        .body(Body::from(response.body))
+        .map_err(|_| failure(id, InvokeError::Trap("invalid response headers".into())))
+}
+
+fn failure(id: &str, error: InvokeError) -> ApiError {
+    match error {
+        InvokeError::Timeout { deadline_ms } => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("plugin `{id}` did not answer within {deadline_ms} ms"),
+        ),
+        InvokeError::Denied { .. } | InvokeError::ToolNotGranted { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "denied", error.to_string())
+        }
+        InvokeError::NotExported { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "no-routes", error.to_string())
+        }
+        other => {
+            let error_id = format!("e{:06x}", ERROR_IDS.fetch_add(1, Ordering::Relaxed));
+            tracing::warn!(plugin = %id, error_id = %error_id, "plugin call failed: {other}");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "plugin-failed",
+                format!(
+                    "plugin `{id}` failed ({}); error id {error_id}",
+                    other.code()
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Installed plugins, their versions and host settings in SQLite.
+
+use super::{SqliteStore, backend};
+use crate::audit::to_millis;
+use crate::storage::{KvError, PluginStore, StoredPlugin, VersionInfo};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use std::time::SystemTime;
+
+impl PluginStore for SqliteStore {
+    fn add_version(
+        &self,
+        id: &str,
+        version: &str,
+        sha256: &str,
+        wasm: &[u8],
+    ) -> Result<i64, KvError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM plugin_versions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, installed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, seq, version, sha256, wasm, to_millis(SystemTime::now())],
+        )
+        .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO plugins (id, enabled, current_seq) VALUES (?1, 1, ?2)
+             ON CONFLICT (id) DO UPDATE SET current_seq = excluded.current_seq",
+            params![id, seq],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(seq)
+    }
+
+    fn set_current(&self, id: &str, seq: i64) -> Result<(), KvError> {
+        self.conn()
+            .execute(
+                "UPDATE plugins SET current_seq = ?2 WHERE id = ?1",
+                params![id, seq],
+            )
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), KvError> {
+        self.conn()
+            .execute(
+                "UPDATE plugins SET enabled = ?2 WHERE id = ?1",
+                params![id, enabled],
+            )
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn remove_plugin(&self, id: &str) -> Result<bool, KvError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let removed = tx
+            .execute("DELETE FROM plugins WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.execute("DELETE FROM plugin_versions WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(removed > 0)
+    }
+
+    fn plugins(&self) -> Result<Vec<StoredPlugin>, KvError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached("SELECT id, enabled, current_seq FROM plugins ORDER BY id")
+            .map_err(backend)?;
+        statement
+            .query_map([], |row| {
+                Ok(StoredPlugin {
+                    id: row.get(0)?,
+                    enabled: row.get(1)?,
+                    current_seq: row.get(2)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend)
+    }
+
+    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, KvError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT seq, version, sha256, installed_ms FROM plugin_versions WHERE id = ?1 ORDER BY seq",
+            )
+            .map_err(backend)?;
+        statement
+            .query_map([id], |row| {
+                Ok(VersionInfo {
+                    seq: row.get(0)?,
+                    version: row.get(1)?,
+                    sha256: row.get(2)?,
+                    installed_ms: row.get(3)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend)
+    }
+
+    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, KvError> {
+        self.conn()
+            .query_row(
+                "SELECT wasm FROM plugin_versions WHERE id = ?1 AND seq = ?2",
+                params![id, seq],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn setting(&self, name: &str) -> Result<Option<String>, KvError> {
+        self.conn()
+            .query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn set_setting(&self, name: &str, value: &str) -> Result<(), KvError> {
+        self.conn()
+            .execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [name, value],
+            )
+            .map(drop)
+            .map_err(backend)
+    }
+}

@@ -1,0 +1,331 @@
+//! `capstan serve` driven over HTTP as an operator would: the real binary on an
+//! ephemeral port with its own data directory.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use reqwest::blocking::{Client, Response};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use support::{capstan_bin, plugin};
+
+const TOKEN: &str = "e2e-admin-token-0123456789";
+const POLICY: &str =
+    "[defaults.capabilities.routes]\n[plugins.misbehave.limits]\ndeadline_ms = 200\n";
+
+struct Server {
+    child: Child,
+    base: String,
+    http: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, policy: &str, extra: &[&str]) -> Server {
+    plugin("hello");
+    let policy_path = dir.join("policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let mut child = Command::new(capstan_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--policy")
+        .arg(&policy_path)
+        .args(extra)
+        .env("CAPSTAN_ADMIN_TOKEN", TOKEN)
+        .env("CAPSTAN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting capstan serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server {
+        child,
+        base,
+        http: Client::new(),
+    }
+}
+
+impl Server {
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(method, format!("{}/admin/v1{path}", self.base))
+            .bearer_auth(TOKEN)
+    }
+
+    fn install(&self, bytes: Vec<u8>) -> Response {
+        self.admin(reqwest::Method::POST, "/plugins")
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .unwrap()
+    }
+
+    fn route(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}/plugins/{path}", self.base))
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    }
+
+    fn json(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        let response = self.admin(method, path).send().unwrap();
+        (
+            response.status().as_u16(),
+            response.json().unwrap_or(Value::Null),
+        )
+    }
+
+    fn installed(&self) -> Vec<(String, String)> {
+        let (_, list) = self.json(reqwest::Method::GET, "/plugins");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap().to_string(),
+                    p["sha256"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// `bytes` with a custom section appended: the same plugin, a different sha256.
+fn variant(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
+    let name = b"capstan-test-tag";
+    let payload = tag.as_bytes();
+    let len = 1 + name.len() + payload.len();
+    assert!(len < 128 && name.len() < 128, "single-byte LEB128 lengths");
+    bytes.extend([0x00, len as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    bytes
+}
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+#[test]
+fn install_route_upgrade_rollback_disable_delete() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let v1 = plugin("hello");
+    let v2 = variant(v1.clone(), "v2");
+
+    let created = server.install(v1);
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().unwrap();
+    assert_eq!(
+        (created["id"].as_str(), created["seq"].as_i64()),
+        (Some("hello"), Some(1))
+    );
+    assert_eq!(
+        server.route("hello/hi?name=Ada"),
+        (200, "Hello, Ada! (GET /hi)\n".into())
+    );
+
+    let upgraded: Value = server.install(v2).json().unwrap();
+    assert_eq!(upgraded["seq"], 2);
+    let v2_sha = upgraded["sha256"].as_str().unwrap().to_string();
+    assert_eq!(server.route("hello/").0, 200);
+
+    let (status, rolled) = server.json(reqwest::Method::POST, "/plugins/hello/rollback");
+    assert_eq!((status, rolled["seq"].as_i64()), (200, Some(1)));
+    assert_ne!(rolled["sha256"].as_str(), Some(v2_sha.as_str()));
+    let (_, versions) = server.json(reqwest::Method::GET, "/plugins/hello/versions");
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+
+    assert_eq!(
+        server
+            .json(reqwest::Method::POST, "/plugins/hello/disable")
+            .0,
+        200
+    );
+    assert_eq!(server.route("hello/").0, 404);
+    assert_eq!(
+        server
+            .json(reqwest::Method::POST, "/plugins/hello/enable")
+            .0,
+        200
+    );
+    assert_eq!(server.route("hello/").0, 200);
+
+    assert_eq!(
+        server
+            .admin(reqwest::Method::DELETE, "/plugins/hello")
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(server.route("hello/").0, 404);
+    assert!(server.installed().is_empty());
+    assert_eq!(server.json(reqwest::Method::GET, "/plugins/hello").0, 404);
+}
+
+#[test]
+fn failed_upgrade_leaves_the_old_version_serving() {
+    let (_keep, dir) = temp();
+    let v1 = plugin("hello");
+    let sha = {
+        use std::fmt::Write;
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&v1);
+        digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    };
+    let server = start(
+        &dir,
+        &format!("{POLICY}[plugins.hello]\nsha256 = \"{sha}\"\n"),
+        &[],
+    );
+    assert_eq!(server.install(v1).status(), 201);
+    let refused = server.install(variant(plugin("hello"), "unpinned"));
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["code"], "pin-mismatch");
+    assert_eq!(server.installed(), [("hello".to_string(), sha)]);
+    assert_eq!(server.route("hello/").0, 200);
+}
+
+#[test]
+fn bad_uploads_get_4xx_with_a_code_and_change_nothing() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &["--max-upload-bytes", "1000000"]);
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+    let before = server.installed();
+    let hello = plugin("hello");
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"not wasm at all".to_vec(), 400, "not-wasm"),
+        (
+            hello[..hello.len() / 2].to_vec(),
+            400,
+            "malformed-component",
+        ),
+        (wat::parse_str("(module)").unwrap(), 400, "core-module"),
+        (plugin("hostile-other-world"), 422, "wrong-world"),
+        (plugin("hostile_unknown_import"), 422, "unknown-import"),
+        (plugin("hostile_undeclared_kv"), 422, "undeclared-import"),
+        (plugin("hostile_fs_reader"), 422, "forbidden-import"),
+        (vec![0u8; 1_000_001], 413, "too-large"),
+    ];
+    for (bytes, status, code) in cases {
+        let response = server.install(bytes);
+        assert_eq!(response.status().as_u16(), status, "{code}");
+        let body: Value = response.json().unwrap();
+        assert_eq!(body["code"], code);
+        assert!(!body["message"].as_str().unwrap().is_empty());
+        assert_eq!(server.installed(), before, "after {code}");
+    }
+    assert_eq!(server.route("hello/").0, 200);
+}
+
+#[test]
+fn admin_api_requires_the_bearer_token() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let url = format!("{}/admin/v1/plugins", server.base);
+    assert_eq!(server.http.get(&url).send().unwrap().status(), 401);
+    assert_eq!(
+        server
+            .http
+            .get(&url)
+            .bearer_auth("wrong-token-0123456789")
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    // Its own client: the server answers 401 without reading the body and closes that connection.
+    let forged = Client::new()
+        .post(&url)
+        .bearer_auth("")
+        .body(wat::parse_str("(component)").unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(
+        server
+            .http
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(
+        server.installed().is_empty(),
+        "the forged install did nothing"
+    );
+}
+
+#[test]
+fn installed_plugins_survive_a_restart() {
+    let (_keep, dir) = temp();
+    {
+        let server = start(&dir, POLICY, &[]);
+        assert_eq!(server.install(plugin("hello")).status(), 201);
+        assert_eq!(
+            server
+                .json(reqwest::Method::POST, "/plugins/hello/disable")
+                .0,
+            200
+        );
+    }
+    let server = start(&dir, POLICY, &[]);
+    let (_, info) = server.json(reqwest::Method::GET, "/plugins/hello");
+    assert_eq!(
+        (info["status"].as_str(), info["enabled"].as_bool()),
+        (Some("running"), Some(false))
+    );
+    assert_eq!(
+        server
+            .json(reqwest::Method::POST, "/plugins/hello/enable")
+            .0,
+        200
+    );
+    assert_eq!(server.route("hello/x").0, 200);
+}
+
+#[test]
+fn plugin_failures_map_to_504_and_502_without_internals() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hostile_misbehave")).status(), 201);
+    let (status, body) = server.route("misbehave/loop");
+    assert_eq!(status, 504, "{body}");
+    let (status, body) = server.route("misbehave/recursion");
+    assert_eq!(status, 502, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "plugin-failed");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("error id e"), "{message}");
+    assert!(
+        !message.contains("wasm") && !message.contains("backtrace"),
+        "{message}"
+    );
+    assert_eq!(server.route("misbehave/ok"), (200, "ok".into()));
+    assert_eq!(server.route("nobody/").0, 404);
+}
