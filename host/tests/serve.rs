@@ -329,3 +329,20 @@ fn plugin_failures_map_to_504_and_502_without_internals() {
     assert_eq!(server.route("misbehave/ok"), (200, "ok".into()));
     assert_eq!(server.route("nobody/").0, 404);
 }
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let (_keep, dir) = temp();
+    let mut server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -131,7 +131,8 @@ impl Resolve for CheckingResolver {
 /// The outbound HTTP service shared by all plugins of a host.
 pub struct Outbound {
     resolver: Arc<dyn Resolver>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Outbound {
@@ -142,7 +143,10 @@ impl Outbound {
             .thread_name("capstan-http")
             .enable_all()
             .build()?;
-        Ok(Outbound { resolver, runtime })
+        Ok(Outbound {
+            resolver,
+            runtime: Some(runtime),
+        })
     }
 
     /// Send `request` under `rules`, following redirects, within `rules.timeout`.
@@ -150,7 +154,12 @@ impl Outbound {
         let started = Instant::now();
         let exchange =
             async { tokio::time::timeout(rules.timeout, self.exchange(request, rules)).await };
-        match self.runtime.block_on(exchange) {
+        match self
+            .runtime
+            .as_ref()
+            .expect("runtime lives until drop")
+            .block_on(exchange)
+        {
             Ok(result) => result,
             Err(_) => Err(OutboundError::Timeout(started.elapsed().as_millis())),
         }
@@ -211,6 +220,15 @@ impl Outbound {
         Err(OutboundError::Denied(format!(
             "more than {MAX_REDIRECTS} redirects"
         )))
+    }
+}
+
+impl Drop for Outbound {
+    /// Shut the runtime down without waiting, so dropping is safe from any context.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

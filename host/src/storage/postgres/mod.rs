@@ -70,7 +70,8 @@ const POOL_SIZE: usize = 16;
 /// State in a PostgreSQL database (optionally in one schema of it).
 pub struct PostgresStore {
     pool: Pool,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 fn backend(error: impl std::fmt::Display) -> KvError {
@@ -110,7 +111,10 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(backend)?;
-        let store = PostgresStore { pool, runtime };
+        let store = PostgresStore {
+            pool,
+            runtime: Some(runtime),
+        };
         store.block_on(async {
             let mut client = store.pool.get().await.map_err(backend)?;
             if let Some(schema) = schema {
@@ -137,7 +141,19 @@ impl PostgresStore {
 
     /// Run `future` on the store's own runtime (callers are synchronous host functions).
     fn block_on<R>(&self, future: impl Future<Output = R>) -> R {
-        self.runtime.block_on(future)
+        self.runtime
+            .as_ref()
+            .expect("runtime lives until drop")
+            .block_on(future)
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Shut the runtime down without waiting, so dropping is safe from any context.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
