@@ -331,6 +331,33 @@ fn plugin_failures_map_to_504_and_502_without_internals() {
 }
 
 #[test]
+fn health_and_readiness_report_the_plugins_loaded() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(
+        server
+            .http
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+    let ready: Value = server
+        .http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        ready,
+        serde_json::json!({ "status": "ready", "plugins": 1, "failed": 0 })
+    );
+}
+
+#[test]
 fn sigterm_drains_and_exits_zero() {
     let (_keep, dir) = temp();
     let mut server = start(&dir, POLICY, &[]);

@@ -275,6 +275,14 @@ impl Registry {
         Ok(self.store.versions(id)?)
     }
 
+    /// Readiness: the store answers; returns (plugins loaded, plugins that failed to load).
+    pub fn readiness(&self) -> Result<(usize, usize), RegistryError> {
+        self.store.plugins()?;
+        let live = self.read_live();
+        let failed = live.values().filter(|e| e.plugin.is_none()).count();
+        Ok((live.len() - failed, failed))
+    }
+
     /// The plugin to call and a concurrency slot for the call.
     pub fn acquire(&self, id: &str) -> Result<(Arc<Plugin>, CallPermit), Unavailable> {
         let live = self.read_live();

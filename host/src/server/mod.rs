@@ -50,8 +50,28 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
             any(routes::nested).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// `/readyz`: 200 when the store answers (with plugin counts), 503 otherwise.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let check = tokio::task::spawn_blocking(move || state.registry.readiness()).await;
+    match check {
+        Ok(Ok((loaded, failed))) => axum::Json(
+            serde_json::json!({ "status": "ready", "plugins": loaded, "failed": failed }),
+        )
+        .into_response(),
+        _ => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "the state store is not reachable",
+        )
+        .into_response(),
+    }
 }
 
 /// Serve `router` on `listener` until SIGTERM or SIGINT, then drain in-flight requests.
