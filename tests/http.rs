@@ -100,16 +100,27 @@ struct Probe {
 
 /// The probe plugin under `http_policy` (the body of its `[…capabilities.http]` table).
 fn probe(http_policy: &str) -> Probe {
+    probe_trusting(http_policy, None)
+}
+
+/// Like [`probe`], with the outbound client also trusting the CA in `extra_ca` (PEM).
+fn probe_trusting(http_policy: &str, extra_ca: Option<&str>) -> Probe {
     let server = TestServer::start();
     let resolver = TableResolver(HashMap::from([
         ("good.test", "127.0.0.1".parse().unwrap()),
         ("loopback.test", "127.0.0.1".parse().unwrap()),
         ("metadata.test", "169.254.169.254".parse().unwrap()),
         ("private.test", "10.0.0.1".parse().unwrap()),
+        ("mtls.test", "127.0.0.1".parse().unwrap()),
     ]));
+    let outbound = Outbound::new(Arc::new(resolver)).unwrap();
+    let outbound = match extra_ca {
+        Some(pem) => outbound.trusting(pem.as_bytes()).unwrap(),
+        None => outbound,
+    };
     let (services, audit, _logs) = Services::in_memory();
     let services = Services {
-        outbound: Arc::new(Outbound::new(Arc::new(resolver)).unwrap()),
+        outbound: Arc::new(outbound),
         ..services
     };
     let runtime = Runtime::new(services).unwrap();
@@ -309,4 +320,113 @@ fn client_certificate_must_be_a_granted_secret_holding_a_pem_identity() {
         !body.contains("not a pem"),
         "the secret's bytes are not echoed"
     );
+}
+
+/// A TLS server on 127.0.0.1 for `mtls.test` that requires a client certificate signed by
+/// the returned CA. Returns (port, CA PEM, client identity PEM: certificate + key).
+fn mtls_server() -> (u16, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls;
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["mtls.test".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = CertificateParams::new(vec!["plugin-client".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &ca)
+        .unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server_cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    continue;
+                };
+                let mut buffer = [0u8; 4096];
+                let _ = tls.read(&mut buffer).await;
+                let presented = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty());
+                let body = if presented {
+                    "client certificate accepted"
+                } else {
+                    "no client certificate"
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            }
+        });
+    });
+    let identity = format!("{}{}", client_cert.pem(), client_key.serialize_pem());
+    (port, ca_cert.pem(), identity)
+}
+
+#[test]
+fn mtls_client_certificate_from_a_granted_secret_completes_the_handshake() {
+    let (port, ca, identity) = mtls_server();
+    let p = probe_trusting(
+        "hosts = [\"https://*.test:*\"]\nallow_networks = [\"127.0.0.1/32\"]",
+        Some(&ca),
+    );
+    let url = format!("https://mtls.test:{port}/");
+    let (status, body) = p.fetch(&url);
+    assert_ne!(
+        status, 200,
+        "without a client certificate the server refuses the handshake: {body}"
+    );
+    p.runtime
+        .services()
+        .secrets
+        .set("http-probe", "client-cert", &identity)
+        .unwrap();
+    let (status, body) = p.fetch(&format!("{url}&cert=client-cert"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        r#"{"body":"client certificate accepted","status":200}"#
+    );
+    assert!(!body.contains("PRIVATE KEY"));
 }

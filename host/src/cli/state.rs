@@ -1,6 +1,6 @@
 //! Opening the host's persistent state (SQLite in a data directory) for CLI commands.
 
-use crate::capability::http::{Outbound, SystemResolver};
+use crate::capability::http::Outbound;
 use crate::runtime::Services;
 use crate::secrets::{Keyring, Secrets};
 use crate::storage::SqliteStore;
@@ -45,7 +45,7 @@ pub fn open_with_store(dir: &Path) -> anyhow::Result<(Services, Arc<SqliteStore>
     let keyring = Keyring::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let services = Services {
         kv: store.clone(),
-        outbound: Arc::new(Outbound::new(Arc::new(SystemResolver))?),
+        outbound: Arc::new(Outbound::from_env()?),
         secrets: Secrets::new(store.clone(), keyring),
         audit: store.clone(),
         logs: store.clone(),

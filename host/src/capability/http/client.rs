@@ -131,6 +131,8 @@ impl Resolve for CheckingResolver {
 /// The outbound HTTP service shared by all plugins of a host.
 pub struct Outbound {
     resolver: Arc<dyn Resolver>,
+    /// Trust roots added to the public web roots (an operator's internal CA).
+    extra_roots: Vec<reqwest::Certificate>,
     /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -145,8 +147,33 @@ impl Outbound {
             .build()?;
         Ok(Outbound {
             resolver,
+            extra_roots: Vec::new(),
             runtime: Some(runtime),
         })
+    }
+
+    /// Also trust the CA certificates in `pem` (one or more PEM blocks).
+    pub fn trusting(mut self, pem: &[u8]) -> anyhow::Result<Outbound> {
+        let roots = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| anyhow::anyhow!("extra CA bundle is not valid PEM certificates: {e}"))?;
+        anyhow::ensure!(!roots.is_empty(), "extra CA bundle holds no certificate");
+        self.extra_roots.extend(roots);
+        Ok(self)
+    }
+
+    /// The host's client: the system resolver, plus the CA bundle named by
+    /// `CAPSTAN_HTTP_CA_FILE` if set.
+    pub fn from_env() -> anyhow::Result<Outbound> {
+        let outbound = Outbound::new(Arc::new(SystemResolver))?;
+        match std::env::var_os("CAPSTAN_HTTP_CA_FILE") {
+            Some(path) => {
+                let pem = std::fs::read(&path).map_err(|e| {
+                    anyhow::anyhow!("CAPSTAN_HTTP_CA_FILE {}: {e}", path.to_string_lossy())
+                })?;
+                outbound.trusting(&pem)
+            }
+            None => Ok(outbound),
+        }
     }
 
     /// Send `request` under `rules`, following redirects, within `rules.timeout`.
@@ -179,6 +206,9 @@ impl Outbound {
             }));
         if let Some(identity) = request.identity {
             builder = builder.identity(identity);
+        }
+        for root in &self.extra_roots {
+            builder = builder.add_root_certificate(root.clone());
         }
         let client = builder
             .build()
