@@ -373,3 +373,190 @@ fn sigterm_drains_and_exits_zero() {
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+impl Server {
+    fn send_text(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .admin(method, path)
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().unwrap_or(Value::Null),
+        )
+    }
+}
+
+const KV_GRANTED: &str = "[defaults.capabilities.routes]\n[plugins.counter.capabilities.kv]\n";
+
+#[test]
+fn policy_change_regrants_live_plugins_atomically_and_persists() {
+    let (_keep, dir) = temp();
+    {
+        let server = start(&dir, POLICY, &[]);
+        assert_eq!(server.install(plugin("counter")).status(), 201);
+        assert_eq!(
+            server.route("counter/x").0,
+            403,
+            "kv denied under the seed policy"
+        );
+
+        let (status, dry) = server.send_text(reqwest::Method::POST, "/policy/dry-run", KV_GRANTED);
+        assert_eq!(status, 200);
+        assert_eq!(
+            dry,
+            serde_json::json!({"applied": false, "changes": [
+                {"plugin": "counter", "capability": "storage.kv", "before": "denied", "after": "granted"}
+            ]})
+        );
+        assert_eq!(
+            server.route("counter/x").0,
+            403,
+            "a dry run changes nothing"
+        );
+
+        let (status, body) = server.send_text(
+            reqwest::Method::PUT,
+            "/policy",
+            "[defaults.capabilities.sockets]\n",
+        );
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid-policy"))
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("sockets"),
+            "{body}"
+        );
+
+        let pinned = format!(
+            "{KV_GRANTED}[plugins.counter]\nsha256 = \"{}\"\n",
+            "0".repeat(64)
+        );
+        let (status, body) = server.send_text(reqwest::Method::PUT, "/policy", &pinned);
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("policy-rejected"))
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("counter"),
+            "{body}"
+        );
+        assert_eq!(
+            server.route("counter/x").0,
+            403,
+            "a rejected policy changes nothing"
+        );
+
+        let (status, applied) = server.send_text(reqwest::Method::PUT, "/policy", KV_GRANTED);
+        assert_eq!((status, applied["applied"].as_bool()), (200, Some(true)));
+        assert_eq!(
+            server.route("counter/x"),
+            (200, r#"{"hits":1,"path":"/x"}"#.into())
+        );
+        let policy = server
+            .admin(reqwest::Method::GET, "/policy")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(policy, KV_GRANTED);
+    }
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(
+        server.route("counter/x"),
+        (200, r#"{"hits":2,"path":"/x"}"#.into()),
+        "the stored policy wins over the seed"
+    );
+}
+
+#[test]
+fn secrets_are_write_only_over_the_api() {
+    const VALUE: &str = "api-secret-value-98765";
+    let (_keep, dir) = temp();
+    let policy = "[defaults.capabilities.routes]\n[plugins.vault.capabilities.secrets]\nnames = [\"api-token\"]\n";
+    let server = start(&dir, policy, &[]);
+    assert_eq!(server.install(plugin("vault")).status(), 201);
+    assert_eq!(server.route("vault/").0, 404, "not set yet");
+    let put = server
+        .admin(reqwest::Method::PUT, "/secrets/vault/api-token")
+        .body(VALUE)
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    assert_eq!(
+        server.route("vault/"),
+        (200, r#"{"api-token":"set","length":22}"#.into())
+    );
+    let listing = server
+        .admin(reqwest::Method::GET, "/secrets")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(listing, r#"[{"plugin":"vault","name":"api-token"}]"#);
+    let audit = server
+        .admin(reqwest::Method::GET, "/audit?limit=1000")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(audit.contains("secret `api-token` set"), "{audit}");
+    assert!(!audit.contains(VALUE) && !listing.contains(VALUE));
+    let (status, body) = server.send_text(reqwest::Method::PUT, "/secrets/vault/bad name", "x");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid-secret"))
+    );
+    assert_eq!(
+        server
+            .admin(reqwest::Method::DELETE, "/secrets/vault/api-token")
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        server
+            .admin(reqwest::Method::DELETE, "/secrets/vault/api-token")
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(server.route("vault/").0, 404);
+}
+
+#[test]
+fn audit_and_logs_are_queryable() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+    assert_eq!(server.route("hello/?name=Query").0, 200);
+    let (status, logs) = server.json(reqwest::Method::GET, "/logs?plugin=hello&level=info");
+    assert_eq!(status, 200);
+    assert_eq!(logs[0]["message"], "greeting Query");
+    assert_eq!(logs[0]["source"], "guest");
+    let (_, none) = server.json(reqwest::Method::GET, "/logs?plugin=hello&level=error");
+    assert_eq!(none, serde_json::json!([]));
+    let (status, installed) =
+        server.json(reqwest::Method::GET, "/audit?kind=installed&plugin=hello");
+    assert_eq!(status, 200);
+    assert_eq!(installed.as_array().unwrap().len(), 1);
+    let later = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 60_000;
+    let (_, future) = server.json(reqwest::Method::GET, &format!("/audit?since={later}"));
+    assert_eq!(future, serde_json::json!([]));
+    let (status, body) = server.json(reqwest::Method::GET, "/audit?kind=nonsense");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid-query"))
+    );
+}

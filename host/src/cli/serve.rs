@@ -17,7 +17,8 @@ pub struct Args {
     listen: SocketAddr,
     #[command(flatten)]
     data: DataDir,
-    /// Operator policy file; without it nothing beyond the baseline is granted.
+    /// Policy to start with when the data directory has none yet (afterwards the stored
+    /// policy, changed through the admin API, wins); without either nothing is granted.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Largest plugin upload accepted, in bytes.
@@ -26,13 +27,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let policy = match &args.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::deny_all(),
+    let seed = match &args.policy {
+        Some(path) => {
+            Policy::load(path)?;
+            std::fs::read_to_string(path)?
+        }
+        None => String::new(),
     };
     let (services, store) = super::state::open_with_store(&args.data.path)?;
     let token_hash = server::auth::load_or_create(store.as_ref(), &args.data.path)?;
-    let registry = Registry::open(Runtime::new(services)?, store, policy)?;
+    let registry = Registry::open(Runtime::new(services)?, store, &seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

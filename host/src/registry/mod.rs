@@ -9,7 +9,8 @@ pub use info::{CapabilityRow, PluginInfo};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::InstallError;
-use crate::policy::Policy;
+use crate::gate;
+use crate::policy::{Policy, PolicyError};
 use crate::runtime::{Plugin, Runtime};
 use crate::storage::{KvError, PluginStore, VersionInfo};
 use std::collections::BTreeMap;
@@ -27,8 +28,24 @@ pub enum RegistryError {
     NoSuchVersion { id: String, seq: i64 },
     #[error("plugin `{0}` has no earlier version to roll back to")]
     NothingToRollBack(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("policy rejected: plugin `{plugin}` would not load under it: {error}")]
+    PolicyRejected { plugin: String, error: InstallError },
     #[error("storage failed: {0}")]
     Store(#[from] KvError),
+}
+
+/// Setting holding the current policy's text.
+const POLICY_SETTING: &str = "policy";
+
+/// How a policy change would alter one installed plugin's grants.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct GrantChange {
+    pub plugin: String,
+    pub capability: &'static str,
+    pub before: &'static str,
+    pub after: &'static str,
 }
 
 /// One installed plugin in memory.
@@ -65,8 +82,11 @@ pub enum Unavailable {
 pub struct Registry {
     runtime: Runtime,
     store: Arc<dyn PluginStore>,
-    policy: RwLock<Policy>,
+    /// The policy and the text it was parsed from.
+    policy: RwLock<(Policy, String)>,
     live: RwLock<BTreeMap<String, Entry>>,
+    /// Serialises changes (install, rollback, policy) so none sees another half-done.
+    changes: std::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -75,13 +95,22 @@ impl Registry {
     pub fn open(
         runtime: Runtime,
         store: Arc<dyn PluginStore>,
-        policy: Policy,
+        seed: &str,
     ) -> Result<Registry, RegistryError> {
+        let text = match store.setting(POLICY_SETTING)? {
+            Some(text) => text,
+            None => {
+                Policy::parse(seed)?;
+                store.set_setting(POLICY_SETTING, seed)?;
+                seed.to_string()
+            }
+        };
         let registry = Registry {
             runtime,
             store,
-            policy: RwLock::new(policy),
+            policy: RwLock::new((Policy::parse(&text)?, text)),
             live: RwLock::new(BTreeMap::new()),
+            changes: std::sync::Mutex::new(()),
         };
         for stored in registry.store.plugins()? {
             let loaded = registry
@@ -131,8 +160,101 @@ impl Registry {
             .policy
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .0
             .clone();
         Ok(Arc::new(self.runtime.load(bytes, None, &policy)?))
+    }
+
+    fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current policy's text.
+    pub fn policy_text(&self) -> String {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    /// How `text` would change the grants of installed plugins, without changing anything.
+    pub fn policy_dry_run(&self, text: &str) -> Result<Vec<GrantChange>, RegistryError> {
+        let policy = Policy::parse(text)?;
+        let mut changes = Vec::new();
+        for (id, entry) in self.read_live().iter() {
+            let Some(plugin) = &entry.plugin else {
+                continue;
+            };
+            let bytes =
+                self.store
+                    .wasm(id, entry.seq)?
+                    .ok_or_else(|| RegistryError::NoSuchVersion {
+                        id: id.clone(),
+                        seq: entry.seq,
+                    })?;
+            let after = gate::admit(&bytes, None, &policy, usize::MAX).map_err(|error| {
+                RegistryError::PolicyRejected {
+                    plugin: id.clone(),
+                    error,
+                }
+            })?;
+            let before = plugin.admission().grants.summary();
+            for ((capability, old, _), (_, new, _)) in
+                before.into_iter().zip(after.grants.summary())
+            {
+                if old != new {
+                    changes.push(GrantChange {
+                        plugin: id.clone(),
+                        capability: capability.name(),
+                        before: old,
+                        after: new,
+                    });
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Replace the policy: every installed plugin is re-granted under `text`, all or none.
+    pub fn set_policy(&self, text: &str) -> Result<Vec<GrantChange>, RegistryError> {
+        let _changing = self.lock_changes();
+        let changes = self.policy_dry_run(text)?;
+        let policy = Policy::parse(text)?;
+        let mut recompiled = Vec::new();
+        for (id, entry) in self.read_live().iter() {
+            if entry.plugin.is_none() {
+                continue;
+            }
+            let bytes =
+                self.store
+                    .wasm(id, entry.seq)?
+                    .ok_or_else(|| RegistryError::NoSuchVersion {
+                        id: id.clone(),
+                        seq: entry.seq,
+                    })?;
+            let plugin = self.runtime.load(&bytes, None, &policy).map_err(|error| {
+                RegistryError::PolicyRejected {
+                    plugin: id.clone(),
+                    error,
+                }
+            })?;
+            recompiled.push((id.clone(), Arc::new(plugin)));
+        }
+        self.store.set_setting(POLICY_SETTING, text)?;
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = (policy, text.to_string());
+        let mut live = self.write_live();
+        for (id, plugin) in recompiled {
+            if let Some(entry) = live.get_mut(&id) {
+                entry.plugin = Some(plugin);
+            }
+        }
+        drop(live);
+        self.audit(
+            "-",
+            format!("policy replaced; {} grant changes", changes.len()),
+        );
+        Ok(changes)
     }
 
     fn audit(&self, id: &str, detail: String) {
@@ -146,6 +268,7 @@ impl Registry {
 
     /// Install `bytes` as a new plugin, or as a new version of the plugin its manifest names.
     pub fn install(&self, bytes: &[u8]) -> Result<PluginInfo, RegistryError> {
+        let _changing = self.lock_changes();
         let plugin = self.compile(bytes)?;
         let admission = plugin.admission();
         let id = admission.manifest.id.clone();
@@ -176,6 +299,7 @@ impl Registry {
 
     /// Make an earlier version current: `to`, or the one before the current one.
     pub fn rollback(&self, id: &str, to: Option<i64>) -> Result<PluginInfo, RegistryError> {
+        let _changing = self.lock_changes();
         let current = self
             .read_live()
             .get(id)
@@ -215,6 +339,7 @@ impl Registry {
 
     /// Enable or disable routing and tool calls to `id`.
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<PluginInfo, RegistryError> {
+        let _changing = self.lock_changes();
         if !self.read_live().contains_key(id) {
             return Err(RegistryError::NotFound(id.into()));
         }
@@ -228,6 +353,7 @@ impl Registry {
 
     /// Uninstall `id` and all its versions (its kv data and secrets are kept).
     pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
+        let _changing = self.lock_changes();
         if !self.store.remove_plugin(id)? {
             return Err(RegistryError::NotFound(id.into()));
         }

@@ -71,6 +71,12 @@ impl From<RegistryError> for ApiError {
             RegistryError::NothingToRollBack(_) => {
                 ApiError::new(StatusCode::CONFLICT, "nothing-to-roll-back", message)
             }
+            RegistryError::Policy(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-policy", message)
+            }
+            RegistryError::PolicyRejected { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy-rejected", message)
+            }
             RegistryError::Store(error) => {
                 tracing::error!("storage failed: {error}");
                 ApiError::new(

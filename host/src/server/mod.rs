@@ -4,6 +4,7 @@
 mod admin;
 pub mod auth;
 mod error;
+mod operations;
 mod routes;
 
 pub use error::ApiError;
@@ -37,6 +38,18 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
         .route("/plugins/{id}/disable", post(admin::disable))
         .route("/plugins/{id}/versions", get(admin::versions))
         .route("/plugins/{id}/rollback", post(admin::rollback))
+        .route(
+            "/policy",
+            get(operations::get_policy).put(operations::put_policy),
+        )
+        .route("/policy/dry-run", post(operations::dry_run_policy))
+        .route("/secrets", get(operations::list_secrets))
+        .route(
+            "/secrets/{plugin}/{name}",
+            axum::routing::put(operations::put_secret).delete(operations::delete_secret),
+        )
+        .route("/audit", get(operations::audit))
+        .route("/logs", get(operations::logs))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
