@@ -78,6 +78,26 @@ pub enum Unavailable {
     Busy { limit: u32 },
 }
 
+/// The capabilities whose decision differs between `before` and `after`.
+fn grant_changes(
+    plugin: &str,
+    before: &crate::capability::Grants,
+    after: &crate::capability::Grants,
+) -> Vec<GrantChange> {
+    before
+        .summary()
+        .into_iter()
+        .zip(after.summary())
+        .filter(|((_, old, _), (_, new, _))| old != new)
+        .map(|((capability, old, _), (_, new, _))| GrantChange {
+            plugin: plugin.to_string(),
+            capability: capability.name(),
+            before: old,
+            after: new,
+        })
+        .collect()
+}
+
 /// Installed plugins, persisted in a [`PluginStore`].
 pub struct Registry {
     runtime: Runtime,
@@ -178,6 +198,16 @@ impl Registry {
             .clone()
     }
 
+    /// The stored bytes of the version `entry` serves.
+    fn current_bytes(&self, id: &str, entry: &Entry) -> Result<Vec<u8>, RegistryError> {
+        self.store
+            .wasm(id, entry.seq)?
+            .ok_or_else(|| RegistryError::NoSuchVersion {
+                id: id.into(),
+                seq: entry.seq,
+            })
+    }
+
     /// How `text` would change the grants of installed plugins, without changing anything.
     pub fn policy_dry_run(&self, text: &str) -> Result<Vec<GrantChange>, RegistryError> {
         let policy = Policy::parse(text)?;
@@ -186,32 +216,12 @@ impl Registry {
             let Some(plugin) = &entry.plugin else {
                 continue;
             };
-            let bytes =
-                self.store
-                    .wasm(id, entry.seq)?
-                    .ok_or_else(|| RegistryError::NoSuchVersion {
-                        id: id.clone(),
-                        seq: entry.seq,
-                    })?;
-            let after = gate::admit(&bytes, None, &policy, usize::MAX).map_err(|error| {
-                RegistryError::PolicyRejected {
+            let after = gate::admit(&self.current_bytes(id, entry)?, None, &policy, usize::MAX)
+                .map_err(|error| RegistryError::PolicyRejected {
                     plugin: id.clone(),
                     error,
-                }
-            })?;
-            let before = plugin.admission().grants.summary();
-            for ((capability, old, _), (_, new, _)) in
-                before.into_iter().zip(after.grants.summary())
-            {
-                if old != new {
-                    changes.push(GrantChange {
-                        plugin: id.clone(),
-                        capability: capability.name(),
-                        before: old,
-                        after: new,
-                    });
-                }
-            }
+                })?;
+            changes.extend(grant_changes(id, &plugin.admission().grants, &after.grants));
         }
         Ok(changes)
     }
@@ -219,26 +229,25 @@ impl Registry {
     /// Replace the policy: every installed plugin is re-granted under `text`, all or none.
     pub fn set_policy(&self, text: &str) -> Result<Vec<GrantChange>, RegistryError> {
         let _changing = self.lock_changes();
-        let changes = self.policy_dry_run(text)?;
         let policy = Policy::parse(text)?;
         let mut recompiled = Vec::new();
+        let mut changes = Vec::new();
         for (id, entry) in self.read_live().iter() {
-            if entry.plugin.is_none() {
+            let Some(before) = &entry.plugin else {
                 continue;
-            }
-            let bytes =
-                self.store
-                    .wasm(id, entry.seq)?
-                    .ok_or_else(|| RegistryError::NoSuchVersion {
-                        id: id.clone(),
-                        seq: entry.seq,
-                    })?;
-            let plugin = self.runtime.load(&bytes, None, &policy).map_err(|error| {
-                RegistryError::PolicyRejected {
+            };
+            let plugin = self
+                .runtime
+                .load(&self.current_bytes(id, entry)?, None, &policy)
+                .map_err(|error| RegistryError::PolicyRejected {
                     plugin: id.clone(),
                     error,
-                }
-            })?;
+                })?;
+            changes.extend(grant_changes(
+                id,
+                &before.admission().grants,
+                &plugin.admission().grants,
+            ));
             recompiled.push((id.clone(), Arc::new(plugin)));
         }
         self.store.set_setting(POLICY_SETTING, text)?;
