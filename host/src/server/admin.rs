@@ -1,8 +1,8 @@
 //! `/admin/v1/plugins`: install (and upgrade), list, show, enable, disable, versions,
 //! rollback, remove. Registry work runs on blocking threads (compiling takes a while).
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, blocking};
 use crate::registry::{PluginInfo, Registry, RegistryError};
 use crate::storage::VersionInfo;
 use axum::Json;
@@ -13,21 +13,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 
-async fn blocking<R: Send + 'static>(
+/// Run registry `work` on a blocking thread (installs compile, which takes a while).
+async fn on_registry<R: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&Registry) -> Result<R, RegistryError> + Send + 'static,
 ) -> Result<R, ApiError> {
     let state = state.clone();
-    tokio::task::spawn_blocking(move || work(&state.registry))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the operation panicked",
-            )
-        })?
-        .map_err(ApiError::from)
+    blocking(move || work(&state.registry).map_err(ApiError::from)).await
 }
 
 /// `POST /admin/v1/plugins` with the `.wasm` as the body.
@@ -48,7 +40,7 @@ pub async fn install(
             format!("upload rejected: {}", rejection.body_text()),
         )
     })?;
-    let info = blocking(&state, move |registry| registry.install(&body)).await?;
+    let info = on_registry(&state, move |registry| registry.install(&body)).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -71,7 +63,7 @@ pub async fn enable(
     Path(id): Path<String>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     Ok(Json(
-        blocking(&state, move |r| r.set_enabled(&id, true)).await?,
+        on_registry(&state, move |r| r.set_enabled(&id, true)).await?,
     ))
 }
 
@@ -81,7 +73,7 @@ pub async fn disable(
     Path(id): Path<String>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     Ok(Json(
-        blocking(&state, move |r| r.set_enabled(&id, false)).await?,
+        on_registry(&state, move |r| r.set_enabled(&id, false)).await?,
     ))
 }
 
@@ -90,7 +82,7 @@ pub async fn versions(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<VersionInfo>>, ApiError> {
-    Ok(Json(blocking(&state, move |r| r.versions(&id)).await?))
+    Ok(Json(on_registry(&state, move |r| r.versions(&id)).await?))
 }
 
 /// Body of a rollback: the version to return to (default: the previous one).
@@ -107,7 +99,9 @@ pub async fn rollback(
     body: Option<Json<RollbackRequest>>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     let to = body.and_then(|Json(b)| b.seq);
-    Ok(Json(blocking(&state, move |r| r.rollback(&id, to)).await?))
+    Ok(Json(
+        on_registry(&state, move |r| r.rollback(&id, to)).await?,
+    ))
 }
 
 /// `DELETE /admin/v1/plugins/{id}`.
@@ -115,6 +109,6 @@ pub async fn remove(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    blocking(&state, move |r| r.remove(&id)).await?;
+    on_registry(&state, move |r| r.remove(&id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

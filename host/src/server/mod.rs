@@ -72,9 +72,9 @@ async fn readyz(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let check = tokio::task::spawn_blocking(move || state.registry.readiness()).await;
+    let check = blocking(move || state.registry.readiness().map_err(ApiError::from)).await;
     match check {
-        Ok(Ok((loaded, failed))) => axum::Json(
+        Ok((loaded, failed)) => axum::Json(
             serde_json::json!({ "status": "ready", "plugins": loaded, "failed": failed }),
         )
         .into_response(),
@@ -85,6 +85,20 @@ async fn readyz(
         )
         .into_response(),
     }
+}
+
+/// Run `work` on a blocking thread (compiling, storage and plugin calls block), mapping a
+/// panic in it to a 500.
+pub(crate) async fn blocking<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
+) -> Result<R, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the operation panicked",
+        )
+    })?
 }
 
 /// Serve `router` on `listener` until SIGTERM or SIGINT, then drain in-flight requests.

@@ -1,7 +1,7 @@
 //! `/admin/v1/policy`, `/admin/v1/secrets`, `/admin/v1/audit`, `/admin/v1/logs`.
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, blocking};
 use crate::audit::{AuditEvent, AuditKind, AuditQuery, to_millis};
 use crate::capability::CapabilityId;
 use crate::capability::log::{LogQuery, LogRecord};
@@ -14,18 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-async fn blocking<R: Send + 'static>(
-    work: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
-) -> Result<R, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the operation panicked",
-        )
-    })?
-}
 
 fn text_body(body: axum::body::Bytes) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec())

@@ -2,8 +2,8 @@
 //! a blocking thread under the plugin's deadline and concurrency cap. Failures never leak
 //! internals: a trap is a 502 with an error id that is also in the host log.
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, blocking};
 use crate::error::InvokeError;
 use crate::registry::Unavailable;
 use crate::runtime::Request as PluginRequest;
@@ -102,18 +102,11 @@ async fn call(
             .collect(),
         body: body.to_vec(),
     };
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = blocking(move || {
         let _permit = permit;
-        plugin.handle(&request)
+        Ok(plugin.handle(&request))
     })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the call panicked",
-        )
-    })?;
+    .await?;
     match outcome {
         Ok(response) => build(id, response),
         Err(error) => Err(failure(id, error)),
