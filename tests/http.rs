@@ -118,11 +118,7 @@ fn probe_trusting(http_policy: &str, extra_ca: Option<&str>) -> Probe {
         Some(pem) => outbound.trusting(pem.as_bytes()).unwrap(),
         None => outbound,
     };
-    let (services, audit, _logs) = Services::in_memory();
-    let services = Services {
-        outbound: Arc::new(outbound),
-        ..services
-    };
+    let (services, audit, _logs) = Services::in_memory_with(Arc::new(outbound));
     let runtime = Runtime::new(services).unwrap();
     let policy = format!(
         "[defaults.capabilities.routes]\n[plugins.http-probe.capabilities.http]\n{http_policy}\n\

@@ -158,3 +158,27 @@ fn invalid_policy_file_is_named_with_its_problem() {
         "{err}"
     );
 }
+
+#[test]
+fn run_without_a_data_dir_still_reads_the_http_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, "not a certificate").unwrap();
+    plugin("hello");
+    let out = Command::new(capstan_bin())
+        .args([
+            "run",
+            &wasm("hello"),
+            "--policy",
+            "policy/default.toml",
+            "--get",
+            "/",
+        ])
+        .current_dir(root())
+        .env("CAPSTAN_LOG", "warn")
+        .env("CAPSTAN_HTTP_CA_FILE", &bundle)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("extra CA bundle"), "{}", stderr(&out));
+}

@@ -121,7 +121,7 @@ pub fn text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()
 }
 
-/// The `default.toml` shipped in `policy/`.
+/// The text of policy file `file` shipped in `policy/`.
 pub fn shipped_policy(file: &str) -> String {
     std::fs::read_to_string(root().join("policy").join(file)).expect("shipped policy")
 }

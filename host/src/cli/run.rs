@@ -1,6 +1,7 @@
 //! `capstan run`: one call of a plugin with in-memory state, for plugin authors.
 
 use super::PluginArgs;
+use crate::capability::http::Outbound;
 use crate::runtime::Request;
 use crate::runtime::{Plugin, Runtime, Services};
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (bytes, sidecar, policy) = args.plugin.read()?;
     let services = match &args.data_dir {
         Some(dir) => super::state::open(dir)?,
-        None => Services::in_memory().0,
+        None => Services::in_memory_with(std::sync::Arc::new(Outbound::from_env()?)).0,
     };
     let runtime = Runtime::new(services)?;
     let plugin = match runtime.load(&bytes, sidecar.as_deref(), &policy) {

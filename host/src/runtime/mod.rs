@@ -34,17 +34,23 @@ pub struct Services {
 }
 
 impl Services {
-    /// In-memory services with a random master key, returning the concrete audit and
-    /// log sinks for inspection.
+    /// In-memory services with a random master key and the system resolver, returning
+    /// the concrete audit and log sinks for inspection.
     pub fn in_memory() -> (Services, Arc<MemoryAudit>, Arc<MemoryLogs>) {
+        let outbound = Outbound::new(Arc::new(SystemResolver)).expect("outbound HTTP runtime");
+        Self::in_memory_with(Arc::new(outbound))
+    }
+
+    /// In-memory services using `outbound` for plugins' HTTP requests.
+    pub fn in_memory_with(
+        outbound: Arc<Outbound>,
+    ) -> (Services, Arc<MemoryAudit>, Arc<MemoryLogs>) {
         let audit = Arc::new(MemoryAudit::default());
         let logs = Arc::new(MemoryLogs::new(10_000));
         let store = Arc::new(MemoryKv::default());
         let services = Services {
             kv: store.clone(),
-            outbound: Arc::new(
-                Outbound::new(Arc::new(SystemResolver)).expect("outbound HTTP runtime"),
-            ),
+            outbound,
             secrets: Secrets::new(store, Keyring::single(MasterKey::generate().0)),
             audit: audit.clone(),
             logs: logs.clone(),

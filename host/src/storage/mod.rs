@@ -260,7 +260,8 @@ fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, 
         .ok_or_else(|| KvError::NotAnInteger(format!("increment of `{key}` overflows i64")))
 }
 
-/// Keys in `candidates` (sorted) cut to one page of at most `limit`.
+/// `keys` (sorted, at most `limit + 1`) cut to one page of at most `limit`, with the
+/// cursor for the next page when there was more.
 pub(crate) fn page(mut keys: Vec<String>, limit: usize) -> KeyPage {
     let next_cursor = if keys.len() > limit {
         keys.truncate(limit);
