@@ -29,8 +29,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let seed = match &args.policy {
         Some(path) => {
-            Policy::load(path)?;
-            std::fs::read_to_string(path)?
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read policy {}: {e}", path.display()))?;
+            Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            text
         }
         None => String::new(),
     };
