@@ -5,6 +5,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::CapabilityId;
 use crate::policy::LogLevel;
 use crate::runtime::PluginContext;
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
@@ -69,7 +70,7 @@ impl CallLog {
             return;
         }
         self.written += 1;
-        let message = cap_line(&self.redacted(message), policy.line_bytes as usize);
+        let message = cap_line(self.redacted(message), policy.line_bytes as usize);
         plugin.services.logs.write(LogRecord {
             time: SystemTime::now(),
             plugin: plugin.id.clone(),
@@ -87,12 +88,12 @@ impl CallLog {
         }
     }
 
-    fn redacted(&self, message: &str) -> String {
-        self.redact
-            .iter()
-            .fold(message.to_string(), |text, secret| {
-                text.replace(secret.as_str(), "[redacted]")
-            })
+    fn redacted<'m>(&self, message: &'m str) -> Cow<'m, str> {
+        let mut text = Cow::Borrowed(message);
+        for secret in self.redact.iter().filter(|s| message.contains(s.as_str())) {
+            text = Cow::Owned(text.replace(secret.as_str(), "[redacted]"));
+        }
+        text
     }
 
     /// Report dropped lines once per call, as a host line and an audit record.
@@ -124,9 +125,9 @@ impl CallLog {
 }
 
 /// `message` cut to at most `max` bytes on a character boundary, marked when cut.
-fn cap_line(message: &str, max: usize) -> String {
+fn cap_line(message: Cow<'_, str>, max: usize) -> String {
     if message.len() <= max {
-        return message.to_string();
+        return message.into_owned();
     }
     let mut end = max;
     while !message.is_char_boundary(end) {
@@ -145,8 +146,8 @@ mod tests {
 
     #[test]
     fn caps_on_char_boundary() {
-        assert_eq!(cap_line("héllo", 2), "h…[truncated 5 bytes]");
-        assert_eq!(cap_line("short", 10), "short");
+        assert_eq!(cap_line("héllo".into(), 2), "h…[truncated 5 bytes]");
+        assert_eq!(cap_line("short".into(), 10), "short");
     }
 
     #[test]
