@@ -1,129 +1,13 @@
 //! `capstan serve` driven over HTTP as an operator would: the real binary on an
 //! ephemeral port with its own data directory.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+mod harness;
 
-use reqwest::blocking::{Client, Response};
+use harness::support::plugin;
+use harness::*;
+use reqwest::blocking::Client;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use support::{capstan_bin, plugin};
-
-const TOKEN: &str = "e2e-admin-token-0123456789";
-const POLICY: &str =
-    "[defaults.capabilities.routes]\n[plugins.misbehave.limits]\ndeadline_ms = 200\n";
-
-struct Server {
-    child: Child,
-    base: String,
-    http: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, policy: &str, extra: &[&str]) -> Server {
-    plugin("hello");
-    let policy_path = dir.join("policy.toml");
-    std::fs::write(&policy_path, policy).unwrap();
-    let mut child = Command::new(capstan_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--policy")
-        .arg(&policy_path)
-        .args(extra)
-        .env("CAPSTAN_ADMIN_TOKEN", TOKEN)
-        .env("CAPSTAN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting capstan serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Server {
-        child,
-        base,
-        http: Client::new(),
-    }
-}
-
-impl Server {
-    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
-        self.http
-            .request(method, format!("{}/admin/v1{path}", self.base))
-            .bearer_auth(TOKEN)
-    }
-
-    fn install(&self, bytes: Vec<u8>) -> Response {
-        self.admin(reqwest::Method::POST, "/plugins")
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
-            .unwrap()
-    }
-
-    fn route(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}/plugins/{path}", self.base))
-            .send()
-            .unwrap();
-        (response.status().as_u16(), response.text().unwrap())
-    }
-
-    fn json(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let response = self.admin(method, path).send().unwrap();
-        (
-            response.status().as_u16(),
-            response.json().unwrap_or(Value::Null),
-        )
-    }
-
-    fn installed(&self) -> Vec<(String, String)> {
-        let (_, list) = self.json(reqwest::Method::GET, "/plugins");
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["id"].as_str().unwrap().to_string(),
-                    p["sha256"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-/// `bytes` with a custom section appended: the same plugin, a different sha256.
-fn variant(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
-    let name = b"capstan-test-tag";
-    let payload = tag.as_bytes();
-    let len = 1 + name.len() + payload.len();
-    assert!(len < 128 && name.len() < 128, "single-byte LEB128 lengths");
-    bytes.extend([0x00, len as u8, name.len() as u8]);
-    bytes.extend(name);
-    bytes.extend(payload);
-    bytes
-}
-
-fn temp() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    (dir, path)
-}
+use std::process::Command;
 
 #[test]
 fn install_route_upgrade_rollback_disable_delete() {
@@ -559,4 +443,89 @@ fn audit_and_logs_are_queryable() {
         (status, body["code"].as_str()),
         (400, Some("invalid-query"))
     );
+}
+
+#[test]
+fn metrics_count_calls_errors_and_latency_behind_the_token() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+    assert_eq!(server.install(plugin("hostile_misbehave")).status(), 201);
+    for _ in 0..3 {
+        assert_eq!(server.route("hello/").0, 200);
+    }
+    assert_eq!(server.route("misbehave/loop").0, 504);
+
+    let anonymous = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "metrics need the admin token");
+
+    let calls = |plugin: &str| {
+        server.metric(&format!(
+            "capstan_plugin_calls_total{{plugin=\"{plugin}\"}}"
+        ))
+    };
+    assert_eq!(calls("hello"), Some(3.0));
+    assert_eq!(calls("misbehave"), Some(1.0));
+    assert_eq!(
+        server.metric(r#"capstan_plugin_errors_total{plugin="misbehave",error="timeout"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        server.metric(r#"capstan_plugin_call_duration_seconds_count{plugin="hello"}"#),
+        Some(3.0)
+    );
+    // The timed-out call took at least its 200 ms deadline.
+    assert_eq!(
+        server
+            .metric(r#"capstan_plugin_call_duration_seconds_bucket{le="0.1",plugin="misbehave"}"#),
+        Some(0.0)
+    );
+    assert_eq!(server.metric("capstan_pool_component_instances"), Some(0.0));
+    assert_eq!(
+        server.metric("capstan_pool_component_instances_capacity"),
+        Some(256.0)
+    );
+}
+
+#[test]
+fn the_openapi_document_describes_the_admin_api() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let response = server
+        .http
+        .get(format!("{}/admin/v1/openapi.json", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "served without a token");
+    let document: Value = response.json().unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/admin/v1/plugins",
+        "/admin/v1/plugins/{id}",
+        "/admin/v1/plugins/{id}/rollback",
+        "/admin/v1/policy",
+        "/admin/v1/policy/dry-run",
+        "/admin/v1/secrets/{plugin}/{name}",
+        "/admin/v1/audit",
+        "/admin/v1/logs",
+        "/admin/v1/cache",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys()
+        );
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["admin-token"]["scheme"],
+        "bearer"
+    );
+    let install = &paths["/admin/v1/plugins"]["post"];
+    assert!(install["requestBody"]["content"]["application/wasm"].is_object());
+    assert!(install["responses"]["422"].is_object());
 }

@@ -1,9 +1,13 @@
-//! Opening the host's persistent state (SQLite in a data directory) for CLI commands.
+//! Opening the host's persistent state for CLI commands: SQLite in the data directory by
+//! default, or PostgreSQL for `serve --database-url`. The data directory always holds the
+//! master key file (unless `CAPSTAN_MASTER_KEY` is set) and the compiled-artifact cache.
 
+use crate::audit::AuditSink;
 use crate::capability::http::Outbound;
+use crate::capability::log::LogSink;
 use crate::runtime::Services;
-use crate::secrets::{Keyring, Secrets};
-use crate::storage::SqliteStore;
+use crate::secrets::{Keyring, SecretStore, Secrets};
+use crate::storage::{KvStore, PluginStore, PostgresStore, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,25 +36,47 @@ impl DataDir {
 
 /// Services backed by SQLite and the key file in `dir` (created if missing).
 pub fn open(dir: &Path) -> anyhow::Result<Services> {
-    open_with_store(dir).map(|(services, _)| services)
+    open_with_store(dir, None).map(|(services, _)| services)
 }
 
-/// Like [`open`], also returning the SQLite store itself (for the plugin registry).
-pub fn open_with_store(dir: &Path) -> anyhow::Result<(Services, Arc<SqliteStore>)> {
+/// Like [`open`], also returning the store itself (for the plugin registry): PostgreSQL
+/// (URL and optional schema) if given, else SQLite in `dir`.
+pub fn open_with_store(
+    dir: &Path,
+    database: Option<(&str, Option<&str>)>,
+) -> anyhow::Result<(Services, Arc<dyn PluginStore>)> {
     create_private_dir(dir)?;
-    let store = Arc::new(
-        SqliteStore::open(&dir.join(DATABASE_FILE))
-            .map_err(|e| anyhow::anyhow!("opening state: {e}"))?,
-    );
+    match database {
+        Some((url, schema)) => {
+            let store = Arc::new(
+                PostgresStore::connect(url, schema)
+                    .map_err(|e| anyhow::anyhow!("opening PostgreSQL state: {e}"))?,
+            );
+            Ok((services_over(store.clone(), dir)?, store))
+        }
+        None => {
+            let store = Arc::new(
+                SqliteStore::open(&dir.join(DATABASE_FILE))
+                    .map_err(|e| anyhow::anyhow!("opening state: {e}"))?,
+            );
+            Ok((services_over(store.clone(), dir)?, store))
+        }
+    }
+}
+
+/// Services keeping everything in `store`, with the master key from `dir` or the env.
+fn services_over<S>(store: Arc<S>, dir: &Path) -> anyhow::Result<Services>
+where
+    S: KvStore + SecretStore + AuditSink + LogSink + 'static,
+{
     let keyring = Keyring::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let services = Services {
+    Ok(Services {
         kv: store.clone(),
         outbound: Arc::new(Outbound::from_env()?),
         secrets: Secrets::new(store.clone(), keyring),
         audit: store.clone(),
-        logs: store.clone(),
-    };
-    Ok((services, store))
+        logs: store,
+    })
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use crate::error::InstallError;
 use crate::gate;
 use crate::policy::{Policy, PolicyError};
 use crate::runtime::{Plugin, Runtime};
-use crate::storage::{KvError, PluginStore, VersionInfo};
+use crate::storage::{KvError, PluginStore, StoredPlugin, VersionInfo};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
@@ -40,7 +40,7 @@ pub enum RegistryError {
 const POLICY_SETTING: &str = "policy";
 
 /// How a policy change would alter one installed plugin's grants.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct GrantChange {
     pub plugin: String,
     pub capability: &'static str,
@@ -133,33 +133,90 @@ impl Registry {
             changes: std::sync::Mutex::new(()),
         };
         for stored in registry.store.plugins()? {
-            let loaded = registry
-                .store
-                .wasm(&stored.id, stored.current_seq)?
-                .ok_or_else(|| RegistryError::NoSuchVersion {
+            let entry = registry.restore(&stored, Default::default());
+            registry.write_live().insert(stored.id, entry);
+        }
+        Ok(registry)
+    }
+
+    /// Load the stored current version of `stored`; a failure is kept as the entry's error
+    /// rather than returned, so one broken plugin never stops the others.
+    fn restore(&self, stored: &StoredPlugin, in_flight: Arc<AtomicU32>) -> Entry {
+        let loaded = self
+            .store
+            .wasm(&stored.id, stored.current_seq)
+            .map_err(RegistryError::from)
+            .and_then(|bytes| {
+                bytes.ok_or_else(|| RegistryError::NoSuchVersion {
                     id: stored.id.clone(),
                     seq: stored.current_seq,
                 })
-                .and_then(|bytes| registry.compile(&bytes));
-            let (plugin, last_error) = match loaded {
-                Ok(plugin) => (Some(plugin), None),
-                Err(error) => {
-                    tracing::error!(plugin = %stored.id, "restoring failed: {error}");
-                    (None, Some(error.to_string()))
-                }
-            };
-            registry.write_live().insert(
-                stored.id.clone(),
-                Entry {
-                    plugin,
-                    enabled: stored.enabled,
-                    seq: stored.current_seq,
-                    last_error,
-                    in_flight: Default::default(),
-                },
-            );
+            })
+            .and_then(|bytes| self.compile(&bytes));
+        let (plugin, last_error) = match loaded {
+            Ok(plugin) => (Some(plugin), None),
+            Err(error) => {
+                tracing::error!(plugin = %stored.id, "loading failed: {error}");
+                (None, Some(error.to_string()))
+            }
+        };
+        Entry {
+            plugin,
+            enabled: stored.enabled,
+            seq: stored.current_seq,
+            last_error,
+            in_flight,
         }
-        Ok(registry)
+    }
+
+    /// Catch up with changes another host made to the shared store: adopt its policy,
+    /// load every plugin whose current version changed (all of them if the policy did),
+    /// copy enabled flags, and drop plugins it removed.
+    pub fn sync(&self) -> Result<(), RegistryError> {
+        let _changing = self.lock_changes();
+        let text = self.store.setting(POLICY_SETTING)?.unwrap_or_default();
+        let policy_changed = text != self.policy_text();
+        if policy_changed {
+            let policy = Policy::parse(&text)?;
+            *self.policy.write().unwrap_or_else(|p| p.into_inner()) = (policy, text);
+        }
+        let stored = self.store.plugins()?;
+        let mut reloaded = Vec::new();
+        for plugin in &stored {
+            let live = self
+                .read_live()
+                .get(&plugin.id)
+                .map(|entry| (entry.seq, entry.in_flight.clone()));
+            match live {
+                Some((seq, _)) if seq == plugin.current_seq && !policy_changed => {}
+                other => {
+                    let in_flight = other.map(|(_, slots)| slots).unwrap_or_default();
+                    reloaded.push((plugin.id.clone(), self.restore(plugin, in_flight)));
+                }
+            }
+        }
+        let mut live = self.write_live();
+        live.retain(|id, _| stored.iter().any(|plugin| &plugin.id == id));
+        for (id, entry) in reloaded {
+            live.insert(id, entry);
+        }
+        for plugin in &stored {
+            if let Some(entry) = live.get_mut(&plugin.id) {
+                entry.enabled = plugin.enabled;
+            }
+        }
+        tracing::info!(
+            plugins = live.len(),
+            policy_changed,
+            "caught up with the shared store"
+        );
+        Ok(())
+    }
+
+    /// Changes other hosts make to the shared store (see [`PluginStore::watch`]); call
+    /// [`Registry::sync`] on each.
+    pub fn watch(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<()>> {
+        self.store.watch()
     }
 
     /// The runtime plugins run in (and its services).
@@ -416,6 +473,14 @@ impl Registry {
         let live = self.read_live();
         let failed = live.values().filter(|e| e.plugin.is_none()).count();
         Ok((live.len() - failed, failed))
+    }
+
+    /// Calls running now, per installed plugin.
+    pub fn in_flight(&self) -> Vec<(String, u32)> {
+        self.read_live()
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.in_flight.load(Ordering::Acquire)))
+            .collect()
     }
 
     /// The plugin to call and a concurrency slot for the call.

@@ -8,7 +8,16 @@ mod keyring;
 pub use keyring::{KEY_FILE, Keyring, MasterKey, NEXT_KEY_FILE, write_key_file};
 
 use crate::storage::KvError;
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
 use std::sync::Arc;
+
+/// `bytes` bytes from the OS random source, hex-encoded (tokens, instance ids).
+pub fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
+}
 
 /// One sealed secret as stored: which key sealed it, the nonce and the ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,6 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::storage::PluginStore;
-use aes_gcm::aead::OsRng;
-use aes_gcm::aead::rand_core::RngCore;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -41,9 +39,7 @@ pub fn load_or_create(store: &dyn PluginStore, data_dir: &Path) -> anyhow::Resul
             return Ok(bytes.try_into().expect("32 bytes"));
         }
     }
-    let mut raw = [0u8; 32];
-    OsRng.fill_bytes(&mut raw);
-    let token = hex::encode(raw);
+    let token = crate::secrets::random_hex(32);
     let path = data_dir.join(TOKEN_FILE);
     let _ = std::fs::remove_file(&path);
     crate::secrets::write_key_file(&path, &token)?;

@@ -13,7 +13,7 @@ pub use sqlite::SqliteStore;
 use serde::Serialize;
 
 /// One installed version of a plugin, without its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     /// Install sequence number within the plugin (1, 2, …).
     pub seq: i64,
@@ -56,6 +56,12 @@ pub trait PluginStore: Send + Sync {
     /// A host setting (e.g. the admin token hash).
     fn setting(&self, name: &str) -> Result<Option<String>, KvError>;
     fn set_setting(&self, name: &str, value: &str) -> Result<(), KvError>;
+    /// Changes made by other hosts sharing this store: the receiver gets a message after
+    /// each (and after reconnecting, when some may have been missed). None when no other
+    /// host can write this store (SQLite is one host's file).
+    fn watch(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<()>> {
+        None
+    }
 }
 
 /// Most keys one `list_keys` page returns, whatever the caller asks for.

@@ -3,6 +3,7 @@
 //! updates and quota checks are atomic across connections and hosts. Migrations are
 //! versioned and serialised by an advisory lock so hosts starting together agree.
 
+mod plugins;
 mod records;
 mod secrets;
 
@@ -59,6 +60,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX logs_by_plugin_time ON logs (plugin, time_ms);
 "#,
+    r#"
+    CREATE TABLE plugins (
+        id TEXT PRIMARY KEY,
+        enabled BOOLEAN NOT NULL,
+        current_seq BIGINT NOT NULL
+    );
+    CREATE TABLE plugin_versions (
+        id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        wasm BYTEA NOT NULL,
+        installed_ms BIGINT NOT NULL,
+        PRIMARY KEY (id, seq)
+    );
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+"#,
 ];
 
 /// Advisory lock key serialising migrations ("capstan" in ASCII).
@@ -70,6 +91,12 @@ const POOL_SIZE: usize = 16;
 /// State in a PostgreSQL database (optionally in one schema of it).
 pub struct PostgresStore {
     pool: Pool,
+    /// How to open the dedicated connection that listens for other hosts' changes.
+    config: tokio_postgres::Config,
+    /// `NOTIFY` channel for plugin and setting changes (one per schema).
+    channel: String,
+    /// Random id of this store, sent with each notification so it can ignore its own.
+    origin: String,
     /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -93,8 +120,12 @@ impl PostgresStore {
             }
             config.options(format!("-c search_path={schema}"));
         }
+        let channel = match schema {
+            Some(schema) => format!("capstan_changes_{schema}"),
+            None => "capstan_changes".to_string(),
+        };
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -113,6 +144,9 @@ impl PostgresStore {
             .map_err(backend)?;
         let store = PostgresStore {
             pool,
+            config,
+            channel,
+            origin: crate::secrets::random_hex(8),
             runtime: Some(runtime),
         };
         store.block_on(async {
