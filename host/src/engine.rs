@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Component instances the pool holds at once (across all plugins).
-const POOL_COMPONENT_INSTANCES: u32 = 256;
+pub const POOL_COMPONENT_INSTANCES: u32 = 256;
 
 /// Build the engine every plugin of this host runs in.
 pub fn build_engine() -> anyhow::Result<Engine> {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod gate;
 pub mod inspect;
 pub mod manifest;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod runtime;

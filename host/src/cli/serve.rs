@@ -1,14 +1,18 @@
 //! `capstan serve`: run the host.
 
 use super::state::DataDir;
+use crate::metrics::{CountingAudit, Metrics};
 use crate::policy::Policy;
 use crate::registry::Registry;
-use crate::runtime::Runtime;
+use crate::runtime::{CacheStats, Runtime};
 use crate::server::{self, AppState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Directory inside the data directory holding compiled components.
+const CACHE_DIR: &str = "cache";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,6 +21,19 @@ pub struct Args {
     listen: SocketAddr,
     #[command(flatten)]
     data: DataDir,
+    /// Keep plugins, kv, secrets, audit and logs in PostgreSQL (`postgres://…`) instead of
+    /// SQLite in the data directory; hosts sharing one database see each other's changes.
+    #[arg(long, env = "CAPSTAN_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// PostgreSQL schema for Capstan's tables (created if missing), so one database can
+    /// hold several independent Capstan clusters or other applications' tables.
+    #[arg(
+        long,
+        env = "CAPSTAN_DATABASE_SCHEMA",
+        value_name = "NAME",
+        requires = "database_url"
+    )]
+    database_schema: Option<String>,
     /// Policy to start with when the data directory has none yet (afterwards the stored
     /// policy, changed through the admin API, wins); without either nothing is granted.
     #[arg(long, value_name = "FILE")]
@@ -24,6 +41,15 @@ pub struct Args {
     /// Largest plugin upload accepted, in bytes.
     #[arg(long, default_value_t = crate::gate::DEFAULT_MAX_COMPONENT_BYTES)]
     max_upload_bytes: usize,
+}
+
+impl Args {
+    /// The PostgreSQL URL and schema, when serving from PostgreSQL.
+    fn database(&self) -> Option<(&str, Option<&str>)> {
+        self.database_url
+            .as_deref()
+            .map(|url| (url, self.database_schema.as_deref()))
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -36,9 +62,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => String::new(),
     };
-    let (services, store) = super::state::open_with_store(&args.data.path)?;
+    let (mut services, store) = super::state::open_with_store(&args.data.path, args.database())?;
     let token_hash = server::auth::load_or_create(store.as_ref(), &args.data.path)?;
-    let registry = Registry::open(Runtime::new(services)?, store, &seed)?;
+    let cache = CacheStats::default();
+    let metrics = Arc::new(Metrics::new(&cache));
+    services.audit = Arc::new(CountingAudit::new(services.audit, metrics.clone()));
+    let runtime = Runtime::with_cache(services, &args.data.path.join(CACHE_DIR), cache)?;
+    let registry = Registry::open(runtime, store, &seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -48,7 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let state = Arc::new(AppState {
             registry,
             token_hash,
+            metrics,
         });
+        server::follow_other_hosts(state.clone());
         tracing::info!("listening on http://{address}");
         println!("listening on http://{address}");
         server::run(listener, server::router(state, args.max_upload_bytes)).await?;

@@ -5,7 +5,7 @@ use crate::runtime::Plugin;
 use serde::Serialize;
 
 /// One capability as requested and decided for a plugin.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CapabilityRow {
     pub capability: &'static str,
     /// `granted`, `denied` or `not requested`.
@@ -16,7 +16,7 @@ pub struct CapabilityRow {
 }
 
 /// An installed plugin as operators see it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PluginInfo {
     pub id: String,
     /// `running`, or `failed` when its stored version could not be loaded.

@@ -1,10 +1,12 @@
 //! The runtime: compiles admitted components, links exactly their grants, and runs each
 //! call in a fresh, limited store.
 
+mod artifacts;
 mod limits;
 mod plugin;
 mod state;
 
+pub use artifacts::{ArtifactCache, CacheStats};
 pub use limits::CallLimiter;
 pub use plugin::{CallContext, Plugin, Request, Response, Tool, ToolCall};
 pub use state::CallState;
@@ -69,23 +71,57 @@ pub struct PluginContext {
     pub log_rate: RateLimiter,
 }
 
-/// One engine, its epoch ticker and the shared services.
+/// One engine, its epoch ticker, the shared services and, for a server, the cache of
+/// compiled components.
 pub struct Runtime {
     engine: Engine,
     services: Services,
+    artifacts: Option<ArtifactCache>,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
-    /// A runtime with its own engine.
+    /// A runtime with its own engine, compiling every component it loads.
     pub fn new(services: Services) -> anyhow::Result<Runtime> {
         let engine = build_engine()?;
         let ticker = EpochTicker::start(&engine);
         Ok(Runtime {
             engine,
             services,
+            artifacts: None,
             _ticker: ticker,
         })
+    }
+
+    /// Like [`Runtime::new`], keeping compiled components in `cache_dir` across restarts
+    /// and counting hits and misses into `stats`.
+    pub fn with_cache(
+        services: Services,
+        cache_dir: &std::path::Path,
+        stats: CacheStats,
+    ) -> anyhow::Result<Runtime> {
+        let mut runtime = Runtime::new(services)?;
+        runtime.artifacts = Some(
+            ArtifactCache::open(cache_dir, &runtime.engine, stats).map_err(|e| {
+                anyhow::anyhow!("cannot open artifact cache {}: {e}", cache_dir.display())
+            })?,
+        );
+        Ok(runtime)
+    }
+
+    /// Component instances allocated now and the pool's capacity.
+    pub fn pool_usage(&self) -> Option<(u64, u64)> {
+        self.engine.pooling_allocator_metrics().map(|pool| {
+            (
+                pool.component_instances(),
+                u64::from(crate::engine::POOL_COMPONENT_INSTANCES),
+            )
+        })
+    }
+
+    /// The compiled-artifact cache, if this runtime keeps one.
+    pub fn artifacts(&self) -> Option<&ArtifactCache> {
+        self.artifacts.as_ref()
     }
 
     /// The shared services.
@@ -115,8 +151,11 @@ impl Runtime {
     }
 
     fn link(&self, bytes: &[u8], admission: Admission) -> Result<Plugin, InstallError> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| InstallError::Compile(format!("{e:#}")))?;
+        let component = match &self.artifacts {
+            Some(cache) => cache.component(&self.engine, &admission.sha256, bytes),
+            None => Component::new(&self.engine, bytes),
+        }
+        .map_err(|e| InstallError::Compile(format!("{e:#}")))?;
         let linker = self
             .linker_for(&admission)
             .map_err(|e| InstallError::Link(format!("{e:#}")))?;

@@ -1,7 +1,7 @@
 //! `/admin/v1/plugins`: install (and upgrade), list, show, enable, disable, versions,
 //! rollback, remove. Registry work runs on blocking threads (compiling takes a while).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{AppState, blocking};
 use crate::registry::{PluginInfo, Registry, RegistryError};
 use crate::storage::VersionInfo;
@@ -23,6 +23,14 @@ async fn on_registry<R: Send + 'static>(
 }
 
 /// `POST /admin/v1/plugins` with the `.wasm` as the body.
+#[utoipa::path(post, path = "/admin/v1/plugins", tag = "plugins",
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The plugin component"),
+    responses(
+        (status = 201, description = "Installed, or upgraded to a new version", body = PluginInfo),
+        (status = 400, description = "Not a component, or its manifest is missing or invalid", body = ErrorBody),
+        (status = 413, description = "Larger than the upload limit", body = ErrorBody),
+        (status = 422, description = "Refused by the gate (imports, world, contract) or failed to compile", body = ErrorBody),
+    ))]
 pub async fn install(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -45,22 +53,34 @@ pub async fn install(
 }
 
 /// `GET /admin/v1/plugins`.
+#[utoipa::path(get, path = "/admin/v1/plugins", tag = "plugins",
+    responses((status = 200, description = "Every installed plugin", body = Vec<PluginInfo>)))]
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PluginInfo>> {
     Json(state.registry.list())
 }
 
 /// `GET /admin/v1/plugins/{id}`.
+#[utoipa::path(get, path = "/admin/v1/plugins/{id}", tag = "plugins", params(PluginId),
+    responses(
+        (status = 200, description = "The plugin, its grants and last load error", body = PluginInfo),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(PluginId { id }): Path<PluginId>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     Ok(Json(state.registry.info(&id)?))
 }
 
 /// `POST /admin/v1/plugins/{id}/enable`.
+#[utoipa::path(post, path = "/admin/v1/plugins/{id}/enable", tag = "plugins", params(PluginId),
+    responses(
+        (status = 200, description = "Enabled", body = PluginInfo),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
 pub async fn enable(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(PluginId { id }): Path<PluginId>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     Ok(Json(
         on_registry(&state, move |r| r.set_enabled(&id, true)).await?,
@@ -68,9 +88,14 @@ pub async fn enable(
 }
 
 /// `POST /admin/v1/plugins/{id}/disable`.
+#[utoipa::path(post, path = "/admin/v1/plugins/{id}/disable", tag = "plugins", params(PluginId),
+    responses(
+        (status = 200, description = "Disabled: routes and tools answer 404", body = PluginInfo),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
 pub async fn disable(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(PluginId { id }): Path<PluginId>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     Ok(Json(
         on_registry(&state, move |r| r.set_enabled(&id, false)).await?,
@@ -78,24 +103,47 @@ pub async fn disable(
 }
 
 /// `GET /admin/v1/plugins/{id}/versions`.
+#[utoipa::path(get, path = "/admin/v1/plugins/{id}/versions", tag = "plugins", params(PluginId),
+    responses(
+        (status = 200, description = "Stored versions, oldest first", body = Vec<VersionInfo>),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
 pub async fn versions(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(PluginId { id }): Path<PluginId>,
 ) -> Result<Json<Vec<VersionInfo>>, ApiError> {
     Ok(Json(on_registry(&state, move |r| r.versions(&id)).await?))
 }
 
+/// Path parameter naming an installed plugin.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PluginId {
+    /// The plugin's id, from its manifest.
+    id: String,
+}
+
 /// Body of a rollback: the version to return to (default: the previous one).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     pub seq: Option<i64>,
 }
 
 /// `POST /admin/v1/plugins/{id}/rollback` with optional `{"seq": N}`.
+#[utoipa::path(post, path = "/admin/v1/plugins/{id}/rollback", tag = "plugins", params(PluginId),
+    request_body(content = Option<RollbackRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The version now serving", body = PluginInfo),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 404, description = "No such plugin or version", body = ErrorBody),
+        (status = 409, description = "No earlier version", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "The version no longer loads under the policy", body = ErrorBody),
+    ))]
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(PluginId { id }): Path<PluginId>,
     body: Option<Json<RollbackRequest>>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     let to = body.and_then(|Json(b)| b.seq);
@@ -105,9 +153,14 @@ pub async fn rollback(
 }
 
 /// `DELETE /admin/v1/plugins/{id}`.
+#[utoipa::path(delete, path = "/admin/v1/plugins/{id}", tag = "plugins", params(PluginId),
+    responses(
+        (status = 204, description = "Removed with all its versions (kv data and secrets are kept)"),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(PluginId { id }): Path<PluginId>,
 ) -> Result<StatusCode, ApiError> {
     on_registry(&state, move |r| r.remove(&id)).await?;
     Ok(StatusCode::NO_CONTENT)

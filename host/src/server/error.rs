@@ -15,10 +15,13 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The JSON body of every API error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code, e.g. `plugin-not-found`, `forbidden-import`.
+    pub code: String,
+    /// A sentence naming the problem.
+    pub message: String,
 }
 
 impl ApiError {
@@ -35,9 +38,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(Body {
-                code: self.code,
-                message: &self.message,
+            Json(ErrorBody {
+                code: self.code.to_string(),
+                message: self.message,
             }),
         )
             .into_response()

@@ -4,6 +4,7 @@
 mod admin;
 pub mod auth;
 mod error;
+mod openapi;
 mod operations;
 mod routes;
 
@@ -22,6 +23,7 @@ pub const MAX_ROUTE_BODY_BYTES: usize = 5 * 1024 * 1024;
 pub struct AppState {
     pub registry: Registry,
     pub token_hash: [u8; 32],
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The whole HTTP surface.
@@ -50,11 +52,20 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
         )
         .route("/audit", get(operations::audit))
         .route("/logs", get(operations::logs))
+        .route("/cache", axum::routing::delete(operations::clear_cache))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
+    let metrics =
+        Router::new()
+            .route("/metrics", get(metrics))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_token,
+            ));
     Router::new()
+        .route("/admin/v1/openapi.json", get(openapi::serve))
         .nest("/admin/v1", admin)
         .route("/plugins/{id}", any(routes::root))
         .route("/plugins/{id}/", any(routes::root))
@@ -62,9 +73,27 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
             "/plugins/{id}/{*path}",
             any(routes::nested).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
         )
+        .merge(metrics)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// `/metrics`: Prometheus text exposition (needs the admin token, like the admin API).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> impl axum::response::IntoResponse {
+    let text = state.metrics.render(
+        &state.registry.in_flight(),
+        state.registry.runtime().pool_usage(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
 }
 
 /// `/readyz`: 200 when the store answers (with plugin counts), 503 otherwise.
@@ -85,6 +114,27 @@ async fn readyz(
         )
         .into_response(),
     }
+}
+
+/// Apply changes other hosts make to a shared store as they are announced (a no-op for
+/// a store only this host writes).
+pub fn follow_other_hosts(state: Arc<AppState>) {
+    let Some(mut changes) = state.registry.watch() else {
+        return;
+    };
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            while changes.try_recv().is_ok() {}
+            let state = state.clone();
+            let synced = blocking(move || state.registry.sync().map_err(ApiError::from)).await;
+            if let Err(error) = synced {
+                tracing::error!(
+                    "catching up with another host's change failed: {}",
+                    error.message
+                );
+            }
+        }
+    });
 }
 
 /// Run `work` on a blocking thread (compiling, storage and plugin calls block), mapping a

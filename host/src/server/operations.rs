@@ -1,6 +1,6 @@
 //! `/admin/v1/policy`, `/admin/v1/secrets`, `/admin/v1/audit`, `/admin/v1/logs`.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{AppState, blocking};
 use crate::audit::{AuditEvent, AuditKind, AuditQuery, to_millis};
 use crate::capability::CapabilityId;
@@ -21,6 +21,8 @@ fn text_body(body: axum::body::Bytes) -> Result<String, ApiError> {
 }
 
 /// `GET /admin/v1/policy`: the current policy as TOML.
+#[utoipa::path(get, path = "/admin/v1/policy", tag = "policy",
+    responses((status = 200, description = "The policy", body = String, content_type = "application/toml")))]
 pub async fn get_policy(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/toml")],
@@ -29,13 +31,20 @@ pub async fn get_policy(State(state): State<Arc<AppState>>) -> impl IntoResponse
 }
 
 /// What a policy change did (or would do).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PolicyChanges {
     pub applied: bool,
     pub changes: Vec<GrantChange>,
 }
 
 /// `PUT /admin/v1/policy` with TOML: validated, every plugin re-granted, all or none.
+#[utoipa::path(put, path = "/admin/v1/policy", tag = "policy",
+    request_body(content = String, content_type = "application/toml", description = "The whole new policy"),
+    responses(
+        (status = 200, description = "Applied; the grants that changed", body = PolicyChanges),
+        (status = 400, description = "Not UTF-8 or not a valid policy", body = ErrorBody),
+        (status = 422, description = "An installed plugin would not load under it; nothing changed", body = ErrorBody),
+    ))]
 pub async fn put_policy(
     State(state): State<Arc<AppState>>,
     body: axum::body::Bytes,
@@ -50,6 +59,13 @@ pub async fn put_policy(
 }
 
 /// `POST /admin/v1/policy/dry-run` with TOML: what `PUT` would change, changing nothing.
+#[utoipa::path(post, path = "/admin/v1/policy/dry-run", tag = "policy",
+    request_body(content = String, content_type = "application/toml", description = "A candidate policy"),
+    responses(
+        (status = 200, description = "The grants it would change", body = PolicyChanges),
+        (status = 400, description = "Not UTF-8 or not a valid policy", body = ErrorBody),
+        (status = 422, description = "An installed plugin would not load under it", body = ErrorBody),
+    ))]
 pub async fn dry_run_policy(
     State(state): State<Arc<AppState>>,
     body: axum::body::Bytes,
@@ -94,20 +110,37 @@ fn audit_secret(state: &AppState, plugin: &str, detail: String) {
 }
 
 /// One secret's name (values are never returned).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SecretName {
     pub plugin: String,
     pub name: String,
 }
 
 /// Filter for listing secrets.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SecretFilter {
+    /// Only this plugin's secrets.
     pub plugin: Option<String>,
 }
 
+/// Path naming one secret of one plugin.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SecretPath {
+    /// The plugin the secret belongs to.
+    pub plugin: String,
+    /// The secret's name, as the plugin's manifest and the policy name it.
+    pub name: String,
+}
+
 /// `GET /admin/v1/secrets[?plugin=]`: names only.
+#[utoipa::path(get, path = "/admin/v1/secrets", tag = "secrets", params(SecretFilter),
+    responses(
+        (status = 200, description = "Secret names (never values)", body = Vec<SecretName>),
+        (status = 400, description = "Unknown query parameter", body = ErrorBody),
+    ))]
 pub async fn list_secrets(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<SecretFilter>,
@@ -131,9 +164,15 @@ pub async fn list_secrets(
 }
 
 /// `PUT /admin/v1/secrets/{plugin}/{name}` with the value as the body (write-only).
+#[utoipa::path(put, path = "/admin/v1/secrets/{plugin}/{name}", tag = "secrets", params(SecretPath),
+    request_body(content = String, content_type = "text/plain", description = "The secret value"),
+    responses(
+        (status = 204, description = "Stored, encrypted"),
+        (status = 400, description = "Invalid plugin id, name or value", body = ErrorBody),
+    ))]
 pub async fn put_secret(
     State(state): State<Arc<AppState>>,
-    Path((plugin, name)): Path<(String, String)>,
+    Path(SecretPath { plugin, name }): Path<SecretPath>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     crate::manifest::validate_id(&plugin)
@@ -161,9 +200,14 @@ pub async fn put_secret(
 }
 
 /// `DELETE /admin/v1/secrets/{plugin}/{name}`.
+#[utoipa::path(delete, path = "/admin/v1/secrets/{plugin}/{name}", tag = "secrets", params(SecretPath),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such secret", body = ErrorBody),
+    ))]
 pub async fn delete_secret(
     State(state): State<Arc<AppState>>,
-    Path((plugin, name)): Path<(String, String)>,
+    Path(SecretPath { plugin, name }): Path<SecretPath>,
 ) -> Result<StatusCode, ApiError> {
     blocking(move || {
         if !state
@@ -187,16 +231,21 @@ pub async fn delete_secret(
 }
 
 /// Query parameters shared by audit and log queries; times are ms since the Unix epoch.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecordFilter {
+    /// Only this plugin's records.
     pub plugin: Option<String>,
     /// Audit: the record kind (e.g. `denied`). Logs: not accepted.
     pub kind: Option<String>,
     /// Logs: the lowest level (e.g. `warn`). Audit: not accepted.
     pub level: Option<String>,
+    /// Records at or after this time.
     pub since: Option<i64>,
+    /// Records before this time.
     pub until: Option<i64>,
+    /// Most records returned (default 100, at most 10000).
     pub limit: Option<u32>,
 }
 
@@ -205,7 +254,7 @@ fn bad_filter(message: String) -> ApiError {
 }
 
 /// An audit record as the API returns it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub time_ms: i64,
     pub plugin: String,
@@ -215,6 +264,11 @@ pub struct AuditRow {
 }
 
 /// `GET /admin/v1/audit?plugin=&kind=&since=&until=&limit=`, newest first.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "records", params(RecordFilter),
+    responses(
+        (status = 200, description = "Audit records, newest first", body = Vec<AuditRow>),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+    ))]
 pub async fn audit(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<RecordFilter>,
@@ -267,7 +321,7 @@ fn storage(error: crate::storage::KvError) -> ApiError {
 }
 
 /// A plugin log line as the API returns it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LogRow {
     pub time_ms: i64,
     pub plugin: String,
@@ -278,6 +332,11 @@ pub struct LogRow {
 }
 
 /// `GET /admin/v1/logs?plugin=&level=&since=&until=&limit=`, newest first.
+#[utoipa::path(get, path = "/admin/v1/logs", tag = "records", params(RecordFilter),
+    responses(
+        (status = 200, description = "Plugin log lines, newest first", body = Vec<LogRow>),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+    ))]
 pub async fn logs(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<RecordFilter>,
@@ -319,4 +378,34 @@ fn log_row(r: LogRecord) -> LogRow {
         source: r.source.as_str(),
         message: r.message,
     }
+}
+
+/// What clearing the compiled-artifact cache did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CacheCleared {
+    /// Compiled components deleted; they are recompiled when next loaded.
+    pub removed: usize,
+}
+
+/// `DELETE /admin/v1/cache`: drop every compiled artifact (live plugins keep running).
+#[utoipa::path(delete, path = "/admin/v1/cache", tag = "cache",
+    responses((status = 200, description = "Compiled artifacts deleted", body = CacheCleared)))]
+pub async fn clear_cache(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<CacheCleared>, ApiError> {
+    let removed = blocking(move || {
+        let Some(cache) = state.registry.runtime().artifacts() else {
+            return Ok(0);
+        };
+        cache.clear().map_err(|error| {
+            tracing::error!("clearing the artifact cache failed: {error}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cache-failed",
+                "the artifact cache could not be cleared",
+            )
+        })
+    })
+    .await?;
+    Ok(Json(CacheCleared { removed }))
 }

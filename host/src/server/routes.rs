@@ -81,11 +81,14 @@ async fn call(
             "plugin-not-found",
             format!("no enabled plugin `{id}`"),
         ),
-        Unavailable::Busy { limit } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "busy",
-            format!("plugin `{id}` is already running {limit} calls; retry later"),
-        ),
+        Unavailable::Busy { limit } => {
+            state.metrics.observe_error(id, "busy");
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                format!("plugin `{id}` is already running {limit} calls; retry later"),
+            )
+        }
     })?;
     let request = PluginRequest {
         method: method.as_str().to_string(),
@@ -102,11 +105,17 @@ async fn call(
             .collect(),
         body: body.to_vec(),
     };
+    let started = std::time::Instant::now();
     let outcome = blocking(move || {
         let _permit = permit;
         Ok(plugin.handle(&request))
     })
     .await?;
+    state.metrics.observe_call(
+        id,
+        started.elapsed(),
+        outcome.as_ref().err().map(InvokeError::code),
+    );
     match outcome {
         Ok(response) => build(id, response),
         Err(error) => Err(failure(id, error)),

@@ -1,0 +1,235 @@
+//! Prometheus metrics of a running host: per-plugin calls, errors and latency, capability
+//! denials (counted from the audit stream), compiled-artifact cache hits, and, at scrape
+//! time, calls in flight and pooling-allocator usage.
+
+use crate::audit::{AuditEvent, AuditKind, AuditQuery, AuditSink};
+use crate::capability::CapabilityId;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    plugin: String,
+    /// The stable error code, e.g. `timeout`, `trap`, `busy`.
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabels {
+    plugin: String,
+    capability: String,
+}
+
+/// Latency buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
+];
+
+/// Every metric the host exports, registered once.
+pub struct Metrics {
+    registry: prometheus_client::registry::Registry,
+    calls: Family<PluginLabel, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    latency: Family<PluginLabel, Histogram>,
+    denials: Family<DenialLabels, Counter>,
+    in_flight: Family<PluginLabel, Gauge>,
+    pool_instances: Gauge,
+    pool_capacity: Gauge,
+}
+
+impl Metrics {
+    /// Metrics including the compiled-artifact cache's `stats`.
+    pub fn new(cache: &crate::runtime::CacheStats) -> Metrics {
+        let calls = Family::default();
+        let errors = Family::default();
+        let latency = Family::<PluginLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        let denials = Family::default();
+        let in_flight = Family::default();
+        let pool_instances = Gauge::default();
+        let pool_capacity = Gauge::default();
+        let mut registry = prometheus_client::registry::Registry::with_prefix("capstan");
+        registry.register(
+            "plugin_calls",
+            "Calls of plugin handlers (routes), by plugin",
+            calls.clone(),
+        );
+        registry.register(
+            "plugin_errors",
+            "Calls that failed or were turned away, by plugin and error code",
+            errors.clone(),
+        );
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Wall time of plugin calls, including instantiation",
+            latency.clone(),
+        );
+        registry.register(
+            "capability_denials",
+            "Calls to capabilities a plugin imports but was not granted",
+            denials.clone(),
+        );
+        registry.register(
+            "plugin_calls_in_flight",
+            "Calls running now, by plugin",
+            in_flight.clone(),
+        );
+        registry.register(
+            "pool_component_instances",
+            "Component instances allocated from the pooling allocator",
+            pool_instances.clone(),
+        );
+        registry.register(
+            "pool_component_instances_capacity",
+            "Component instances the pooling allocator can hold",
+            pool_capacity.clone(),
+        );
+        registry.register(
+            "artifact_cache_hits",
+            "Components loaded from the compiled-artifact cache",
+            cache.hits.clone(),
+        );
+        registry.register(
+            "artifact_cache_misses",
+            "Components compiled because the cache had no valid entry",
+            cache.misses.clone(),
+        );
+        Metrics {
+            registry,
+            calls,
+            errors,
+            latency,
+            denials,
+            in_flight,
+            pool_instances,
+            pool_capacity,
+        }
+    }
+
+    /// Record one call of `plugin` that took `elapsed`; `error` is its error code, if any.
+    pub fn observe_call(&self, plugin: &str, elapsed: Duration, error: Option<&str>) {
+        let label = PluginLabel {
+            plugin: plugin.to_string(),
+        };
+        self.calls.get_or_create(&label).inc();
+        self.latency
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+        if let Some(error) = error {
+            self.observe_error(plugin, error);
+        }
+    }
+
+    /// Record a call of `plugin` turned away or failed with error code `error`.
+    pub fn observe_error(&self, plugin: &str, error: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                plugin: plugin.to_string(),
+                error: error.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, after setting the scrape-time gauges: calls in flight per
+    /// plugin and pool usage (`None` when the engine does not pool).
+    pub fn render(&self, in_flight: &[(String, u32)], pool: Option<(u64, u64)>) -> String {
+        self.in_flight.clear();
+        for (plugin, calls) in in_flight {
+            self.in_flight
+                .get_or_create(&PluginLabel {
+                    plugin: plugin.clone(),
+                })
+                .set(i64::from(*calls));
+        }
+        if let Some((used, capacity)) = pool {
+            self.pool_instances.set(used as i64);
+            self.pool_capacity.set(capacity as i64);
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// An audit sink that counts denials before passing every record on.
+pub struct CountingAudit {
+    inner: Arc<dyn AuditSink>,
+    metrics: Arc<Metrics>,
+}
+
+impl CountingAudit {
+    pub fn new(inner: Arc<dyn AuditSink>, metrics: Arc<Metrics>) -> Self {
+        CountingAudit { inner, metrics }
+    }
+}
+
+impl AuditSink for CountingAudit {
+    fn record(&self, event: AuditEvent) {
+        if event.kind == AuditKind::Denied {
+            self.metrics
+                .denials
+                .get_or_create(&DenialLabels {
+                    plugin: event.plugin.clone(),
+                    capability: event.capability.map_or("-", CapabilityId::name).to_string(),
+                })
+                .inc();
+        }
+        self.inner.record(event);
+    }
+
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::KvError> {
+        self.inner.query(query)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_errors_and_denials_appear_in_the_exposition() {
+        let metrics = Arc::new(Metrics::new(&Default::default()));
+        metrics.observe_call("hello", Duration::from_millis(3), None);
+        metrics.observe_call("hello", Duration::from_millis(700), Some("timeout"));
+        let audit = CountingAudit::new(
+            Arc::new(crate::audit::MemoryAudit::default()),
+            metrics.clone(),
+        );
+        audit.record(AuditEvent::new(
+            "snoop",
+            AuditKind::Denied,
+            Some(CapabilityId::Kv),
+            "no".into(),
+        ));
+        audit.record(AuditEvent::new(
+            "snoop",
+            AuditKind::Installed,
+            None,
+            "v1".into(),
+        ));
+        let text = metrics.render(&[("hello".into(), 2)], Some((3, 256)));
+        for line in [
+            r#"capstan_plugin_calls_total{plugin="hello"} 2"#,
+            r#"capstan_plugin_errors_total{plugin="hello",error="timeout"} 1"#,
+            r#"capstan_capability_denials_total{plugin="snoop",capability="storage.kv"} 1"#,
+            r#"capstan_plugin_call_duration_seconds_bucket{le="0.005",plugin="hello"} 1"#,
+            r#"capstan_plugin_calls_in_flight{plugin="hello"} 2"#,
+            "capstan_pool_component_instances 3",
+            "capstan_pool_component_instances_capacity 256",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The OpenAPI 3 document of the admin API, generated from the handlers' annotations and
+//! served at `/admin/v1/openapi.json` (without a token, so clients can discover the API).
+
+use super::{admin, operations};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Capstan admin API",
+        description = "Install and manage WebAssembly plugins, the operator policy, secrets, \
+                       and query audit records and plugin logs. Every operation needs \
+                       `Authorization: Bearer <admin token>`; errors are `{code, message}`."
+    ),
+    paths(
+        admin::install, admin::list, admin::show, admin::enable, admin::disable,
+        admin::versions, admin::rollback, admin::remove,
+        operations::get_policy, operations::put_policy, operations::dry_run_policy,
+        operations::list_secrets, operations::put_secret, operations::delete_secret,
+        operations::audit, operations::logs, operations::clear_cache,
+    ),
+    modifiers(&BearerToken),
+    security(("admin-token" = [])),
+)]
+struct AdminApi;
+
+/// Declares the bearer-token scheme every operation uses.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "admin-token",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The document, built once per process.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(AdminApi::openapi)
+}
+
+/// `GET /admin/v1/openapi.json`.
+pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
+}
