@@ -8,7 +8,7 @@ use crate::storage::VersionInfo;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -24,7 +24,8 @@ async fn on_registry<R: Send + 'static>(
 
 /// `POST /admin/v1/plugins` with the `.wasm` as the body.
 #[utoipa::path(post, path = "/admin/v1/plugins", tag = "plugins",
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The plugin component"),
+    request_body(content((WasmUpload = "application/wasm"), (WasmUpload = "application/octet-stream")),
+        description = "The plugin component (`.wasm`) with its manifest embedded"),
     responses(
         (status = 201, description = "Installed, or upgraded to a new version", body = PluginInfo),
         (status = 400, description = "Not a component, or its manifest is missing or invalid", body = ErrorBody),
@@ -33,21 +34,8 @@ async fn on_registry<R: Send + 'static>(
     ))]
 pub async fn install(
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
+    WasmUpload(body): WasmUpload,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too-large"
-        } else {
-            "bad-body"
-        };
-        ApiError::new(
-            status,
-            code,
-            format!("upload rejected: {}", rejection.body_text()),
-        )
-    })?;
     let info = on_registry(&state, move |registry| registry.install(&body)).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -115,11 +103,41 @@ pub async fn versions(
     Ok(Json(on_registry(&state, move |r| r.versions(&id)).await?))
 }
 
+/// The body of an install: the component's bytes. Too large → 413 `too-large`.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct WasmUpload(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for WasmUpload {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let body =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    let status = rejection.status();
+                    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        "too-large"
+                    } else {
+                        "bad-body"
+                    };
+                    ApiError::new(
+                        status,
+                        code,
+                        format!("upload rejected: {}", rejection.body_text()),
+                    )
+                })?;
+        Ok(WasmUpload(body))
+    }
+}
+
 /// Path parameter naming an installed plugin.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct PluginId {
     /// The plugin's id, from its manifest.
+    #[param(pattern = "^[a-z][a-z0-9_-]{0,62}$")]
     id: String,
 }
 

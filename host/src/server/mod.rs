@@ -56,7 +56,8 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(error::json_errors));
     let metrics =
         Router::new()
             .route("/metrics", get(metrics))

@@ -4,6 +4,7 @@
 use super::{admin, operations};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -26,7 +27,8 @@ use utoipa::{Modify, OpenApi};
 )]
 struct AdminApi;
 
-/// Declares the bearer-token scheme every operation uses.
+/// Declares the bearer-token scheme every operation uses, and the 401 each answers
+/// without it.
 struct BearerToken;
 
 impl Modify for BearerToken {
@@ -38,6 +40,31 @@ impl Modify for BearerToken {
                 "admin-token",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        let unauthorized = ResponseBuilder::new()
+            .description("Missing or wrong admin bearer token")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("401".into(), unauthorized.clone().into());
+            }
+        }
     }
 }
 

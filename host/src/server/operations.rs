@@ -39,7 +39,7 @@ pub struct PolicyChanges {
 
 /// `PUT /admin/v1/policy` with TOML: validated, every plugin re-granted, all or none.
 #[utoipa::path(put, path = "/admin/v1/policy", tag = "policy",
-    request_body(content = String, content_type = "application/toml", description = "The whole new policy"),
+    request_body(content((String = "application/toml"), (String = "text/plain")), description = "The whole new policy"),
     responses(
         (status = 200, description = "Applied; the grants that changed", body = PolicyChanges),
         (status = 400, description = "Not UTF-8 or not a valid policy", body = ErrorBody),
@@ -60,7 +60,7 @@ pub async fn put_policy(
 
 /// `POST /admin/v1/policy/dry-run` with TOML: what `PUT` would change, changing nothing.
 #[utoipa::path(post, path = "/admin/v1/policy/dry-run", tag = "policy",
-    request_body(content = String, content_type = "application/toml", description = "A candidate policy"),
+    request_body(content((String = "application/toml"), (String = "text/plain")), description = "A candidate policy"),
     responses(
         (status = 200, description = "The grants it would change", body = PolicyChanges),
         (status = 400, description = "Not UTF-8 or not a valid policy", body = ErrorBody),
@@ -130,8 +130,10 @@ pub struct SecretFilter {
 #[into_params(parameter_in = Path)]
 pub struct SecretPath {
     /// The plugin the secret belongs to.
+    #[param(pattern = "^[a-z][a-z0-9_-]{0,62}$")]
     pub plugin: String,
     /// The secret's name, as the plugin's manifest and the policy name it.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub name: String,
 }
 
