@@ -1,7 +1,11 @@
-//! The `capstan` command line: inspect and run plugins (the server and admin client
-//! subcommands join these as they land).
+//! The `capstan` command line: inspect and run plugins locally, run the server, and
+//! manage a running server through its admin API.
 
+mod client;
 mod inspect;
+mod plugin;
+mod policy;
+mod records;
 mod run;
 mod secret;
 mod serve;
@@ -39,9 +43,31 @@ enum Command {
     Run(run::Args),
     /// Run the host: admin API, plugin routes, health endpoints.
     Serve(serve::Args),
-    /// Manage plugin secrets in the data directory (values are write-only).
+    /// Manage plugin secrets, in the data directory or on a server (values are write-only).
     #[command(subcommand)]
     Secret(secret::Command),
+    /// Manage plugins on a running server.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
+    /// Show, replace or check a running server's policy.
+    #[command(subcommand)]
+    Policy(policy::Command),
+    /// Query a running server's audit trail, newest first.
+    Audit {
+        /// Only records of this kind (e.g. `denied`, `installed`, `plugin-changed`).
+        #[arg(long)]
+        kind: Option<String>,
+        #[command(flatten)]
+        filter: records::Filter,
+    },
+    /// Query a running server's plugin logs, newest first.
+    Logs {
+        /// Lowest level shown (`trace`, `debug`, `info`, `warn`, `error`).
+        #[arg(long)]
+        level: Option<String>,
+        #[command(flatten)]
+        filter: records::Filter,
+    },
 }
 
 /// Where a plugin comes from on the command line.
@@ -87,6 +113,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Secret(command) => secret::run(command),
         Command::Serve(args) => serve::run(args),
+        Command::Plugin(command) => plugin::run(command),
+        Command::Policy(command) => policy::run(command),
+        Command::Audit { kind, filter } => records::audit(filter, kind),
+        Command::Logs { level, filter } => records::logs(filter, level),
     };
     match result {
         Ok(code) => code,

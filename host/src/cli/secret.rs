@@ -1,5 +1,8 @@
-//! `capstan secret`: set, remove, list (names only) and rotate the master key.
+//! `capstan secret`: set, remove, list (names only) and rotate the master key. With
+//! `--server` (or CAPSTAN_SERVER) set, remove and list go through a running server's
+//! admin API; otherwise they work on the data directory directly.
 
+use super::client::{Client, Remote};
 use super::state::DataDir;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::CapabilityId;
@@ -17,6 +20,8 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        server: ServerUrl,
     },
     /// Remove a plugin's secret.
     Rm {
@@ -24,12 +29,16 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        server: ServerUrl,
     },
     /// List secret names (never values), optionally of one plugin.
     List {
         plugin: Option<String>,
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        server: ServerUrl,
     },
     /// Re-encrypt every secret under a new master key. With a key file, a new one is
     /// generated and swapped in; with CAPSTAN_MASTER_KEY, give the new key in
@@ -40,21 +49,73 @@ pub enum Command {
     },
 }
 
+/// A running server to manage secrets through, instead of the data directory.
+#[derive(Debug, clap::Args)]
+pub struct ServerUrl {
+    /// Base URL of a running `capstan serve` (token from CAPSTAN_ADMIN_TOKEN or the data
+    /// directory's admin.token).
+    #[arg(long = "server", env = "CAPSTAN_SERVER", value_name = "URL")]
+    url: Option<String>,
+}
+
+impl ServerUrl {
+    /// An admin API client, if a server was named.
+    fn client(&self, data: &DataDir) -> anyhow::Result<Option<Client>> {
+        self.url
+            .as_ref()
+            .map(|url| {
+                Client::new(&Remote {
+                    server: url.clone(),
+                    data: data.clone(),
+                    json: false,
+                })
+            })
+            .transpose()
+    }
+}
+
+fn secret_path(plugin: &str, name: &str) -> String {
+    format!("/secrets/{plugin}/{name}")
+}
+
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Set { plugin, name, data } => {
+        Command::Set {
+            plugin,
+            name,
+            data,
+            server,
+        } => {
             validate_id(&plugin)?;
             let mut value = String::new();
             std::io::stdin().read_to_string(&mut value)?;
             let value = value.strip_suffix('\n').unwrap_or(&value);
             let value = value.strip_suffix('\r').unwrap_or(value);
             anyhow::ensure!(!value.is_empty(), "no value on standard input");
-            let services = data.open()?;
-            services.secrets.set(&plugin, &name, value)?;
-            audit(&services, &plugin, format!("secret `{name}` set"));
+            if let Some(client) = server.client(&data)? {
+                client.send(
+                    client
+                        .request(reqwest::Method::PUT, &secret_path(&plugin, &name))
+                        .body(value.to_string()),
+                )?;
+            } else {
+                let services = data.open()?;
+                services.secrets.set(&plugin, &name, value)?;
+                audit(&services, &plugin, format!("secret `{name}` set"));
+            }
             eprintln!("secret `{name}` of plugin `{plugin}` stored (encrypted)");
         }
-        Command::Rm { plugin, name, data } => {
+        Command::Rm {
+            plugin,
+            name,
+            data,
+            server,
+        } => {
+            if let Some(client) = server.client(&data)? {
+                client
+                    .send(client.request(reqwest::Method::DELETE, &secret_path(&plugin, &name)))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let services = data.open()?;
             if !services.secrets.remove(&plugin, &name)? {
                 eprintln!("plugin `{plugin}` has no secret `{name}`");
@@ -62,8 +123,29 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             audit(&services, &plugin, format!("secret `{name}` removed"));
         }
-        Command::List { plugin, data } => {
-            for (plugin, name) in data.open()?.secrets.list(plugin.as_deref())? {
+        Command::List {
+            plugin,
+            data,
+            server,
+        } => {
+            let names = match server.client(&data)? {
+                Some(client) => {
+                    let query: Vec<_> = plugin.iter().map(|p| ("plugin", p)).collect();
+                    let rows: Vec<serde_json::Value> = client.fetch(
+                        client
+                            .request(reqwest::Method::GET, "/secrets")
+                            .query(&query),
+                    )?;
+                    rows.iter()
+                        .map(|row| {
+                            let field = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+                            (field("plugin"), field("name"))
+                        })
+                        .collect()
+                }
+                None => data.open()?.secrets.list(plugin.as_deref())?,
+            };
+            for (plugin, name) in names {
                 println!("{plugin}\t{name}");
             }
         }

@@ -1,0 +1,244 @@
+//! `capstan plugin`: install, list, show, enable, disable, versions, rollback and remove
+//! plugins on a running server.
+
+use super::client::{ApiFailure, Client, Remote};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Upload a `.wasm` component: a new plugin, or a new version of the one its manifest
+    /// names (the old version keeps serving if the new one is refused).
+    Install {
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List installed plugins.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a plugin: status, version, sha256, and each capability requested, granted or denied.
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Route calls to a plugin again.
+    Enable {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop routing calls to a plugin (it stays installed).
+    Disable {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a plugin's stored versions.
+    Versions {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Serve an earlier version: the previous one, or `--to SEQ`.
+    Rollback {
+        id: String,
+        #[arg(long, value_name = "SEQ")]
+        to: Option<i64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Uninstall a plugin and all its versions (its kv data and secrets are kept).
+    Remove {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Install { file, remote } => return install(&file, &Client::new(&remote)?),
+        Command::List { remote } => {
+            let client = Client::new(&remote)?;
+            let plugins: Vec<Value> = client.fetch(client.request(Method::GET, "/plugins"))?;
+            if !client.json {
+                print_list(&plugins);
+            }
+        }
+        Command::Show { id, remote } => {
+            let client = Client::new(&remote)?;
+            let info: Value =
+                client.fetch(client.request(Method::GET, &format!("/plugins/{id}")))?;
+            if !client.json {
+                print_info(&info);
+            }
+        }
+        Command::Enable { id, remote } => switch(&Client::new(&remote)?, &id, "enable")?,
+        Command::Disable { id, remote } => switch(&Client::new(&remote)?, &id, "disable")?,
+        Command::Versions { id, remote } => {
+            let client = Client::new(&remote)?;
+            let versions: Vec<Value> =
+                client.fetch(client.request(Method::GET, &format!("/plugins/{id}/versions")))?;
+            if !client.json {
+                println!(
+                    "{:>4}  {:<12}  {:<16}  INSTALLED (ms since epoch)",
+                    "SEQ", "VERSION", "SHA256"
+                );
+                for v in &versions {
+                    println!(
+                        "{:>4}  {:<12}  {:<16}  {}",
+                        v["seq"].to_string(),
+                        text(&v["version"]),
+                        short(&v["sha256"]),
+                        v["installed_ms"]
+                    );
+                }
+            }
+        }
+        Command::Rollback { id, to, remote } => {
+            let client = Client::new(&remote)?;
+            let body = to.map_or(json!({}), |seq| json!({ "seq": seq }));
+            let info: Value = client.fetch(
+                client
+                    .request(Method::POST, &format!("/plugins/{id}/rollback"))
+                    .json(&body),
+            )?;
+            if !client.json {
+                println!(
+                    "{id} now serves version {} ({})",
+                    info["seq"],
+                    text(&info["version"])
+                );
+            }
+        }
+        Command::Remove { id, remote } => {
+            let client = Client::new(&remote)?;
+            client.send(client.request(Method::DELETE, &format!("/plugins/{id}")))?;
+            println!("removed {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Upload `file` with a progress bar (shown on a terminal only). A refusal by the server
+/// exits 2, like `capstan inspect` refusing the same component.
+fn install(file: &std::path::Path, client: &Client) -> anyhow::Result<ExitCode> {
+    let handle = std::fs::File::open(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let size = handle.metadata()?.len();
+    let progress = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("uploading {msg} {wide_bar} {bytes}/{total_bytes}")
+            .expect("valid template"),
+    );
+    progress.set_message(file.display().to_string());
+    let body = reqwest::blocking::Body::sized(progress.wrap_read(handle), size);
+    let request = client
+        .request(Method::POST, "/plugins")
+        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+        .body(body);
+    let answer = client.fetch::<Value>(request);
+    progress.finish_and_clear();
+    let info = match answer {
+        Ok(info) => info,
+        Err(error) => {
+            if let Some(refused) = error.downcast_ref::<ApiFailure>()
+                && (400..500).contains(&refused.status)
+            {
+                eprintln!("error: {refused}");
+                return Ok(ExitCode::from(2));
+            }
+            return Err(error);
+        }
+    };
+    if !client.json {
+        println!(
+            "installed {} {} as version {} (sha256 {})",
+            text(&info["id"]),
+            text(&info["version"]),
+            info["seq"],
+            short(&info["sha256"])
+        );
+        print_capabilities(&info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn switch(client: &Client, id: &str, action: &str) -> anyhow::Result<()> {
+    let info: Value =
+        client.fetch(client.request(Method::POST, &format!("/plugins/{id}/{action}")))?;
+    if !client.json {
+        println!("{id} {action}d (enabled: {})", info["enabled"]);
+    }
+    Ok(())
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("-")
+}
+
+/// The first 12 hex digits of a sha256, enough to tell versions apart.
+fn short(value: &Value) -> &str {
+    let full = text(value);
+    full.get(..12).unwrap_or(full)
+}
+
+fn print_list(plugins: &[Value]) {
+    println!(
+        "{:<20}  {:<8}  {:<7}  {:>4}  {:<12}  SHA256",
+        "ID", "STATUS", "ENABLED", "SEQ", "VERSION"
+    );
+    for p in plugins {
+        println!(
+            "{:<20}  {:<8}  {:<7}  {:>4}  {:<12}  {}",
+            text(&p["id"]),
+            text(&p["status"]),
+            p["enabled"].to_string(),
+            p["seq"].to_string(),
+            text(&p["version"]),
+            short(&p["sha256"])
+        );
+    }
+}
+
+fn print_info(info: &Value) {
+    for field in [
+        "id",
+        "status",
+        "enabled",
+        "seq",
+        "version",
+        "sha256",
+        "description",
+    ] {
+        let value = &info[field];
+        let shown = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        println!("{field:<12} {shown}");
+    }
+    if let Some(error) = info["last_error"].as_str() {
+        println!("{:<12} {error}", "last error");
+    }
+    print_capabilities(info);
+}
+
+/// Capabilities the plugin asked for, with the decision and the reason for a denial.
+fn print_capabilities(info: &Value) {
+    for row in info["capabilities"].as_array().into_iter().flatten() {
+        let decision = text(&row["decision"]);
+        if decision == "not requested" {
+            continue;
+        }
+        match row["reason"].as_str() {
+            Some(reason) => println!("  {:<16} {decision}: {reason}", text(&row["capability"])),
+            None => println!("  {:<16} {decision}", text(&row["capability"])),
+        }
+    }
+}
