@@ -38,6 +38,23 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Run a command that must succeed; returns its standard output.
+fn ok(server: &Server, args: &[&str]) -> String {
+    let output = cli(server, args);
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// Assert `output` failed with exit code `exit` and `needle` in its error message.
+fn fails(output: &Output, exit: i32, needle: &str) {
+    assert_eq!(output.status.code(), Some(exit), "{}", stderr(output));
+    assert!(
+        stderr(output).contains(needle),
+        "{needle:?} not in {}",
+        stderr(output)
+    );
+}
+
 fn component(name: &str) -> String {
     plugin_dir()
         .join(format!("{name}.wasm"))
@@ -50,43 +67,31 @@ fn plugin_commands_manage_a_running_server() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
 
-    let installed = cli(&server, &["plugin", "install", &component("hello")]);
-    assert!(installed.status.success(), "{}", stderr(&installed));
+    let installed = ok(&server, &["plugin", "install", &component("hello")]);
     assert!(
-        stdout(&installed).starts_with("installed hello 0.1.0 as version 1"),
-        "{}",
-        stdout(&installed)
+        installed.starts_with("installed hello 0.1.0 as version 1"),
+        "{installed}"
     );
     assert_eq!(server.route("hello/").0, 200);
 
-    let list = stdout(&cli(&server, &["plugin", "list"]));
+    let list = ok(&server, &["plugin", "list"]);
     assert!(
         list.lines()
             .any(|l| l.starts_with("hello ") && l.contains("running")),
         "{list}"
     );
-
-    let show = stdout(&cli(&server, &["plugin", "show", "hello"]));
+    let show = ok(&server, &["plugin", "show", "hello"]);
     assert!(
         show.contains("http.routes") && show.contains("granted"),
         "{show}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server, &["plugin", "show", "hello", "--json"])).unwrap();
+    assert_eq!(json["id"], "hello");
 
-    let json = stdout(&cli(&server, &["plugin", "show", "hello", "--json"]));
-    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(parsed["id"], "hello");
-
-    assert!(
-        cli(&server, &["plugin", "disable", "hello"])
-            .status
-            .success()
-    );
+    ok(&server, &["plugin", "disable", "hello"]);
     assert_eq!(server.route("hello/").0, 404);
-    assert!(
-        cli(&server, &["plugin", "enable", "hello"])
-            .status
-            .success()
-    );
+    ok(&server, &["plugin", "enable", "hello"]);
     assert_eq!(server.route("hello/").0, 200);
 
     let upgrade = dir.join("hello-v2.wasm");
@@ -95,42 +100,26 @@ fn plugin_commands_manage_a_running_server() {
         variant(std::fs::read(component("hello")).unwrap(), "v2"),
     )
     .unwrap();
-    assert!(
-        cli(&server, &["plugin", "install", upgrade.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let versions = stdout(&cli(&server, &["plugin", "versions", "hello"]));
+    ok(&server, &["plugin", "install", upgrade.to_str().unwrap()]);
+    let versions = ok(&server, &["plugin", "versions", "hello"]);
     assert_eq!(
         versions.lines().count(),
         3,
         "header + two versions: {versions}"
     );
-    let rolled = cli(&server, &["plugin", "rollback", "hello"]);
-    assert!(
-        stdout(&rolled).contains("now serves version 1"),
-        "{}",
-        stdout(&rolled)
-    );
-    let again = cli(&server, &["plugin", "rollback", "hello"]);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        stderr(&again).contains("no earlier version"),
-        "{}",
-        stderr(&again)
+    let rolled = ok(&server, &["plugin", "rollback", "hello"]);
+    assert!(rolled.contains("now serves version 1"), "{rolled}");
+    fails(
+        &cli(&server, &["plugin", "rollback", "hello"]),
+        1,
+        "no earlier version",
     );
 
-    assert!(
-        cli(&server, &["plugin", "remove", "hello"])
-            .status
-            .success()
-    );
-    let missing = cli(&server, &["plugin", "show", "hello"]);
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        stderr(&missing).contains("no plugin `hello` is installed (plugin-not-found, HTTP 404)"),
-        "{}",
-        stderr(&missing)
+    ok(&server, &["plugin", "remove", "hello"]);
+    fails(
+        &cli(&server, &["plugin", "show", "hello"]),
+        1,
+        "no plugin `hello` is installed (plugin-not-found, HTTP 404)",
     );
 }
 
@@ -138,29 +127,19 @@ fn plugin_commands_manage_a_running_server() {
 fn a_refused_install_exits_2_with_the_api_message_and_changes_nothing() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
-    assert!(
-        cli(&server, &["plugin", "install", &component("hello")])
-            .status
-            .success()
-    );
+    ok(&server, &["plugin", "install", &component("hello")]);
     let before = server.installed();
-    let refused = cli(
-        &server,
-        &["plugin", "install", &component("hostile_unknown_import")],
-    );
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(
-        stderr(&refused).contains("unknown-import"),
-        "{}",
-        stderr(&refused)
+    let unknown = component("hostile_unknown_import");
+    fails(
+        &cli(&server, &["plugin", "install", &unknown]),
+        2,
+        "unknown-import",
     );
     let not_wasm = dir.join("policy.toml");
-    let refused = cli(&server, &["plugin", "install", not_wasm.to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(
-        stderr(&refused).contains("not-wasm"),
-        "{}",
-        stderr(&refused)
+    fails(
+        &cli(&server, &["plugin", "install", not_wasm.to_str().unwrap()]),
+        2,
+        "not-wasm",
     );
     assert_eq!(server.installed(), before);
 }
@@ -172,85 +151,52 @@ fn the_token_comes_from_the_data_dir_and_a_wrong_one_is_refused() {
     let client_dir = dir.join("client");
     std::fs::create_dir_all(&client_dir).unwrap();
     std::fs::write(client_dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
-    let data_dir = ["--data-dir", client_dir.to_str().unwrap()];
-    let listed = cli_with(
-        &server,
-        &[&["plugin", "list"][..], &data_dir].concat(),
-        &[],
-        None,
-    );
+    let from_file = ["plugin", "list", "--data-dir", client_dir.to_str().unwrap()];
+    let listed = cli_with(&server, &from_file, &[], None);
     assert!(listed.status.success(), "{}", stderr(&listed));
 
-    let wrong = cli_with(
-        &server,
-        &["plugin", "list"],
-        &[("CAPSTAN_ADMIN_TOKEN", "not-the-token-0123456789")],
-        None,
+    let wrong = [("CAPSTAN_ADMIN_TOKEN", "not-the-token-0123456789")];
+    fails(
+        &cli_with(&server, &["plugin", "list"], &wrong, None),
+        1,
+        "unauthorized, HTTP 401",
     );
-    assert_eq!(wrong.status.code(), Some(1));
-    assert!(
-        stderr(&wrong).contains("unauthorized, HTTP 401"),
-        "{}",
-        stderr(&wrong)
-    );
-
-    let none = cli_with(
-        &server,
-        &[&["plugin", "list"][..], &["--data-dir", "/nonexistent"]].concat(),
-        &[],
-        None,
-    );
-    assert!(
-        stderr(&none).contains("no admin token"),
-        "{}",
-        stderr(&none)
-    );
+    let nowhere = ["plugin", "list", "--data-dir", "/nonexistent"];
+    fails(&cli_with(&server, &nowhere, &[], None), 1, "no admin token");
 }
 
 #[test]
 fn policy_secret_and_audit_commands_go_through_the_api() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
-    assert!(
-        cli(&server, &["plugin", "install", &component("hello")])
-            .status
-            .success()
-    );
+    ok(&server, &["plugin", "install", &component("hello")]);
 
-    let current = stdout(&cli(&server, &["policy", "get"]));
-    assert_eq!(current, POLICY);
+    assert_eq!(ok(&server, &["policy", "get"]), POLICY);
     let candidate = dir.join("candidate.toml");
     std::fs::write(
         &candidate,
         format!("{POLICY}[plugins.hello.limits]\ndeadline_ms = 300\n"),
     )
     .unwrap();
-    let check = cli(&server, &["policy", "check", candidate.to_str().unwrap()]);
+    let check = ok(&server, &["policy", "check", candidate.to_str().unwrap()]);
     assert!(
-        stdout(&check).starts_with("would apply: 0 grant change(s)"),
-        "{}",
-        stdout(&check)
+        check.starts_with("would apply: 0 grant change(s)"),
+        "{check}"
     );
     assert_eq!(
-        stdout(&cli(&server, &["policy", "get"])),
+        ok(&server, &["policy", "get"]),
         POLICY,
         "check changes nothing"
     );
     let invalid = dir.join("invalid.toml");
     std::fs::write(&invalid, "[defaults.capabilities.teleport]\n").unwrap();
-    let rejected = cli(&server, &["policy", "set", invalid.to_str().unwrap()]);
-    assert_eq!(rejected.status.code(), Some(1));
-    assert!(
-        stderr(&rejected).contains("invalid-policy"),
-        "{}",
-        stderr(&rejected)
+    fails(
+        &cli(&server, &["policy", "set", invalid.to_str().unwrap()]),
+        1,
+        "invalid-policy",
     );
-    assert!(
-        cli(&server, &["policy", "set", candidate.to_str().unwrap()])
-            .status
-            .success()
-    );
-    assert!(stdout(&cli(&server, &["policy", "get"])).contains("deadline_ms = 300"));
+    ok(&server, &["policy", "set", candidate.to_str().unwrap()]);
+    assert!(ok(&server, &["policy", "get"]).contains("deadline_ms = 300"));
 
     let set = cli_with(
         &server,
@@ -259,20 +205,14 @@ fn policy_secret_and_audit_commands_go_through_the_api() {
         Some("s3cret-value\n"),
     );
     assert!(set.status.success(), "{}", stderr(&set));
-    let listed = stdout(&cli(&server, &["secret", "list"]));
-    assert_eq!(listed, "hello\tapi-token\n");
-    assert!(!listed.contains("s3cret-value"));
-    assert!(
-        cli(&server, &["secret", "rm", "hello", "api-token"])
-            .status
-            .success()
-    );
-    assert_eq!(stdout(&cli(&server, &["secret", "list"])), "");
+    assert_eq!(ok(&server, &["secret", "list"]), "hello\tapi-token\n");
+    ok(&server, &["secret", "rm", "hello", "api-token"]);
+    assert_eq!(ok(&server, &["secret", "list"]), "");
 
-    let audit = stdout(&cli(
+    let audit = ok(
         &server,
         &["audit", "--plugin", "hello", "--kind", "secret-changed"],
-    ));
+    );
     assert_eq!(audit.lines().count(), 2, "{audit}");
     assert!(audit.contains("secret `api-token` removed"), "{audit}");
 }

@@ -34,6 +34,21 @@ impl Drop for Schema {
     }
 }
 
+impl Schema {
+    /// A schema no other test uses.
+    fn new(url: &str) -> Schema {
+        Schema {
+            url: url.to_string(),
+            name: unique_schema(),
+        }
+    }
+
+    /// `capstan serve` arguments keeping a host's state in this schema.
+    fn serve_args(&self) -> [&str; 4] {
+        ["--database-url", &self.url, "--database-schema", &self.name]
+    }
+}
+
 fn sha_on(server: &Server, id: &str) -> Option<String> {
     let (status, info) = server.json(Method::GET, &format!("/plugins/{id}"));
     (status == 200).then(|| info["sha256"].as_str().unwrap().to_string())
@@ -42,12 +57,9 @@ fn sha_on(server: &Server, id: &str) -> Option<String> {
 #[test]
 fn two_hosts_on_one_postgres_serve_each_others_changes() {
     let Some(url) = postgres_url() else { return };
-    let schema = Schema {
-        url: url.clone(),
-        name: unique_schema(),
-    };
+    let schema = Schema::new(&url);
     let (_keep, dir) = temp();
-    let args = ["--database-url", &url, "--database-schema", &schema.name];
+    let args = schema.serve_args();
     let key = "ab".repeat(32);
     let env = [("CAPSTAN_MASTER_KEY", key.as_str())];
     let a = start_with(&dir.join("a"), CLUSTER_POLICY, &args, &env);
@@ -117,12 +129,9 @@ fn two_hosts_on_one_postgres_serve_each_others_changes() {
 #[test]
 fn a_host_started_later_restores_what_the_first_installed() {
     let Some(url) = postgres_url() else { return };
-    let schema = Schema {
-        url: url.clone(),
-        name: unique_schema(),
-    };
+    let schema = Schema::new(&url);
     let (_keep, dir) = temp();
-    let args = ["--database-url", &url, "--database-schema", &schema.name];
+    let args = schema.serve_args();
     let a = start(&dir.join("a"), POLICY, &args);
     assert_eq!(a.install(plugin("hello")).status(), 201);
     let b = start(&dir.join("b"), "", &args);

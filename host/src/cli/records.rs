@@ -36,42 +36,51 @@ impl Filter {
 
 /// `capstan audit [--kind KIND]`.
 pub fn audit(filter: Filter, kind: Option<String>) -> anyhow::Result<ExitCode> {
+    query(filter, "/audit", kind.map(|k| ("kind", k)), |row| {
+        format!(
+            "{}  {:<16} {:<14} {:<12} {}",
+            row["time_ms"],
+            field(row, "plugin"),
+            field(row, "kind"),
+            field(row, "capability"),
+            field(row, "detail"),
+        )
+    })
+}
+
+/// `capstan logs [--level LEVEL]`.
+pub fn logs(filter: Filter, level: Option<String>) -> anyhow::Result<ExitCode> {
+    query(filter, "/logs", level.map(|l| ("level", l)), |row| {
+        format!(
+            "{}  {:<16} {:<5} {:<6} {}",
+            row["time_ms"],
+            field(row, "plugin"),
+            field(row, "level"),
+            field(row, "source"),
+            field(row, "message"),
+        )
+    })
+}
+
+/// Fetch `path` with the filter plus `extra`, printing each row with `line` (or the JSON).
+fn query(
+    filter: Filter,
+    path: &str,
+    extra: Option<(&'static str, String)>,
+    line: impl Fn(&Value) -> String,
+) -> anyhow::Result<ExitCode> {
     let client = Client::new(&filter.remote)?;
     let mut query = filter.query();
-    query.extend(kind.map(|k| ("kind", k)));
-    let rows: Vec<Value> = client.fetch(client.request(Method::GET, "/audit").query(&query))?;
+    query.extend(extra);
+    let rows: Vec<Value> = client.fetch(client.request(Method::GET, path).query(&query))?;
     if !client.json {
         for row in &rows {
-            println!(
-                "{}  {:<16} {:<14} {:<12} {}",
-                row["time_ms"],
-                row["plugin"].as_str().unwrap_or("-"),
-                row["kind"].as_str().unwrap_or("-"),
-                row["capability"].as_str().unwrap_or("-"),
-                row["detail"].as_str().unwrap_or(""),
-            );
+            println!("{}", line(row));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `capstan logs [--level LEVEL]`.
-pub fn logs(filter: Filter, level: Option<String>) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&filter.remote)?;
-    let mut query = filter.query();
-    query.extend(level.map(|l| ("level", l)));
-    let rows: Vec<Value> = client.fetch(client.request(Method::GET, "/logs").query(&query))?;
-    if !client.json {
-        for row in &rows {
-            println!(
-                "{}  {:<16} {:<5} {:<6} {}",
-                row["time_ms"],
-                row["plugin"].as_str().unwrap_or("-"),
-                row["level"].as_str().unwrap_or("-"),
-                row["source"].as_str().unwrap_or("-"),
-                row["message"].as_str().unwrap_or(""),
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+fn field<'a>(row: &'a Value, key: &str) -> &'a str {
+    row[key].as_str().unwrap_or("-")
 }
