@@ -245,7 +245,48 @@ fn health_and_readiness_report_the_plugins_loaded() {
 fn sigterm_drains_and_exits_zero() {
     let (_keep, dir) = temp();
     let mut server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hostile_misbehave")).status(), 201);
+    // A call that runs until its 200 ms deadline is in flight when SIGTERM arrives.
+    let in_flight = {
+        let url = format!("{}/plugins/misbehave/loop", server.base);
+        std::thread::spawn(move || Client::new().get(url).send().map(|r| r.status().as_u16()))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    terminate(&server);
+    assert_eq!(
+        in_flight.join().unwrap().unwrap(),
+        504,
+        "the call finished, not cut off"
+    );
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn draining_is_bounded_by_drain_seconds() {
+    use std::io::Write;
+    let (_keep, dir) = temp();
+    let mut server = start(&dir, POLICY, &["--drain-seconds", "1"]);
     assert_eq!(server.install(plugin("hello")).status(), 201);
+    // A client that announces a body and never sends it keeps its request in flight.
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut stalled = std::net::TcpStream::connect(address).unwrap();
+    stalled
+        .write_all(b"POST /plugins/hello/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let signalled = std::time::Instant::now();
+    terminate(&server);
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let took = signalled.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5),
+        "exited {took:?} after SIGTERM; the drain bound is 1 s"
+    );
+}
+
+fn terminate(server: &Server) {
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -254,8 +295,6 @@ fn sigterm_drains_and_exits_zero() {
             .unwrap()
             .success()
     );
-    let status = server.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 impl Server {
@@ -528,4 +567,41 @@ fn the_openapi_document_describes_the_admin_api() {
     let install = &paths["/admin/v1/plugins"]["post"];
     assert!(install["requestBody"]["content"]["application/wasm"].is_object());
     assert!(install["responses"]["422"].is_object());
+}
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    let (_keep, dir) = temp();
+    let mut child = Command::new(harness::support::capstan_bin())
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .env("CAPSTAN_ADMIN_TOKEN", TOKEN)
+        .env("CAPSTAN_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?}: {e}"));
+    assert_eq!(line["level"], "INFO");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("listening on http://127.0.0.1:"),
+        "{line}"
+    );
 }

@@ -38,6 +38,9 @@ pub struct Args {
     /// policy, changed through the admin API, wins); without either nothing is granted.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exiting.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    drain_seconds: u64,
     /// Largest plugin upload accepted, in bytes.
     #[arg(long, default_value_t = crate::gate::DEFAULT_MAX_COMPONENT_BYTES)]
     max_upload_bytes: usize,
@@ -83,7 +86,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server::follow_other_hosts(state.clone());
         tracing::info!("listening on http://{address}");
         println!("listening on http://{address}");
-        server::run(listener, server::router(state, args.max_upload_bytes)).await?;
+        let drain = std::time::Duration::from_secs(args.drain_seconds);
+        server::run(
+            listener,
+            server::router(state, args.max_upload_bytes),
+            drain,
+        )
+        .await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -152,11 +152,29 @@ pub(crate) async fn blocking<R: Send + 'static>(
     })?
 }
 
-/// Serve `router` on `listener` until SIGTERM or SIGINT, then drain in-flight requests.
-pub async fn run(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+/// Serve `router` on `listener` until SIGTERM or SIGINT, then let in-flight requests
+/// finish for at most `drain`; requests still running after that are dropped.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    drain: std::time::Duration,
+) -> std::io::Result<()> {
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        signalled.notify_one();
+    });
+    tokio::select! {
+        result = server => result,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(drain).await;
+        } => {
+            tracing::warn!("drain took longer than {drain:?}; dropping the requests still running");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

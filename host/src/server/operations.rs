@@ -396,17 +396,25 @@ pub async fn clear_cache(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<CacheCleared>, ApiError> {
     let removed = blocking(move || {
-        let Some(cache) = state.registry.runtime().artifacts() else {
+        let runtime = state.registry.runtime();
+        let Some(cache) = runtime.artifacts() else {
             return Ok(0);
         };
-        cache.clear().map_err(|error| {
+        let removed = cache.clear().map_err(|error| {
             tracing::error!("clearing the artifact cache failed: {error}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cache-failed",
                 "the artifact cache could not be cleared",
             )
-        })
+        })?;
+        runtime.services().audit.record(AuditEvent::new(
+            "-",
+            AuditKind::PluginChanged,
+            None,
+            format!("compiled-artifact cache cleared ({removed} entries)"),
+        ));
+        Ok(removed)
     })
     .await?;
     Ok(Json(CacheCleared { removed }))
