@@ -174,9 +174,11 @@ impl Registry {
     /// copy enabled flags, and drop plugins it removed.
     pub fn sync(&self) -> Result<(), RegistryError> {
         let _changing = self.lock_changes();
-        let text = self.store.setting(POLICY_SETTING)?.unwrap_or_default();
-        let policy_changed = text != self.policy_text();
-        if policy_changed {
+        let stored_policy = self.store.setting(POLICY_SETTING)?;
+        let policy_changed = stored_policy
+            .as_ref()
+            .is_some_and(|text| *text != self.policy_text());
+        if let Some(text) = stored_policy.filter(|_| policy_changed) {
             let policy = Policy::parse(&text)?;
             *self.policy.write().unwrap_or_else(|p| p.into_inner()) = (policy, text);
         }

@@ -111,15 +111,19 @@ async fn call(
         Ok(plugin.handle(&request))
     })
     .await?;
-    state.metrics.observe_call(
-        id,
-        started.elapsed(),
-        outcome.as_ref().err().map(InvokeError::code),
-    );
-    match outcome {
-        Ok(response) => build(id, response),
-        Err(error) => Err(failure(id, error)),
-    }
+    let (answer, error) = match outcome {
+        Ok(response) => {
+            let built = build(id, response);
+            let error = built.is_err().then_some("invalid-response");
+            (built, error)
+        }
+        Err(error) => {
+            let code = error.code();
+            (Err(failure(id, error)), Some(code))
+        }
+    };
+    state.metrics.observe_call(id, started.elapsed(), error);
+    answer
 }
 
 fn build(id: &str, response: crate::runtime::Response) -> Result<Response, ApiError> {
