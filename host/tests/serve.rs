@@ -605,3 +605,46 @@ fn json_log_format_writes_one_json_object_per_line() {
         "{line}"
     );
 }
+
+#[test]
+fn plugin_responses_cannot_set_framing_or_hop_by_hop_headers() {
+    use std::io::{Read, Write};
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hostile_misbehave")).status(), 201);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut connection = std::net::TcpStream::connect(address).unwrap();
+    connection
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let request = b"GET /plugins/misbehave/framing HTTP/1.1\r\nHost: capstan\r\n\r\n";
+    for round in 0..2 {
+        // Both rounds on one connection: the first answer must not desynchronise it.
+        connection.write_all(request).unwrap();
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !answer.ends_with(b"\r\n\r\nok") {
+            let read = connection.read(&mut buffer).unwrap();
+            assert!(
+                read > 0,
+                "round {round}: connection closed after {answer:?}"
+            );
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-length: 2\r\n"), "{head}");
+        assert!(head.contains("x-plugin: kept\r\n"), "{head}");
+        for forged in [
+            "transfer-encoding",
+            "content-length: 9999",
+            "upgrade",
+            "connection: upgrade",
+        ] {
+            assert!(
+                !head.contains(forged),
+                "round {round}: `{forged}` passed through:\n{head}"
+            );
+        }
+    }
+}

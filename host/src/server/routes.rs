@@ -4,6 +4,7 @@
 
 use super::error::ApiError;
 use super::{AppState, blocking};
+use crate::capability::http::is_transport_header;
 use crate::error::InvokeError;
 use crate::registry::Unavailable;
 use crate::runtime::Request as PluginRequest;
@@ -140,7 +141,11 @@ fn build(id: &str, response: crate::runtime::Response) -> Result<Response, ApiEr
         )
     })?;
     let mut built = Response::builder().status(status);
-    for (name, value) in &response.headers {
+    let plugin_headers = response
+        .headers
+        .iter()
+        .filter(|(name, _)| !is_transport_header(name));
+    for (name, value) in plugin_headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::try_from(name.as_str()),
             HeaderValue::try_from(value.as_str()),

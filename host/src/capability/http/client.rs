@@ -3,6 +3,7 @@
 //! rebinding window). Redirects are followed here, each hop re-checked, at most
 //! [`MAX_REDIRECTS`]. One deadline covers the whole exchange; bodies are size-capped.
 
+use super::is_transport_header;
 use super::network::blocked_range;
 use super::pattern::HostPattern;
 use ipnet::IpNet;
@@ -14,21 +15,6 @@ use url::{Host, Url};
 
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
-
-/// Request headers the plugin may not set: hop-by-hop and those the client owns.
-const STRIPPED_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
 
 /// Turns a host name into addresses. The system resolver in production; tests inject one.
 pub trait Resolver: Send + Sync {
@@ -311,7 +297,7 @@ fn clean_headers(
 ) -> Result<reqwest::header::HeaderMap, OutboundError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
-        if STRIPPED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        if is_transport_header(name) {
             continue;
         }
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -344,7 +330,7 @@ async fn read_response(
     let headers = response
         .headers()
         .iter()
-        .filter(|(name, _)| !STRIPPED_HEADERS.contains(&name.as_str()))
+        .filter(|(name, _)| !is_transport_header(name.as_str()))
         .map(|(name, value)| {
             (
                 name.to_string(),

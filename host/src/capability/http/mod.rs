@@ -11,6 +11,29 @@ pub use client::{Incoming, Outbound, OutboundError, Outgoing, Resolver, Rules, S
 pub use network::blocked_range;
 pub use pattern::HostPattern;
 
+/// Headers the transport owns, never copied between a plugin and the wire in either
+/// direction: hop-by-hop headers and message framing (the host sets length and host).
+const TRANSPORT_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Whether `name` is a header the transport owns (see [`TRANSPORT_HEADERS`]).
+pub fn is_transport_header(name: &str) -> bool {
+    TRANSPORT_HEADERS
+        .iter()
+        .any(|owned| name.eq_ignore_ascii_case(owned))
+}
+
 use super::{CapabilityId, CapabilityInfo, Decision, Direction};
 use crate::runtime::CallState;
 use ipnet::IpNet;

@@ -43,6 +43,21 @@ impl Plugin for Misbehave {
                 }
                 Response::text(200, "flooded stdout")
             }
+            "/framing" => {
+                // Headers that would desynchronise the connection if passed through.
+                let mut response = Response::text(200, "ok");
+                response.headers.extend(
+                    [
+                        ("transfer-encoding", "chunked"),
+                        ("content-length", "9999"),
+                        ("connection", "upgrade"),
+                        ("upgrade", "h2c"),
+                        ("x-plugin", "kept"),
+                    ]
+                    .map(|(n, v)| (n.to_string(), v.to_string())),
+                );
+                response
+            }
             _ => Response::text(200, "ok"),
         }
     }
