@@ -14,6 +14,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Component instances the pool holds at once (across all plugins).
 pub const POOL_COMPONENT_INSTANCES: u32 = 256;
 
+/// Freed instance slots decommitted together (see `benches/route-vs-native`).
+const DECOMMIT_BATCH: usize = 32;
+
 /// Build the engine every plugin of this host runs in.
 pub fn build_engine() -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
@@ -21,7 +24,10 @@ pub fn build_engine() -> anyhow::Result<Engine> {
         .total_core_instances(POOL_COMPONENT_INSTANCES * 8)
         .total_memories(POOL_COMPONENT_INSTANCES * 2)
         .total_tables(POOL_COMPONENT_INSTANCES * 4)
-        .max_memory_size((MAX_MEMORY_MIB as usize) << 20);
+        .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+        // Return freed slots to the kernel in batches: one madvise (and one cross-CPU TLB
+        // shootdown) per batch instead of per call lifted plugin-route throughput by ~30%.
+        .decommit_batch_size(DECOMMIT_BATCH);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
