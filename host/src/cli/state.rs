@@ -4,7 +4,7 @@
 
 use crate::audit::AuditSink;
 use crate::capability::http::Outbound;
-use crate::capability::log::LogSink;
+use crate::capability::log::{BatchedLogs, LogSink};
 use crate::runtime::Services;
 use crate::secrets::{Keyring, SecretStore, Secrets};
 use crate::storage::{KvStore, PluginStore, PostgresStore, SqliteStore};
@@ -75,7 +75,7 @@ where
         outbound: Arc::new(Outbound::from_env()?),
         secrets: Secrets::new(store.clone(), keyring),
         audit: store.clone(),
-        logs: store,
+        logs: Arc::new(BatchedLogs::new(store)?),
     })
 }
 

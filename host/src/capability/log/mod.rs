@@ -1,10 +1,12 @@
 //! `log`: always granted. Lines are levelled, tagged with plugin and call id, capped in
 //! size, counted per call and rate-limited per plugin so a flood cannot starve the host.
 
+mod batched;
 mod host;
 mod limiter;
 mod sink;
 
+pub use batched::BatchedLogs;
 pub use limiter::{CallLog, RateLimiter};
 pub use sink::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs, mirror_to_tracing};
 

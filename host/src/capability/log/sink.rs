@@ -74,6 +74,12 @@ impl LogQuery {
 pub trait LogSink: Send + Sync {
     /// Accept one line (already capped, rate-limited and redacted).
     fn write(&self, record: LogRecord);
+    /// Accept several lines, in order; backends override this to store them together.
+    fn write_all(&self, records: Vec<LogRecord>) {
+        for record in records {
+            self.write(record);
+        }
+    }
     /// Lines matching `query`, newest first.
     fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::KvError>;
 }

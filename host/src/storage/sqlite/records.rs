@@ -76,20 +76,33 @@ impl AuditSink for SqliteStore {
 
 impl LogSink for SqliteStore {
     fn write(&self, record: LogRecord) {
-        mirror_to_tracing(&record);
-        let inserted = self.conn().execute(
-            "INSERT INTO logs (time_ms, plugin, call_id, level, source, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                to_millis(record.time),
-                record.plugin,
-                record.call_id,
-                record.level.rank(),
-                record.source.as_str(),
-                record.message
-            ],
-        );
+        self.write_all(vec![record]);
+    }
+
+    /// All lines in one transaction with one prepared statement.
+    fn write_all(&self, records: Vec<LogRecord>) {
+        let mut conn = self.conn();
+        let inserted = conn.transaction().and_then(|tx| {
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO logs (time_ms, plugin, call_id, level, source, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for record in &records {
+                    mirror_to_tracing(record);
+                    insert.execute(params![
+                        to_millis(record.time),
+                        record.plugin,
+                        record.call_id,
+                        record.level.rank(),
+                        record.source.as_str(),
+                        record.message
+                    ])?;
+                }
+            }
+            tx.commit()
+        });
         if let Err(error) = inserted {
-            tracing::error!("writing a plugin log line failed: {error}");
+            tracing::error!("writing {} plugin log lines failed: {error}", records.len());
         }
     }
 
