@@ -28,6 +28,8 @@ pub struct AppState {
 
 /// The whole HTTP surface.
 pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
+    // The admin API and /metrics both need the bearer token.
+    let token = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
     let admin = Router::new()
         .route(
             "/plugins",
@@ -53,18 +55,9 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
         .route("/audit", get(operations::audit))
         .route("/logs", get(operations::logs))
         .route("/cache", axum::routing::delete(operations::clear_cache))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
+        .layer(token.clone())
         .layer(axum::middleware::from_fn(error::json_errors));
-    let metrics =
-        Router::new()
-            .route("/metrics", get(metrics))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_token,
-            ));
+    let metrics = Router::new().route("/metrics", get(metrics)).layer(token);
     Router::new()
         .route("/admin/v1/openapi.json", get(openapi::serve))
         .nest("/admin/v1", admin)
