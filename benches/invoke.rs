@@ -6,7 +6,7 @@
 //! CAPSTAN_TEST_DATABASE_URL is set (the bench uses, then drops, its own schema).
 
 use capstan_host::runtime::Request;
-use capstan_host::storage::{KvStore, MemoryKv, PostgresStore, SqliteStore};
+use capstan_host::storage::{MemoryKv, PostgresStore, SqliteStore, StateStore};
 use capstan_host::{Plugin, Policy, Runtime, Services};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -35,9 +35,9 @@ fn get(path: &str, query: &str) -> Request {
     }
 }
 
-fn load(kv: Arc<dyn KvStore>, name: &str) -> (Runtime, Plugin) {
+fn load(state: Arc<dyn StateStore>, name: &str) -> (Runtime, Plugin) {
     let (services, _audit, _logs) = Services::in_memory();
-    let runtime = Runtime::new(Services { kv, ..services }).expect("runtime");
+    let runtime = Runtime::new(Services { state, ..services }).expect("runtime");
     let policy = Policy::parse(
         "[defaults.capabilities.routes]\n[defaults.capabilities.kv]\n[defaults.log]\nlevel = \"error\"\n",
     )
@@ -65,7 +65,7 @@ fn fresh_instance(c: &mut Criterion) {
 
 fn kv_backends(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut backends: Vec<(&str, Arc<dyn KvStore>)> = vec![
+    let mut backends: Vec<(&str, Arc<dyn StateStore>)> = vec![
         ("memory", Arc::new(MemoryKv::default())),
         (
             "sqlite",

@@ -6,9 +6,10 @@ mod support;
 
 use capstan_host::audit::{AuditEvent, AuditKind, AuditQuery, AuditSink, MemoryAudit};
 use capstan_host::capability::CapabilityId;
+use capstan_host::capability::kv::{KvStore, Quota};
+use capstan_host::capability::log::LogLevel;
 use capstan_host::capability::log::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs};
-use capstan_host::policy::LogLevel;
-use capstan_host::storage::{KvError, KvStore, MemoryKv, PostgresStore, Quota, SqliteStore};
+use capstan_host::storage::{MemoryKv, PostgresStore, SqliteStore, StateStore, StoreError};
 use capstan_host::{Policy, Runtime, Services};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +22,7 @@ const ROOMY: Quota = Quota {
 
 /// A backend under test and whatever must outlive it.
 struct Backend {
-    store: Arc<dyn KvStore>,
+    store: Arc<dyn StateStore>,
     audit: Arc<dyn AuditSink>,
     logs: Arc<dyn LogSink>,
     cleanup: Option<Box<dyn FnOnce()>>,
@@ -101,11 +102,11 @@ fn quota_counts_keys_and_bytes_and_frees_on_delete(kv: &dyn KvStore) {
     kv.set("q", "k2", b"4", tight).unwrap();
     assert!(matches!(
         kv.set("q", "k3", b"", tight),
-        Err(KvError::QuotaExceeded(_))
+        Err(StoreError::QuotaExceeded(_))
     ));
     assert!(matches!(
         kv.set("q", "k1", b"12345678", tight),
-        Err(KvError::QuotaExceeded(_))
+        Err(StoreError::QuotaExceeded(_))
     ));
     assert_eq!(
         kv.get("q", "k1").unwrap(),
@@ -116,7 +117,7 @@ fn quota_counts_keys_and_bytes_and_frees_on_delete(kv: &dyn KvStore) {
     kv.set("q", "k3", b"x", tight).unwrap();
     assert!(matches!(
         kv.increment("q", "k4", 1, tight),
-        Err(KvError::QuotaExceeded(_))
+        Err(StoreError::QuotaExceeded(_))
     ));
 }
 
@@ -126,13 +127,13 @@ fn increment_and_compare_and_swap(kv: &dyn KvStore) {
     kv.set("c", "text", b"abc", ROOMY).unwrap();
     assert!(matches!(
         kv.increment("c", "text", 1, ROOMY),
-        Err(KvError::NotAnInteger(_))
+        Err(StoreError::NotAnInteger(_))
     ));
     kv.set("c", "max", i64::MAX.to_string().as_bytes(), ROOMY)
         .unwrap();
     assert!(matches!(
         kv.increment("c", "max", 1, ROOMY),
-        Err(KvError::NotAnInteger(_))
+        Err(StoreError::NotAnInteger(_))
     ));
     assert!(kv.compare_and_swap("c", "s", None, b"1", ROOMY).unwrap());
     assert!(!kv.compare_and_swap("c", "s", None, b"2", ROOMY).unwrap());
@@ -167,10 +168,10 @@ fn list_keys_pages_through_a_prefix(kv: &dyn KvStore) {
 }
 
 /// 100 fresh instances of the counter plugin increment one key at once; none is lost.
-fn concurrent_increments_from_fresh_instances(kv: Arc<dyn KvStore>) {
+fn concurrent_increments_from_fresh_instances(kv: Arc<dyn StateStore>) {
     let (services, _audit, _logs) = Services::in_memory();
     let runtime = Runtime::new(Services {
-        kv: kv.clone(),
+        state: kv.clone(),
         ..services
     })
     .unwrap();

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditKind {
     /// A plugin was loaded; detail lists its grants.
@@ -73,10 +73,15 @@ impl AuditKind {
             AuditKind::PluginChanged => "plugin-changed",
         }
     }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = String;
 
     /// The kind named `name` (as written by [`AuditKind::as_str`]).
-    pub fn parse(name: &str) -> Option<AuditKind> {
-        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    fn from_str(name: &str) -> Result<AuditKind, String> {
+        serde_json::from_value(serde_json::Value::String(name.to_string()))
+            .map_err(|_| format!("unknown audit kind `{name}`"))
     }
 }
 
@@ -122,10 +127,18 @@ pub fn from_millis(millis: i64) -> SystemTime {
 
 /// Receives audit records and answers queries over them.
 pub trait AuditSink: Send + Sync {
-    /// Persist one record. Failures are logged, never passed to the caller.
+    /// Persist one record (and mirror it to the host log). Failures are logged, never
+    /// passed to the caller.
     fn record(&self, event: AuditEvent);
+    /// Persist several records, in order, without mirroring them again; backends
+    /// override this to store them together.
+    fn record_all(&self, events: Vec<AuditEvent>) {
+        for event in events {
+            self.record(event);
+        }
+    }
     /// Records matching `query`, newest first.
-    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::KvError>;
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError>;
 }
 
 /// Mirror an audit record to the host's own log (details never carry secret values).
@@ -165,7 +178,7 @@ impl AuditSink for MemoryAudit {
             .push(event);
     }
 
-    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::KvError> {
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError> {
         let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         Ok(events
             .iter()

@@ -52,6 +52,11 @@ pub enum InstallError {
         expected: String,
         actual: String,
     },
+    #[error("{capability}: {problem}; the version serving now keeps serving")]
+    StateRejected {
+        capability: CapabilityId,
+        problem: String,
+    },
     #[error("compiling the component failed: {0}")]
     Compile(String),
     #[error("linking the component failed: {0}")]
@@ -80,6 +85,7 @@ impl InstallError {
             InstallError::Undeclared { .. } => "undeclared-import",
             InstallError::MissingExport { .. } => "missing-export",
             InstallError::PinMismatch { .. } => "pin-mismatch",
+            InstallError::StateRejected { .. } => "state-rejected",
             InstallError::Compile(_) => "compile-failed",
             InstallError::Link(_) => "link-failed",
         }

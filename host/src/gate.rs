@@ -11,6 +11,7 @@ use crate::manifest::{Manifest, check_contract};
 use crate::policy::{Effective, Policy};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 
 /// Largest component accepted by default.
 pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 50 * 1024 * 1024;
@@ -52,6 +53,17 @@ impl Admission {
         self.imports
             .iter()
             .any(|row| row.class == ImportClass::Capability(id))
+    }
+
+    /// Each capability the component imports, once (several interfaces may map to one).
+    pub fn imported_capabilities(&self) -> BTreeSet<CapabilityId> {
+        self.imports
+            .iter()
+            .filter_map(|row| match row.class {
+                ImportClass::Capability(id) => Some(id),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -129,6 +141,9 @@ fn classify_imports(names: &[String]) -> Result<Vec<ImportRow>, InstallError> {
 }
 
 fn classify(name: &str) -> Result<ImportClass, InstallError> {
+    if let Some(id) = CapabilityId::from_standard(name) {
+        return Ok(ImportClass::Capability(id));
+    }
     if let Some(class) = wasi::classify(name) {
         return match class {
             WasiClass::Baseline => Ok(ImportClass::WasiBaseline),
@@ -163,25 +178,37 @@ fn check_version(name: &str, version: Option<&str>) -> Result<(), InstallError> 
     })
 }
 
+/// Map exports to export capabilities through the registry; a plugin must offer at
+/// least one, and every export capability its manifest declares.
 fn check_exports(exports: &[String], manifest: &Manifest) -> Result<(), InstallError> {
-    let mut exported = Vec::new();
+    let mut exported = BTreeSet::new();
     for name in exports {
         if let Some((interface, version)) = contract::parse_interface(name) {
             check_version(name, version)?;
             if let Some(id) = CapabilityId::from_interface(interface)
                 && id.info().direction == Direction::Export
             {
-                exported.push(id);
+                exported.insert(id);
             }
         }
     }
+    let offered: Vec<CapabilityId> = CapabilityId::ALL
+        .iter()
+        .copied()
+        .filter(|id| id.info().direction == Direction::Export)
+        .collect();
     if exported.is_empty() {
+        let wanted: Vec<String> = offered
+            .iter()
+            .map(|id| format!("`{}/{}`", contract::PACKAGE, id.info().interface))
+            .collect();
         return Err(InstallError::NotAPlugin(format!(
-            "it exports neither `capstan:plugin/handler` nor `capstan:plugin/mcp` (exports: [{}])",
+            "it exports none of {} (exports: [{}])",
+            wanted.join(", "),
             exports.join(", ")
         )));
     }
-    for id in [CapabilityId::Routes, CapabilityId::Mcp] {
+    for id in offered {
         if manifest.capabilities.declares(id) && !exported.contains(&id) {
             return Err(InstallError::MissingExport { capability: id });
         }

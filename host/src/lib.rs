@@ -3,6 +3,7 @@
 //! limited instance.
 
 pub mod audit;
+pub mod batched;
 pub mod bindings;
 pub mod capability;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod metrics;
 pub mod policy;
+pub mod rate;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;

@@ -49,6 +49,10 @@ pub enum ManifestError {
     /// `version` or `contract` is not semver.
     #[error("`{field}` = `{value}` is not a semver version")]
     BadVersion { field: &'static str, value: String },
+    /// A capability table that is well-formed TOML but wrong on its own terms (a settings
+    /// schema that is not JSON Schema, a route prefix without `/`).
+    #[error("invalid manifest: {0}")]
+    Capability(String),
     /// Built for a contract this host cannot run.
     #[error("plugin targets contract {found}; this host implements {host} (major must match, minor may not be newer)", host = contract::VERSION)]
     IncompatibleContract { found: String },
@@ -77,7 +81,7 @@ impl Manifest {
         if let Some(contract) = &self.contract {
             check_contract(contract, "contract")?;
         }
-        Ok(())
+        self.capabilities.check().map_err(ManifestError::Capability)
     }
 }
 

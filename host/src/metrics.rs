@@ -189,7 +189,7 @@ impl AuditSink for CountingAudit {
         self.inner.record(event);
     }
 
-    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::KvError> {
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError> {
         self.inner.query(query)
     }
 }

@@ -4,7 +4,8 @@
 //! plugin's own `[plugins.<id>.capabilities]` is not granted. A plugin's entry overrides
 //! the defaults capability by capability and limit by limit; `deny` removes defaults.
 
-use crate::capability::{Allowed, CapabilityId};
+use crate::capability::log::{LogPolicy, LogSettings};
+use crate::capability::{Allowed, ByKey};
 use crate::manifest::validate_id;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,9 +36,9 @@ pub struct Entry {
     /// Capabilities granted (each table's fields bound what is granted).
     #[serde(default)]
     pub capabilities: Allowed,
-    /// Capability keys to withhold even if `[defaults]` grants them.
+    /// Capabilities (by key) to withhold even if `[defaults]` grants or implies them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deny: Vec<String>,
+    pub deny: Vec<ByKey>,
     /// Resource limits; unset fields fall back to the defaults.
     #[serde(default)]
     pub limits: LimitSettings,
@@ -60,28 +61,6 @@ pub struct LimitSettings {
     pub max_concurrent_calls: Option<u32>,
 }
 
-/// Log fields as written in the policy (all optional).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    /// Lowest level kept: trace, debug, info, warn or error.
-    pub level: Option<LogLevel>,
-    pub lines_per_call: Option<u32>,
-    pub line_bytes: Option<u32>,
-    pub lines_per_second: Option<u32>,
-}
-
-/// Log severities, lowest first (mirrors the WIT `log.level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
 /// Effective resource limits for one plugin.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
@@ -95,15 +74,6 @@ pub struct Limits {
     pub deadline_ms: u32,
     /// Calls of this plugin running at once.
     pub max_concurrent_calls: u32,
-}
-
-/// Effective log settings for one plugin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogPolicy {
-    pub level: LogLevel,
-    pub lines_per_call: u32,
-    pub line_bytes: u32,
-    pub lines_per_second: u32,
 }
 
 /// What the policy says about one plugin after defaults are applied.
@@ -127,9 +97,6 @@ pub enum PolicyError {
     /// A `[plugins.<id>]` key is not a valid plugin id.
     #[error("invalid policy: `plugins.{0}` is not a valid plugin id")]
     BadPluginId(String),
-    /// A `deny` entry names no known capability.
-    #[error("invalid policy: `{entry}.deny` names unknown capability `{name}`")]
-    UnknownCapability { entry: String, name: String },
     /// A limit outside its allowed range.
     #[error("invalid policy: `{entry}.{field}` = {value} is outside {min}..={max}")]
     OutOfRange {
@@ -145,42 +112,6 @@ pub enum PolicyError {
         entry: String,
         problem: &'static str,
     },
-}
-
-impl LogLevel {
-    /// The lower-case name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Trace => "trace",
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        }
-    }
-
-    /// The level named `name`.
-    pub fn parse(name: &str) -> Option<LogLevel> {
-        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
-    }
-
-    /// 0 (trace) to 4 (error), as stored so queries can filter by minimum level.
-    pub fn rank(self) -> i32 {
-        self as i32
-    }
-
-    /// The level of rank `rank`.
-    pub fn from_rank(rank: i32) -> Option<LogLevel> {
-        [
-            LogLevel::Trace,
-            LogLevel::Debug,
-            LogLevel::Info,
-            LogLevel::Warn,
-            LogLevel::Error,
-        ]
-        .get(usize::try_from(rank).ok()?)
-        .copied()
-    }
 }
 
 impl Policy {
@@ -226,14 +157,12 @@ impl Policy {
     pub fn for_plugin(&self, id: &str) -> Effective {
         let defaults = &self.defaults;
         let own = self.plugins.get(id);
-        let mut capabilities = match own {
-            Some(entry) => entry.capabilities.clone().or(&defaults.capabilities),
-            None => defaults.capabilities.clone(),
-        };
-        for name in own.map(|e| e.deny.as_slice()).unwrap_or_default() {
-            if let Some(id) = CapabilityId::from_key(name) {
-                capabilities.remove(id);
-            }
+        let mut capabilities = own
+            .map(|entry| entry.capabilities.clone())
+            .unwrap_or_default()
+            .or(&defaults.capabilities);
+        for ByKey(withheld) in own.map(|e| e.deny.as_slice()).unwrap_or_default() {
+            capabilities.remove(*withheld);
         }
         let pick = |f: fn(&LimitSettings) -> Option<u32>, default: u32| {
             own.and_then(|e| f(&e.limits))
@@ -247,24 +176,10 @@ impl Policy {
             deadline_ms: pick(|l| l.deadline_ms, 1_000),
             max_concurrent_calls: pick(|l| l.max_concurrent_calls, 16),
         };
-        let pick_log = |f: fn(&LogSettings) -> Option<u32>, default: u32| {
-            own.and_then(|e| f(&e.log))
-                .or(f(&defaults.log))
-                .unwrap_or(default)
-        };
-        let log = LogPolicy {
-            level: own
-                .and_then(|e| e.log.level)
-                .or(defaults.log.level)
-                .unwrap_or(LogLevel::Info),
-            lines_per_call: pick_log(|l| l.lines_per_call, 100),
-            line_bytes: pick_log(|l| l.line_bytes, 4096),
-            lines_per_second: pick_log(|l| l.lines_per_second, 200),
-        };
         Effective {
             capabilities,
             limits,
-            log,
+            log: LogPolicy::resolve(own.map(|e| &e.log), &defaults.log),
             sha256: own.and_then(|e| e.sha256.clone()),
         }
     }
@@ -272,14 +187,6 @@ impl Policy {
 
 impl Entry {
     fn validate(&self, entry: &str) -> Result<(), PolicyError> {
-        for name in &self.deny {
-            if CapabilityId::from_key(name).is_none() {
-                return Err(PolicyError::UnknownCapability {
-                    entry: entry.to_string(),
-                    name: name.clone(),
-                });
-            }
-        }
         let ranges: [(&'static str, Option<u32>, u32, u32); 8] = [
             (
                 "limits.memory_mib",
@@ -329,20 +236,24 @@ impl Entry {
                 problem: "must be 64 hex digits",
             });
         }
-        self.capabilities
-            .validate(entry)
-            .map_err(PolicyError::Syntax)
+        self.capabilities.check(entry).map_err(PolicyError::Syntax)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::CapabilityId;
 
     #[test]
-    fn empty_policy_grants_nothing() {
+    fn empty_policy_grants_only_what_capabilities_imply() {
         let eff = Policy::parse("").unwrap().for_plugin("any");
-        assert!(eff.capabilities.is_empty());
+        let allowed: Vec<CapabilityId> = CapabilityId::ALL
+            .iter()
+            .copied()
+            .filter(|id| eff.capabilities.allows(*id))
+            .collect();
+        assert_eq!(allowed, [CapabilityId::Log]);
         assert_eq!(eff.limits.memory_mib, 64);
     }
 
@@ -382,7 +293,11 @@ max_keys = 5
         let err = Policy::parse("[defaults.capabilities.sockets]\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `sockets`"), "{err}");
         let err = Policy::parse("[plugins.x]\ndeny = [\"filesystem\"]\n").unwrap_err();
-        assert!(err.to_string().contains("`filesystem`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown capability `filesystem`"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]

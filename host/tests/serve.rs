@@ -251,7 +251,11 @@ fn sigterm_drains_and_exits_zero() {
         let url = format!("{}/plugins/misbehave/loop", server.base);
         std::thread::spawn(move || Client::new().get(url).send().map(|r| r.status().as_u16()))
     };
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    eventually(
+        std::time::Duration::from_secs(5),
+        "the looping call is in flight",
+        || server.metric("capstan_plugin_calls_in_flight{plugin=\"misbehave\"}") == Some(1.0),
+    );
     terminate(&server);
     assert_eq!(
         in_flight.join().unwrap().unwrap(),
@@ -268,13 +272,23 @@ fn draining_is_bounded_by_drain_seconds() {
     let (_keep, dir) = temp();
     let mut server = start(&dir, POLICY, &["--drain-seconds", "1"]);
     assert_eq!(server.install(plugin("hello")).status(), 201);
-    // A client that announces a body and never sends it keeps its request in flight.
+    // A client that announces a body and never sends it keeps its request in flight; the
+    // server's `100 Continue` says the handler is already waiting for that body.
     let address = server.base.trim_start_matches("http://").to_string();
     let mut stalled = std::net::TcpStream::connect(address).unwrap();
     stalled
-        .write_all(b"POST /plugins/hello/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .write_all(
+            b"POST /plugins/hello/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+        )
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut interim = [0u8; 25];
+    std::io::Read::read_exact(&mut stalled, &mut interim).unwrap();
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    stalled.write_all(b"abc").unwrap();
     let signalled = std::time::Instant::now();
     terminate(&server);
     let status = server.child.wait().unwrap();

@@ -1,29 +1,53 @@
-//! The capability registry. Each capability lives in its own folder with its manifest
-//! slice (`Request`), policy slice (`Allowed`), grant computation (`grant`), host
-//! implementation and deny stub. Adding one = a folder, a line in [`REGISTRY`], a variant
-//! of [`CapabilityId`] and a line in the `capabilities!` table below.
+//! The capability registry. Each capability lives in its own folder, which owns its whole
+//! story: catalog facts ([`CapabilityInfo`]), manifest slice, policy slice, grant, host
+//! implementation over a borrowed view, deny implementation and unit tests. No module in
+//! here imports the runtime: the runtime hands each capability a view of one call through
+//! [`CallViews`].
+//!
+//! Adding a capability is its folder plus one line in [`for_each_capability!`]; every
+//! table below (ids, manifest and policy tables, grants, views, linking) is generated from
+//! that list, so a capability missing from any of them is a compile error.
 
-pub mod deny;
+/// The one list of capabilities, handed to `$then!`. Sections: `baseline` imports are
+/// linked for every plugin, `imports` are gated by manifest ∩ policy, `exports` are
+/// services the plugin offers and the host calls.
+macro_rules! for_each_capability {
+    ($then:ident) => {
+        $then! {
+            baseline { Log: log => log::Log }
+            imports {
+                Kv: kv => kv::Kv,
+                Http: http => http::Http,
+                Secrets: secrets => secrets::Secrets,
+            }
+            exports {
+                Mcp: mcp => mcp::Mcp,
+                Routes: routes => routes::Routes,
+            }
+        }
+    };
+}
+
+mod decision;
 pub mod http;
+mod id;
 pub mod kv;
 pub mod log;
 pub mod mcp;
 pub mod routes;
+mod scope;
 pub mod secrets;
 pub mod wasi;
 
-use serde::{Deserialize, Serialize};
+pub use decision::{Decision, Verdict};
+pub use id::CapabilityId;
+pub use scope::{CallScope, Deadline, Denials};
 
-/// Every capability the host knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum CapabilityId {
-    Log,
-    Kv,
-    Http,
-    Secrets,
-    Mcp,
-    Routes,
-}
+use crate::storage::StateStore;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use wasmtime::component::Linker;
 
 /// Whether the plugin imports the interface (a power it uses) or exports it (a service it offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,125 +65,125 @@ pub struct CapabilityInfo {
     pub name: &'static str,
     /// Key of its table in manifests and policies, e.g. `kv`.
     pub key: &'static str,
-    /// Interface name in the `capstan:plugin` contract, e.g. `kv`.
+    /// Its interface in the `capstan:plugin` contract, e.g. `kv` (version-checked).
     pub interface: &'static str,
+    /// Standard interfaces that map to it too, by full name with version (exact match),
+    /// e.g. `wasi:config/store@0.2.0-rc.1`.
+    pub standard: &'static [&'static str],
     pub direction: Direction,
 }
 
-/// The registry: one line per capability.
-pub const REGISTRY: [CapabilityInfo; 6] = [
-    log::INFO,
-    kv::INFO,
-    http::INFO,
-    secrets::INFO,
-    mcp::INFO,
-    routes::INFO,
-];
+/// A manifest or policy slice: plain data read from TOML and shown as JSON.
+pub trait Slice:
+    Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
 
-impl CapabilityId {
-    /// This capability's registry entry.
-    pub fn info(self) -> &'static CapabilityInfo {
-        REGISTRY
-            .iter()
-            .find(|info| info.id == self)
-            .expect("every CapabilityId has a REGISTRY entry")
+impl<T> Slice for T where
+    T: Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// A capability that manifests declare and policies grant.
+pub trait Capability: 'static {
+    /// Registry facts.
+    const INFO: CapabilityInfo;
+    /// Manifest `[capabilities.<key>]`.
+    type Request: Slice;
+    /// Policy `[…capabilities.<key>]`.
+    type Allowed: Slice;
+    /// What manifest ∩ policy yields: the bounds the host enforces.
+    type Grant: Clone + Debug + PartialEq + Serialize + Send + Sync + 'static;
+
+    /// manifest ∩ policy; `Err` says why it is withheld.
+    fn grant(request: &Self::Request, allowed: &Self::Allowed) -> Result<Self::Grant, String>;
+
+    /// Check a manifest's request on its own (its schema, its names).
+    fn check_request(request: &Self::Request) -> Result<(), String> {
+        let _ = request;
+        Ok(())
     }
 
-    /// Catalog name, e.g. `storage.kv`.
-    pub fn name(self) -> &'static str {
-        self.info().name
+    /// Check a policy's allowance on its own (its ranges).
+    fn check_allowed(allowed: &Self::Allowed) -> Result<(), String> {
+        let _ = allowed;
+        Ok(())
     }
 
-    /// The capability whose catalog name is `name` (e.g. `storage.kv`).
-    pub fn from_name(name: &str) -> Option<CapabilityId> {
-        REGISTRY
-            .iter()
-            .find(|info| info.name == name)
-            .map(|info| info.id)
+    /// What a policy allows when it says nothing about this capability: `None` (deny by
+    /// default) for everything that reaches beyond the plugin itself.
+    fn implied() -> Option<Self::Allowed> {
+        None
     }
 
-    /// The capability whose manifest/policy key is `key`.
-    pub fn from_key(key: &str) -> Option<CapabilityId> {
-        REGISTRY
-            .iter()
-            .find(|info| info.key == key)
-            .map(|info| info.id)
-    }
-
-    /// The capability implemented by contract interface `interface` (e.g. `handler`).
-    pub fn from_interface(interface: &str) -> Option<CapabilityId> {
-        REGISTRY
-            .iter()
-            .find(|info| info.interface == interface)
-            .map(|info| info.id)
+    /// Before a version goes live: check that what the plugin already stored under this
+    /// capability still fits the new version's request (e.g. stored settings against a
+    /// new schema).
+    fn check_state(
+        request: &Self::Request,
+        plugin: &str,
+        state: &dyn StateStore,
+    ) -> Result<(), String> {
+        let _ = (request, plugin, state);
+        Ok(())
     }
 }
 
-impl std::fmt::Display for CapabilityId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// A capability the plugin imports: the host implements its interface(s).
+pub trait Import: Capability {
+    /// The host's view of one call, borrowed from the runtime's per-call state.
+    type View<'a>;
+
+    /// Link the real host when granted, the deny implementation otherwise.
+    fn link<T: 'static>(
+        linker: &mut Linker<T>,
+        decision: &Decision<Self::Grant>,
+        view: fn(&mut T) -> Self::View<'_>,
+        scope: fn(&mut T) -> CallScope<'_>,
+    ) -> wasmtime::Result<()>;
 }
 
-/// The outcome of manifest ∩ policy for one capability.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "decision", rename_all = "kebab-case")]
-pub enum Decision<G> {
-    /// The manifest does not ask for it.
-    NotRequested,
-    /// Granted, with the bounds that apply.
-    Granted { grant: G },
-    /// Asked for but withheld; calls get the `denied` error and are audited.
-    Denied { reason: String },
+/// A capability linked for every plugin, never declared or withheld (`log`).
+pub trait Baseline: 'static {
+    const INFO: CapabilityInfo;
+    /// The host's view of one call.
+    type View<'a>;
+
+    fn link<T: 'static>(
+        linker: &mut Linker<T>,
+        view: fn(&mut T) -> Self::View<'_>,
+    ) -> wasmtime::Result<()>;
 }
 
-impl<G> Decision<G> {
-    /// Decide from the manifest's request and the policy's allowance.
-    fn decide<R, A>(
-        requested: Option<&R>,
-        allowed: Option<&A>,
-        grant: fn(&R, &A) -> Result<G, String>,
-    ) -> Decision<G> {
-        match (requested, allowed) {
-            (None, _) => Decision::NotRequested,
-            (Some(_), None) => Decision::Denied {
-                reason: "not granted by the operator's policy".into(),
-            },
-            (Some(request), Some(allowed)) => match grant(request, allowed) {
-                Ok(grant) => Decision::Granted { grant },
-                Err(reason) => Decision::Denied { reason },
-            },
+/// Generates the tables from [`for_each_capability!`].
+macro_rules! define_registry {
+    (
+        baseline { $($bv:ident: $bk:ident => $bm:ident::$bt:ident),* $(,)? }
+        imports { $($iv:ident: $ik:ident => $im:ident::$it:ident),* $(,)? }
+        exports { $($ev:ident: $ek:ident => $em:ident::$et:ident),* $(,)? }
+    ) => {
+        impl CapabilityId {
+            /// This capability's registry entry.
+            pub fn info(self) -> &'static CapabilityInfo {
+                match self {
+                    $( CapabilityId::$bv => &<$bm::$bt as Baseline>::INFO, )*
+                    $( CapabilityId::$iv => &<$im::$it as Capability>::INFO, )*
+                    $( CapabilityId::$ev => &<$em::$et as Capability>::INFO, )*
+                }
+            }
         }
-    }
 
-    /// The grant, if granted.
-    pub fn granted(&self) -> Option<&G> {
-        match self {
-            Decision::Granted { grant } => Some(grant),
-            _ => None,
-        }
-    }
-
-    /// Short word for tables: `granted`, `denied` or `not requested`.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Decision::NotRequested => "not requested",
-            Decision::Granted { .. } => "granted",
-            Decision::Denied { .. } => "denied",
-        }
-    }
-}
-
-/// Generates the per-capability tables of manifests, policies and grants from one list.
-macro_rules! capabilities {
-    ($($key:ident => $module:ident :: $variant:ident),* $(,)?) => {
         /// What a manifest asks for: one optional table per capability.
         #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
         #[serde(deny_unknown_fields)]
         pub struct Requested {
             $(
                 #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub $key: Option<$module::Request>,
+                pub $ik: Option<<$im::$it as Capability>::Request>,
+            )*
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $ek: Option<<$em::$et as Capability>::Request>,
             )*
         }
 
@@ -169,50 +193,112 @@ macro_rules! capabilities {
         pub struct Allowed {
             $(
                 #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub $key: Option<$module::Allowed>,
+                pub $ik: Option<<$im::$it as Capability>::Allowed>,
+            )*
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $ek: Option<<$em::$et as Capability>::Allowed>,
             )*
         }
 
-        /// manifest ∩ policy, decided per capability. `log` is always granted.
+        /// manifest ∩ policy, decided per capability (baseline ones are always granted).
         #[derive(Debug, Clone, PartialEq, Serialize)]
         pub struct Grants {
-            $( pub $key: Decision<$module::Grant>, )*
+            $( pub $ik: Decision<<$im::$it as Capability>::Grant>, )*
+            $( pub $ek: Decision<<$em::$et as Capability>::Grant>, )*
         }
 
         impl Requested {
-            /// Whether the manifest declares capability `id` (`log` always counts).
+            /// Whether the manifest declares capability `id` (baseline ones always count).
             pub fn declares(&self, id: CapabilityId) -> bool {
                 match id {
-                    CapabilityId::Log => true,
-                    $( CapabilityId::$variant => self.$key.is_some(), )*
+                    $( CapabilityId::$bv => true, )*
+                    $( CapabilityId::$iv => self.$ik.is_some(), )*
+                    $( CapabilityId::$ev => self.$ek.is_some(), )*
                 }
+            }
+
+            /// Check every declared table on its own; `Err` names the table and the problem.
+            pub fn check(&self) -> Result<(), String> {
+                $(
+                    if let Some(request) = &self.$ik {
+                        <$im::$it as Capability>::check_request(request)
+                            .map_err(|problem| format!("[capabilities.{}]: {problem}", stringify!($ik)))?;
+                    }
+                )*
+                $(
+                    if let Some(request) = &self.$ek {
+                        <$em::$et as Capability>::check_request(request)
+                            .map_err(|problem| format!("[capabilities.{}]: {problem}", stringify!($ek)))?;
+                    }
+                )*
+                Ok(())
+            }
+
+            /// Check `plugin`'s stored state against every declared capability (see
+            /// [`Capability::check_state`]); `Err` names the capability and the problem.
+            pub fn check_state(
+                &self,
+                plugin: &str,
+                state: &dyn StateStore,
+            ) -> Result<(), (CapabilityId, String)> {
+                $(
+                    if let Some(request) = &self.$ik {
+                        <$im::$it as Capability>::check_state(request, plugin, state)
+                            .map_err(|problem| (CapabilityId::$iv, problem))?;
+                    }
+                )*
+                $(
+                    if let Some(request) = &self.$ek {
+                        <$em::$et as Capability>::check_state(request, plugin, state)
+                            .map_err(|problem| (CapabilityId::$ev, problem))?;
+                    }
+                )*
+                Ok(())
             }
         }
 
         impl Allowed {
-            /// These allowances, falling back to `defaults` capability by capability.
+            /// These allowances, falling back to `defaults` and then to what each
+            /// capability implies, capability by capability.
             pub fn or(self, defaults: &Allowed) -> Allowed {
-                Allowed { $( $key: self.$key.or_else(|| defaults.$key.clone()), )* }
-            }
-
-            /// Withhold capability `id`.
-            pub fn remove(&mut self, id: CapabilityId) {
-                match id {
-                    CapabilityId::Log => {}
-                    $( CapabilityId::$variant => self.$key = None, )*
+                Allowed {
+                    $( $ik: self.$ik.or_else(|| defaults.$ik.clone()).or_else(<$im::$it as Capability>::implied), )*
+                    $( $ek: self.$ek.or_else(|| defaults.$ek.clone()).or_else(<$em::$et as Capability>::implied), )*
                 }
             }
 
-            /// True when nothing is allowed.
-            pub fn is_empty(&self) -> bool {
-                true $( && self.$key.is_none() )*
+            /// Withhold capability `id` (baseline ones cannot be withheld).
+            pub fn remove(&mut self, id: CapabilityId) {
+                match id {
+                    $( CapabilityId::$bv => {} )*
+                    $( CapabilityId::$iv => self.$ik = None, )*
+                    $( CapabilityId::$ev => self.$ek = None, )*
+                }
             }
 
-            pub(crate) fn validate(&self, entry: &str) -> Result<(), String> {
+            /// Whether capability `id` is allowed at all.
+            pub fn allows(&self, id: CapabilityId) -> bool {
+                match id {
+                    $( CapabilityId::$bv => true, )*
+                    $( CapabilityId::$iv => self.$ik.is_some(), )*
+                    $( CapabilityId::$ev => self.$ek.is_some(), )*
+                }
+            }
+
+            /// Check every table; `Err` names `entry.capabilities.<key>` and the problem.
+            pub(crate) fn check(&self, entry: &str) -> Result<(), String> {
                 $(
-                    if let Some(allowed) = &self.$key {
-                        allowed.validate().map_err(|problem| {
-                            format!("`{entry}.capabilities.{}`: {problem}", stringify!($key))
+                    if let Some(allowed) = &self.$ik {
+                        <$im::$it as Capability>::check_allowed(allowed).map_err(|problem| {
+                            format!("`{entry}.capabilities.{}`: {problem}", stringify!($ik))
+                        })?;
+                    }
+                )*
+                $(
+                    if let Some(allowed) = &self.$ek {
+                        <$em::$et as Capability>::check_allowed(allowed).map_err(|problem| {
+                            format!("`{entry}.capabilities.{}`: {problem}", stringify!($ek))
                         })?;
                     }
                 )*
@@ -224,40 +310,142 @@ macro_rules! capabilities {
             /// Compute manifest ∩ policy.
             pub fn decide(requested: &Requested, allowed: &Allowed) -> Grants {
                 Grants {
-                    $( $key: Decision::decide(requested.$key.as_ref(), allowed.$key.as_ref(), $module::grant), )*
+                    $( $ik: Decision::decide::<$im::$it>(requested.$ik.as_ref(), allowed.$ik.as_ref()), )*
+                    $( $ek: Decision::decide::<$em::$et>(requested.$ek.as_ref(), allowed.$ek.as_ref()), )*
                 }
             }
 
-            /// `(capability, decision word, reason if denied)` for every capability.
-            pub fn summary(&self) -> Vec<(CapabilityId, &'static str, Option<&str>)> {
-                let mut rows = vec![(CapabilityId::Log, "granted", None)];
-                $(
-                    let reason = match &self.$key {
-                        Decision::Denied { reason } => Some(reason.as_str()),
-                        _ => None,
-                    };
-                    rows.push((CapabilityId::$variant, self.$key.word(), reason));
-                )*
-                rows
+            /// `(capability, verdict, reason if denied)` for every capability, baseline first.
+            pub fn summary(&self) -> Vec<(CapabilityId, Verdict, Option<&str>)> {
+                vec![
+                    $( (CapabilityId::$bv, Verdict::Granted, None), )*
+                    $( (CapabilityId::$iv, self.$ik.verdict(), self.$ik.reason()), )*
+                    $( (CapabilityId::$ev, self.$ek.verdict(), self.$ek.reason()), )*
+                ]
             }
 
-            /// Whether capability `id` is granted (`log` always is).
+            /// Whether capability `id` is granted (baseline ones always are).
             pub fn is_granted(&self, id: CapabilityId) -> bool {
                 match id {
-                    CapabilityId::Log => true,
-                    $( CapabilityId::$variant => self.$key.granted().is_some(), )*
+                    $( CapabilityId::$bv => true, )*
+                    $( CapabilityId::$iv => self.$ik.granted().is_some(), )*
+                    $( CapabilityId::$ev => self.$ek.granted().is_some(), )*
                 }
+            }
+        }
+
+        /// How the runtime hands each capability its view of one call: one method per
+        /// baseline and import capability, plus the [`CallScope`] deny implementations use.
+        /// The runtime implements this once; a capability it forgets does not compile.
+        pub trait CallViews: Sized + 'static {
+            /// Who is calling, for deny implementations and audit records.
+            fn scope(&mut self) -> CallScope<'_>;
+            $( fn $bk(&mut self) -> <$bm::$bt as Baseline>::View<'_>; )*
+            $( fn $ik(&mut self) -> <$im::$it as Import>::View<'_>; )*
+        }
+
+        /// Link capability `id` into `linker`: baseline ones always, imports as decided in
+        /// `grants` (real host or deny implementation), exports not at all.
+        pub fn link<T: CallViews>(
+            linker: &mut Linker<T>,
+            id: CapabilityId,
+            grants: &Grants,
+        ) -> wasmtime::Result<()> {
+            match id {
+                $( CapabilityId::$bv => <$bm::$bt as Baseline>::link(linker, T::$bk), )*
+                $( CapabilityId::$iv => <$im::$it as Import>::link(linker, &grants.$ik, T::$ik, T::scope), )*
+                $( CapabilityId::$ev => Ok(()), )*
             }
         }
     };
 }
 
-capabilities! {
-    kv => kv::Kv,
-    http => http::Http,
-    secrets => secrets::Secrets,
-    mcp => mcp::Mcp,
-    routes => routes::Routes,
+for_each_capability!(define_registry);
+
+impl CapabilityId {
+    /// Catalog name, e.g. `storage.kv`.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// The capability whose catalog name is `name` (e.g. `storage.kv`).
+    pub fn from_name(name: &str) -> Option<CapabilityId> {
+        CapabilityId::ALL
+            .iter()
+            .copied()
+            .find(|id| id.info().name == name)
+    }
+
+    /// The capability whose manifest/policy key is `key` (e.g. `kv`).
+    pub fn from_key(key: &str) -> Option<CapabilityId> {
+        CapabilityId::ALL
+            .iter()
+            .copied()
+            .find(|id| id.info().key == key)
+    }
+
+    /// The capability implemented by contract interface `interface` (e.g. `handler`).
+    pub fn from_interface(interface: &str) -> Option<CapabilityId> {
+        CapabilityId::ALL
+            .iter()
+            .copied()
+            .find(|id| id.info().interface == interface)
+    }
+
+    /// The capability a standard interface (full name with version) maps to.
+    pub fn from_standard(name: &str) -> Option<CapabilityId> {
+        CapabilityId::ALL
+            .iter()
+            .copied()
+            .find(|id| id.info().standard.contains(&name))
+    }
+}
+
+impl std::fmt::Display for CapabilityId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for CapabilityId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl utoipa::PartialSchema for CapabilityId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(CapabilityId::ALL.iter().map(|id| id.name())))
+            .description(Some("Catalog name of a capability"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CapabilityId {}
+
+/// A capability named by its manifest/policy key (e.g. `kv`), as in a policy's `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByKey(pub CapabilityId);
+
+impl Serialize for ByKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.info().key)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let key = String::deserialize(deserializer)?;
+        CapabilityId::from_key(&key).map(ByKey).ok_or_else(|| {
+            let known: Vec<&str> = CapabilityId::ALL.iter().map(|id| id.info().key).collect();
+            serde::de::Error::custom(format!(
+                "unknown capability `{key}` (known: {})",
+                known.join(", ")
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -265,12 +453,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_keys_and_interfaces_are_unique() {
-        for (i, a) in REGISTRY.iter().enumerate() {
-            for b in &REGISTRY[i + 1..] {
-                assert_ne!(a.key, b.key);
-                assert_ne!(a.interface, b.interface);
-                assert_ne!(a.id, b.id);
+    fn registry_names_keys_and_interfaces_are_unique() {
+        for (i, a) in CapabilityId::ALL.iter().enumerate() {
+            assert_eq!(a.info().id, *a, "{a:?}'s INFO names another id");
+            for b in &CapabilityId::ALL[i + 1..] {
+                assert_ne!(a.info().key, b.info().key);
+                assert_ne!(a.info().name, b.info().name);
+                assert_ne!(a.info().interface, b.info().interface);
             }
         }
     }
@@ -290,5 +479,20 @@ mod tests {
         let allowed: Allowed = toml::from_str("[kv]\n").unwrap();
         let grants = Grants::decide(&Requested::default(), &allowed);
         assert!(!grants.is_granted(CapabilityId::Kv));
+    }
+
+    #[test]
+    fn deny_lists_name_capabilities_by_key() {
+        let parsed: Vec<ByKey> = serde_json::from_str(r#"["kv", "routes"]"#).unwrap();
+        assert_eq!(
+            parsed,
+            [ByKey(CapabilityId::Kv), ByKey(CapabilityId::Routes)]
+        );
+        let error = serde_json::from_str::<Vec<ByKey>>(r#"["filesystem"]"#).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("unknown capability `filesystem`")
+        );
     }
 }

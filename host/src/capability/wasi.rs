@@ -1,14 +1,17 @@
 //! The WASI baseline every plugin gets: clocks, random, stdio captured into the plugin's
 //! log, an empty environment. Filesystem and sockets are never linked.
 
-use crate::runtime::CallState;
+use super::Deadline;
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use std::time::Duration;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
-use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksCtxView, WasiClocksView};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
-use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
+use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
 
 /// How the host treats a WASI import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,29 +63,84 @@ impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-/// Link the baseline interfaces (and nothing else) into `linker`.
-pub(crate) fn link_baseline(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+/// The monotonic clock of one call: its timers never outlast the call's deadline.
+pub struct BoundedClock<'a> {
+    pub clocks: WasiClocksCtxView<'a>,
+    pub deadline: Deadline,
+}
+
+/// Marker selecting [`BoundedClock`] when linking.
+struct Bounded;
+
+impl HasData for Bounded {
+    type Data<'a> = BoundedClock<'a>;
+}
+
+/// Slack past the deadline for a cut-short timer, so that the epoch interrupt has fired
+/// by the time the guest resumes and it traps instead of spinning.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
+
+impl BoundedClock<'_> {
+    /// `wanted` nanoseconds, cut to the time left before the deadline.
+    fn bound(&self, wanted: Duration) -> u64 {
+        let cap = self.deadline.remaining() + TIMER_SLACK;
+        u64::try_from(wanted.min(cap).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+impl monotonic_clock::Host for BoundedClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        self.clocks.now()
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        self.clocks.resolution()
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = self.clocks.now()?;
+        let wait = self.bound(Duration::from_nanos(when.saturating_sub(now)));
+        self.clocks.subscribe_duration(wait)
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        duration: monotonic_clock::Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let wait = self.bound(Duration::from_nanos(duration));
+        self.clocks.subscribe_duration(wait)
+    }
+}
+
+/// Link the baseline interfaces (and nothing else) into `linker`, the monotonic clock
+/// through `clock` so that no WASI wait outlasts the call's deadline.
+pub fn link_baseline<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    clock: fn(&mut T) -> BoundedClock<'_>,
+) -> wasmtime::Result<()> {
     let l = linker;
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, HasIo>(l, |t| {
-        &mut t.table
-    })?;
-    sync::io::poll::add_to_linker::<CallState, HasIo>(l, |t| &mut t.table)?;
-    sync::io::streams::add_to_linker::<CallState, HasIo>(l, |t| &mut t.table)?;
-    clocks::wall_clock::add_to_linker::<CallState, WasiClocks>(l, CallState::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<CallState, WasiClocks>(l, CallState::clocks)?;
-    random::random::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
-    random::insecure::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
-    random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
-    cli::exit::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::environment::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
-    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    sync::io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    sync::io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, <T as WasiClocksView>::clocks)?;
+    monotonic_clock::add_to_linker::<T, Bounded>(l, clock)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;
+    let cli = <T as WasiCliView>::cli;
+    cli::exit::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, cli)?;
     Ok(())
 }
 

@@ -3,11 +3,12 @@
 //! master key file (unless `CAPSTAN_MASTER_KEY` is set) and the compiled-artifact cache.
 
 use crate::audit::AuditSink;
+use crate::batched::Batched;
 use crate::capability::http::Outbound;
-use crate::capability::log::{BatchedLogs, LogSink};
+use crate::capability::log::LogSink;
 use crate::runtime::Services;
 use crate::secrets::{Keyring, SecretStore, Secrets};
-use crate::storage::{KvStore, PluginStore, PostgresStore, SqliteStore};
+use crate::storage::{PluginStore, PostgresStore, SqliteStore, StateStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -65,17 +66,18 @@ pub fn open_with_store(
 }
 
 /// Services keeping everything in `store`, with the master key from `dir` or the env.
+/// Audit records and log lines are written in batches by background threads.
 fn services_over<S>(store: Arc<S>, dir: &Path) -> anyhow::Result<Services>
 where
-    S: KvStore + SecretStore + AuditSink + LogSink + 'static,
+    S: StateStore + SecretStore + AuditSink + LogSink + 'static,
 {
     let keyring = Keyring::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Services {
-        kv: store.clone(),
+        state: store.clone(),
         outbound: Arc::new(Outbound::from_env()?),
         secrets: Secrets::new(store.clone(), keyring),
-        audit: store.clone(),
-        logs: Arc::new(BatchedLogs::new(store)?),
+        audit: Arc::new(Batched::new(store.clone() as Arc<dyn AuditSink>)?),
+        logs: Arc::new(Batched::new(store as Arc<dyn LogSink>)?),
     })
 }
 

@@ -1,15 +1,24 @@
 //! What the admin API shows about an installed plugin.
 
-use crate::capability::CapabilityId;
+use crate::capability::{CapabilityId, Verdict};
 use crate::runtime::Plugin;
 use serde::Serialize;
+
+/// Whether a plugin's stored version is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    /// Loaded and serving (if enabled).
+    Running,
+    /// Its stored version could not be loaded; see `last_error`.
+    Failed,
+}
 
 /// One capability as requested and decided for a plugin.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CapabilityRow {
-    pub capability: &'static str,
-    /// `granted`, `denied` or `not requested`.
-    pub decision: &'static str,
+    pub capability: CapabilityId,
+    pub decision: Verdict,
     /// Why it was denied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -19,8 +28,7 @@ pub struct CapabilityRow {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PluginInfo {
     pub id: String,
-    /// `running`, or `failed` when its stored version could not be loaded.
-    pub status: &'static str,
+    pub status: PluginStatus,
     pub enabled: bool,
     /// Install sequence number of the serving version.
     pub seq: i64,
@@ -49,22 +57,20 @@ impl PluginInfo {
                 a.grants
                     .summary()
                     .into_iter()
-                    .map(
-                        |(capability, decision, reason): (CapabilityId, _, _)| CapabilityRow {
-                            capability: capability.name(),
-                            decision,
-                            reason: reason.map(str::to_string),
-                        },
-                    )
+                    .map(|(capability, decision, reason)| CapabilityRow {
+                        capability,
+                        decision,
+                        reason: reason.map(str::to_string),
+                    })
                     .collect()
             })
             .unwrap_or_default();
         PluginInfo {
             id: id.to_string(),
             status: if plugin.is_some() {
-                "running"
+                PluginStatus::Running
             } else {
-                "failed"
+                PluginStatus::Failed
             },
             enabled,
             seq,

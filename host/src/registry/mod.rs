@@ -5,14 +5,15 @@
 
 mod info;
 
-pub use info::{CapabilityRow, PluginInfo};
+pub use info::{CapabilityRow, PluginInfo, PluginStatus};
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::capability::{CapabilityId, Grants, Verdict};
 use crate::error::InstallError;
 use crate::gate;
 use crate::policy::{Policy, PolicyError};
 use crate::runtime::{Plugin, Runtime};
-use crate::storage::{KvError, PluginStore, StoredPlugin, VersionInfo};
+use crate::storage::{PluginStore, StoreError, StoredPlugin, VersionInfo};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
@@ -33,7 +34,7 @@ pub enum RegistryError {
     #[error("policy rejected: plugin `{plugin}` would not load under it: {error}")]
     PolicyRejected { plugin: String, error: InstallError },
     #[error("storage failed: {0}")]
-    Store(#[from] KvError),
+    Store(#[from] StoreError),
 }
 
 /// Setting holding the current policy's text.
@@ -43,9 +44,9 @@ const POLICY_SETTING: &str = "policy";
 #[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct GrantChange {
     pub plugin: String,
-    pub capability: &'static str,
-    pub before: &'static str,
-    pub after: &'static str,
+    pub capability: CapabilityId,
+    pub before: Verdict,
+    pub after: Verdict,
 }
 
 /// One installed plugin in memory.
@@ -79,11 +80,7 @@ pub enum Unavailable {
 }
 
 /// The capabilities whose decision differs between `before` and `after`.
-fn grant_changes(
-    plugin: &str,
-    before: &crate::capability::Grants,
-    after: &crate::capability::Grants,
-) -> Vec<GrantChange> {
+fn grant_changes(plugin: &str, before: &Grants, after: &Grants) -> Vec<GrantChange> {
     before
         .summary()
         .into_iter()
@@ -91,7 +88,7 @@ fn grant_changes(
         .filter(|((_, old, _), (_, new, _))| old != new)
         .map(|((capability, old, _), (_, new, _))| GrantChange {
             plugin: plugin.to_string(),
-            capability: capability.name(),
+            capability,
             before: old,
             after: new,
         })
@@ -340,6 +337,14 @@ impl Registry {
         let plugin = self.compile(bytes)?;
         let admission = plugin.admission();
         let id = admission.manifest.id.clone();
+        admission
+            .manifest
+            .capabilities
+            .check_state(&id, &*self.runtime.services().state)
+            .map_err(|(capability, problem)| InstallError::StateRejected {
+                capability,
+                problem,
+            })?;
         let seq =
             self.store
                 .add_version(&id, &admission.manifest.version, &admission.sha256, bytes)?;

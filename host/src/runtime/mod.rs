@@ -5,6 +5,7 @@ mod artifacts;
 mod limits;
 mod plugin;
 mod state;
+mod views;
 
 pub use artifacts::{ArtifactCache, CacheStats};
 pub use limits::CallLimiter;
@@ -13,14 +14,15 @@ pub use state::CallState;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
 use crate::capability::http::{Outbound, SystemResolver};
-use crate::capability::log::{LogSink, MemoryLogs, RateLimiter};
-use crate::capability::{self, CapabilityId, Decision, Grants};
+use crate::capability::log::{LogSink, MemoryLogs};
+use crate::capability::{self, Denials, Grants, Verdict};
 use crate::engine::{EpochTicker, build_engine};
 use crate::error::InstallError;
-use crate::gate::{self, Admission, ImportClass};
+use crate::gate::{self, Admission};
 use crate::policy::{Effective, Policy};
+use crate::rate::RateLimiter;
 use crate::secrets::{Keyring, MasterKey, Secrets};
-use crate::storage::{KvStore, MemoryKv};
+use crate::storage::{MemoryKv, StateStore};
 use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -28,7 +30,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 /// The state services capabilities use; shared by every plugin of a host.
 #[derive(Clone)]
 pub struct Services {
-    pub kv: Arc<dyn KvStore>,
+    /// kv, config and every other capability's own state.
+    pub state: Arc<dyn StateStore>,
     pub outbound: Arc<Outbound>,
     pub secrets: Secrets,
     pub audit: Arc<dyn AuditSink>,
@@ -51,7 +54,7 @@ impl Services {
         let logs = Arc::new(MemoryLogs::new(10_000));
         let store = Arc::new(MemoryKv::default());
         let services = Services {
-            kv: store.clone(),
+            state: store.clone(),
             outbound,
             secrets: Secrets::new(store, Keyring::single(MasterKey::generate().0)),
             audit: audit.clone(),
@@ -67,8 +70,10 @@ pub struct PluginContext {
     pub grants: Grants,
     pub policy: Effective,
     pub services: Services,
-    /// Shared by all calls of this plugin.
+    /// Log lines per second, shared by all calls of this plugin.
     pub log_rate: RateLimiter,
+    /// Denial records, rate-limited across all calls of this plugin.
+    pub denials: Denials,
 }
 
 /// One engine, its epoch ticker, the shared services and, for a server, the cache of
@@ -166,6 +171,7 @@ impl Runtime {
             id: admission.manifest.id.clone(),
             grants: admission.grants.clone(),
             log_rate: RateLimiter::new(admission.policy.log.lines_per_second),
+            denials: Denials::default(),
             policy: admission.policy.clone(),
             services: self.services.clone(),
         });
@@ -173,31 +179,16 @@ impl Runtime {
     }
 
     /// A linker holding the WASI baseline plus, per imported capability, its real
-    /// implementation if granted or its deny stub if not. Nothing else.
+    /// implementation if granted or its deny implementation if not. Nothing else.
     fn linker_for(&self, admission: &Admission) -> wasmtime::Result<Linker<CallState>> {
         let mut linker = Linker::new(&self.engine);
-        capability::wasi::link_baseline(&mut linker)?;
+        capability::wasi::link_baseline(&mut linker, CallState::clock)?;
         crate::bindings::capstan::plugin::types::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |state| state,
         )?;
-        for row in &admission.imports {
-            match row.class {
-                ImportClass::Capability(CapabilityId::Log) => capability::log::link(&mut linker)?,
-                ImportClass::Capability(CapabilityId::Kv) => {
-                    capability::kv::link(&mut linker, &admission.grants.kv)?
-                }
-                ImportClass::Capability(CapabilityId::Http) => {
-                    capability::http::link(&mut linker, &admission.grants.http)?
-                }
-                ImportClass::Capability(CapabilityId::Secrets) => {
-                    capability::secrets::link(&mut linker, &admission.grants.secrets)?
-                }
-                ImportClass::Capability(other) => {
-                    wasmtime::bail!("no host implementation for {other}")
-                }
-                ImportClass::WasiBaseline | ImportClass::ContractTypes => {}
-            }
+        for id in admission.imported_capabilities() {
+            capability::link(&mut linker, id, &admission.grants)?;
         }
         Ok(linker)
     }
@@ -213,13 +204,13 @@ impl Runtime {
                 admission.manifest.version, admission.sha256
             ),
         ));
-        for (capability, word, reason) in admission.grants.summary() {
-            if word == Decision::<()>::NotRequested.word() {
+        for (capability, verdict, reason) in admission.grants.summary() {
+            if verdict == Verdict::NotRequested {
                 continue;
             }
             let detail = match reason {
-                Some(reason) => format!("{word}: {reason}"),
-                None => word.to_string(),
+                Some(reason) => format!("{verdict}: {reason}"),
+                None => verdict.to_string(),
             };
             self.services.audit.record(AuditEvent::new(
                 id,

@@ -1,17 +1,19 @@
-//! A loaded plugin and its three entry points: route, list tools, call tool. Every call
-//! gets a fresh store under the plugin's limits and deadline.
+//! A loaded plugin and its entry points: route, list tools, call tool. Whether callers may
+//! reach each export is decided once, at load; every call gets a fresh store under the
+//! plugin's limits and deadline.
 
 use super::limits::LimitHit;
 use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::types::Error as WitError;
 use crate::bindings::exports::capstan::plugin::{handler, mcp};
-use crate::capability::CapabilityId;
+use crate::capability::{CapabilityId, Deadline, Decision};
 use crate::engine::deadline_ticks;
 use crate::error::{InstallError, InvokeError};
 use crate::gate::Admission;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Engine, Store, Trap};
 
@@ -23,12 +25,34 @@ pub type ToolCall = Result<String, WitError>;
 
 static CALLS: AtomicU64 = AtomicU64::new(1);
 
+/// Whether callers may reach one export, decided at load.
+#[derive(Debug)]
+enum Reach<I> {
+    /// Exported and granted: calls run.
+    Open(I),
+    /// Exported but withheld by the policy, or not declared: calls are refused without
+    /// running anything.
+    Withheld,
+    /// The component does not export it.
+    Absent,
+}
+
+impl<I> Reach<I> {
+    fn decide<G>(indices: Option<I>, decision: &Decision<G>) -> Reach<I> {
+        match (indices, decision) {
+            (None, _) => Reach::Absent,
+            (Some(indices), Decision::Granted { .. }) => Reach::Open(indices),
+            (Some(_), _) => Reach::Withheld,
+        }
+    }
+}
+
 /// A plugin ready to be called.
 pub struct Plugin {
     engine: Engine,
     pre: InstancePre<CallState>,
-    handler: Option<handler::GuestIndices>,
-    mcp: Option<mcp::GuestIndices>,
+    handler: Reach<handler::GuestIndices>,
+    mcp: Reach<mcp::GuestIndices>,
     context: Arc<PluginContext>,
     admission: Admission,
 }
@@ -56,11 +80,12 @@ impl Plugin {
                 "its `handler` and `mcp` exports do not match the contract's types".into(),
             ));
         }
+        let grants = &context.grants;
         Ok(Plugin {
+            handler: Reach::decide(handler, &grants.routes),
+            mcp: Reach::decide(mcp, &grants.mcp),
             engine,
             pre,
-            handler,
-            mcp,
             context,
             admission,
         })
@@ -76,13 +101,14 @@ impl Plugin {
         &self.admission
     }
 
+    /// Whether HTTP requests reach the plugin's `handler` (exported and granted).
+    pub fn serves_routes(&self) -> bool {
+        matches!(self.handler, Reach::Open(_))
+    }
+
     /// Serve one HTTP request through the plugin's `handler` export.
     pub fn handle(&self, request: &Request) -> Result<Response, InvokeError> {
-        self.require(CapabilityId::Routes)?;
-        let indices = self
-            .handler
-            .as_ref()
-            .ok_or_else(|| self.not_exported("handler"))?;
+        let indices = self.open(&self.handler, CapabilityId::Routes, "handler")?;
         self.call(|store, instance| {
             indices
                 .load(&mut *store, instance)?
@@ -92,8 +118,7 @@ impl Plugin {
 
     /// The tools the plugin offers, filtered to those the policy exposes.
     pub fn list_tools(&self) -> Result<Vec<Tool>, InvokeError> {
-        self.require(CapabilityId::Mcp)?;
-        let indices = self.mcp.as_ref().ok_or_else(|| self.not_exported("mcp"))?;
+        let indices = self.open(&self.mcp, CapabilityId::Mcp, "mcp")?;
         let tools = self
             .call(|store, instance| indices.load(&mut *store, instance)?.call_list_tools(store))?;
         Ok(tools
@@ -109,18 +134,12 @@ impl Plugin {
         arguments: &str,
         caller: &str,
     ) -> Result<ToolCall, InvokeError> {
-        self.require(CapabilityId::Mcp)?;
+        let indices = self.open(&self.mcp, CapabilityId::Mcp, "mcp")?;
         if !self.exposes(name) {
-            self.audit(
-                AuditKind::Denied,
-                CapabilityId::Mcp,
-                format!("tool `{name}` called by `{caller}` is not exposed"),
-            );
             return Err(InvokeError::ToolNotGranted {
                 tool: name.to_string(),
             });
         }
-        let indices = self.mcp.as_ref().ok_or_else(|| self.not_exported("mcp"))?;
         self.call(|store, instance| {
             let context = CallContext {
                 caller: caller.to_string(),
@@ -132,20 +151,25 @@ impl Plugin {
         })
     }
 
-    /// Check that export capability `id` is granted; audit and refuse if not.
-    fn require(&self, id: CapabilityId) -> Result<(), InvokeError> {
-        if !self.context.grants.is_granted(id) {
-            self.audit(
-                AuditKind::Denied,
-                id,
-                format!("{id} is not granted; call refused"),
-            );
-            return Err(InvokeError::Denied {
+    /// The indices of an export callers may reach, or why they may not (decided at load:
+    /// nothing runs and nothing is written for a refused call).
+    fn open<'a, I>(
+        &self,
+        reach: &'a Reach<I>,
+        capability: CapabilityId,
+        interface: &'static str,
+    ) -> Result<&'a I, InvokeError> {
+        match reach {
+            Reach::Open(indices) => Ok(indices),
+            Reach::Withheld => Err(InvokeError::Denied {
                 plugin: self.context.id.clone(),
-                capability: id,
-            });
+                capability,
+            }),
+            Reach::Absent => Err(InvokeError::NotExported {
+                plugin: self.context.id.clone(),
+                interface,
+            }),
         }
-        Ok(())
     }
 
     /// Whether the policy exposes tool `name`.
@@ -157,22 +181,6 @@ impl Plugin {
             .is_some_and(|grant| grant.tools.contains(name))
     }
 
-    fn not_exported(&self, interface: &'static str) -> InvokeError {
-        InvokeError::NotExported {
-            plugin: self.context.id.clone(),
-            interface,
-        }
-    }
-
-    fn audit(&self, kind: AuditKind, capability: CapabilityId, detail: String) {
-        self.context.services.audit.record(AuditEvent::new(
-            &self.context.id,
-            kind,
-            Some(capability),
-            detail,
-        ));
-    }
-
     /// Run `f` against a fresh instance with this plugin's limits and deadline.
     fn call<R>(
         &self,
@@ -180,7 +188,11 @@ impl Plugin {
     ) -> Result<R, InvokeError> {
         let call_id = format!("{:x}", CALLS.fetch_add(1, Ordering::Relaxed));
         let limits = &self.context.policy.limits;
-        let mut store = Store::new(&self.engine, CallState::new(self.context.clone(), call_id));
+        let deadline = Deadline::after(Duration::from_millis(u64::from(limits.deadline_ms)));
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(self.context.clone(), call_id, deadline),
+        );
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.deadline_ms));
         store.epoch_deadline_trap();

@@ -7,7 +7,7 @@ mod keyring;
 
 pub use keyring::{KEY_FILE, Keyring, MasterKey, NEXT_KEY_FILE, write_key_file};
 
-use crate::storage::KvError;
+use crate::storage::StoreError;
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use std::sync::Arc;
@@ -29,11 +29,11 @@ pub struct Sealed {
 
 /// Where sealed secrets are kept; implemented by every storage backend.
 pub trait SecretStore: Send + Sync {
-    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), KvError>;
-    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, KvError>;
-    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, KvError>;
+    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), StoreError>;
+    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, StoreError>;
+    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, StoreError>;
     /// `(plugin, name)` pairs, optionally of one plugin, sorted.
-    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, KvError>;
+    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, StoreError>;
     /// Replace every sealed secret in one transaction (key rotation).
     fn reseal_all(
         &self,
@@ -55,7 +55,7 @@ pub enum SecretError {
     #[error("master key: {0}")]
     Key(String),
     #[error(transparent)]
-    Store(#[from] KvError),
+    Store(#[from] StoreError),
 }
 
 /// Largest secret value accepted.

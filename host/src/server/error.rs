@@ -2,17 +2,33 @@
 
 use crate::error::InstallError;
 use crate::registry::RegistryError;
+use crate::secrets::SecretError;
+use crate::storage::StoreError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// An API error: status, stable code, a sentence that names the problem.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
+/// Why an API request failed. Handlers return it with `?`; each case maps to a status,
+/// a stable `code` and a sentence that names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Refused before anything was done: a bad body, a bad query, a missing token.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// The operation panicked on its worker thread.
+    #[error("the operation panicked")]
+    Panicked,
 }
 
 /// The JSON body of every API error.
@@ -25,70 +41,87 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
+    /// A refusal with its own status, code and sentence.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
+        ApiError::Refused {
             status,
             code,
             message: message.into(),
         }
     }
+
+    /// The status and stable code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Registry(error) => registry_status(error),
+            ApiError::Secret(SecretError::BadName(_) | SecretError::TooLarge(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid-secret")
+            }
+            ApiError::Secret(_) | ApiError::Store(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "storage-failed")
+            }
+            ApiError::Refused { status, code, .. } => (*status, code),
+            ApiError::Panicked => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The sentence shown to the client: internals (storage failures) stay in the host log.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Registry(RegistryError::Store(error)) | ApiError::Store(error) => {
+                tracing::error!("storage failed: {error}");
+                "the host's storage failed".into()
+            }
+            ApiError::Secret(error @ (SecretError::BadName(_) | SecretError::TooLarge(_))) => {
+                error.to_string()
+            }
+            ApiError::Secret(error) => {
+                tracing::error!("secret store failed: {error}");
+                "the secret store failed".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+fn registry_status(error: &RegistryError) -> (StatusCode, &'static str) {
+    match error {
+        RegistryError::Install(install) => {
+            let status = match install {
+                InstallError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                InstallError::NotWasm(_)
+                | InstallError::CoreModule
+                | InstallError::Malformed(_)
+                | InstallError::NoManifest
+                | InstallError::ManifestDuplicate(_)
+                | InstallError::ManifestConflict
+                | InstallError::Manifest(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            (status, install.code())
+        }
+        RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "plugin-not-found"),
+        RegistryError::NoSuchVersion { .. } => (StatusCode::NOT_FOUND, "version-not-found"),
+        RegistryError::NothingToRollBack(_) => (StatusCode::CONFLICT, "nothing-to-roll-back"),
+        RegistryError::Policy(_) => (StatusCode::BAD_REQUEST, "invalid-policy"),
+        RegistryError::PolicyRejected { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "policy-rejected")
+        }
+        RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage-failed"),
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
         (
-            self.status,
+            status,
             Json(ErrorBody {
-                code: self.code.to_string(),
-                message: self.message,
+                code: code.to_string(),
+                message: self.public_message(),
             }),
         )
             .into_response()
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(error: RegistryError) -> Self {
-        let message = error.to_string();
-        match error {
-            RegistryError::Install(install) => {
-                let status = match install {
-                    InstallError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                    InstallError::NotWasm(_)
-                    | InstallError::CoreModule
-                    | InstallError::Malformed(_)
-                    | InstallError::NoManifest
-                    | InstallError::ManifestDuplicate(_)
-                    | InstallError::ManifestConflict
-                    | InstallError::Manifest(_) => StatusCode::BAD_REQUEST,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                ApiError::new(status, install.code(), message)
-            }
-            RegistryError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "plugin-not-found", message)
-            }
-            RegistryError::NoSuchVersion { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "version-not-found", message)
-            }
-            RegistryError::NothingToRollBack(_) => {
-                ApiError::new(StatusCode::CONFLICT, "nothing-to-roll-back", message)
-            }
-            RegistryError::Policy(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-policy", message)
-            }
-            RegistryError::PolicyRejected { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy-rejected", message)
-            }
-            RegistryError::Store(error) => {
-                tracing::error!("storage failed: {error}");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "storage-failed",
-                    "the host's storage failed",
-                )
-            }
-        }
     }
 }
 

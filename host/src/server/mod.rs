@@ -5,7 +5,6 @@ mod admin;
 pub mod auth;
 mod error;
 mod openapi;
-mod operations;
 mod routes;
 
 pub use error::ApiError;
@@ -13,7 +12,7 @@ pub use error::ApiError;
 use crate::registry::Registry;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use std::sync::Arc;
 
 /// Largest request body a plugin route accepts.
@@ -30,31 +29,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
     // The admin API and /metrics both need the bearer token.
     let token = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
-    let admin = Router::new()
-        .route(
-            "/plugins",
-            post(admin::install)
-                .layer(DefaultBodyLimit::max(max_upload_bytes))
-                .get(admin::list),
-        )
-        .route("/plugins/{id}", get(admin::show).delete(admin::remove))
-        .route("/plugins/{id}/enable", post(admin::enable))
-        .route("/plugins/{id}/disable", post(admin::disable))
-        .route("/plugins/{id}/versions", get(admin::versions))
-        .route("/plugins/{id}/rollback", post(admin::rollback))
-        .route(
-            "/policy",
-            get(operations::get_policy).put(operations::put_policy),
-        )
-        .route("/policy/dry-run", post(operations::dry_run_policy))
-        .route("/secrets", get(operations::list_secrets))
-        .route(
-            "/secrets/{plugin}/{name}",
-            axum::routing::put(operations::put_secret).delete(operations::delete_secret),
-        )
-        .route("/audit", get(operations::audit))
-        .route("/logs", get(operations::logs))
-        .route("/cache", axum::routing::delete(operations::clear_cache))
+    let admin = admin::routes(max_upload_bytes)
         .layer(token.clone())
         .layer(axum::middleware::from_fn(error::json_errors));
     let metrics = Router::new().route("/metrics", get(metrics)).layer(token);
@@ -95,7 +70,7 @@ async fn readyz(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let check = blocking(move || state.registry.readiness().map_err(ApiError::from)).await;
+    let check = blocking(move || Ok(state.registry.readiness()?)).await;
     match check {
         Ok((loaded, failed)) => axum::Json(
             serde_json::json!({ "status": "ready", "plugins": loaded, "failed": failed }),
@@ -120,12 +95,9 @@ pub fn follow_other_hosts(state: Arc<AppState>) {
         while changes.recv().await.is_some() {
             while changes.try_recv().is_ok() {}
             let state = state.clone();
-            let synced = blocking(move || state.registry.sync().map_err(ApiError::from)).await;
+            let synced = blocking(move || Ok(state.registry.sync()?)).await;
             if let Err(error) = synced {
-                tracing::error!(
-                    "catching up with another host's change failed: {}",
-                    error.message
-                );
+                tracing::error!("catching up with another host's change failed: {error}");
             }
         }
     });
@@ -136,13 +108,9 @@ pub fn follow_other_hosts(state: Arc<AppState>) {
 pub(crate) async fn blocking<R: Send + 'static>(
     work: impl FnOnce() -> Result<R, ApiError> + Send + 'static,
 ) -> Result<R, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the operation panicked",
-        )
-    })?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::Panicked)?
 }
 
 /// Serve `router` on `listener` until SIGTERM or SIGINT, then let in-flight requests

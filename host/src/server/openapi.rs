@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the admin API, generated from the handlers' annotations and
 //! served at `/admin/v1/openapi.json` (without a token, so clients can discover the API).
 
-use super::{admin, operations};
+use super::admin;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -11,16 +11,16 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Capstan admin API",
-        description = "Install and manage WebAssembly plugins, the operator policy, secrets, \
-                       and query audit records and plugin logs. Every operation needs \
+        description = "Install and manage WebAssembly plugins, their settings, the operator \
+                       policy, secrets, and query audit records and plugin logs. Every operation needs \
                        `Authorization: Bearer <admin token>`; errors are `{code, message}`."
     ),
     paths(
         admin::install, admin::list, admin::show, admin::enable, admin::disable,
         admin::versions, admin::rollback, admin::remove,
-        operations::get_policy, operations::put_policy, operations::dry_run_policy,
-        operations::list_secrets, operations::put_secret, operations::delete_secret,
-        operations::audit, operations::logs, operations::clear_cache,
+        admin::get_policy, admin::put_policy, admin::dry_run_policy,
+        admin::list_secrets, admin::put_secret, admin::delete_secret,
+        admin::audit, admin::logs, admin::clear_cache,
     ),
     modifiers(&BearerToken),
     security(("admin-token" = [])),

@@ -1,6 +1,7 @@
 //! In-memory key-value backend: one `BTreeMap` per namespace behind a mutex.
 
-use super::{KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
+use super::StoreError;
+use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
 use crate::secrets::{Sealed, SecretError, SecretStore};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -26,11 +27,11 @@ impl MemoryKv {
 }
 
 impl KvStore for MemoryKv {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with(namespace, |ns| ns.entries.get(key).cloned()))
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         Ok(self.with(namespace, |ns| match ns.entries.remove(key) {
             Some(old) => {
                 ns.usage = ns.usage.after_delete(key, old.len());
@@ -46,7 +47,7 @@ impl KvStore for MemoryKv {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<KeyPage, KvError> {
+    ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         Ok(self.with(namespace, |ns| {
             let keys = ns
@@ -66,7 +67,7 @@ impl KvStore for MemoryKv {
         key: &str,
         update: Update<'_>,
         quota: Quota,
-    ) -> Result<Updated, KvError> {
+    ) -> Result<Updated, StoreError> {
         self.with(namespace, |ns| {
             let current = ns.entries.get(key);
             let (next, outcome) = update.apply(key, current.map(Vec::as_slice))?;
@@ -88,24 +89,24 @@ impl MemoryKv {
 }
 
 impl SecretStore for MemoryKv {
-    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), KvError> {
+    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), StoreError> {
         self.secrets()
             .insert((plugin.into(), name.into()), sealed.clone());
         Ok(())
     }
 
-    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, KvError> {
+    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, StoreError> {
         Ok(self.secrets().get(&(plugin.into(), name.into())).cloned())
     }
 
-    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, KvError> {
+    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .secrets()
             .remove(&(plugin.into(), name.into()))
             .is_some())
     }
 
-    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, KvError> {
+    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
         Ok(self
             .secrets()
             .keys()

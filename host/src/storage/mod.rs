@@ -1,16 +1,25 @@
-//! State behind the capabilities: the key-value trait every backend implements, and the
-//! read-modify-write and quota rules they all share. Backends: in-memory (tests, `capstan
-//! run`), SQLite (the embedded default) and PostgreSQL (several hosts sharing state).
+//! State behind the host and its capabilities, in one of three backends: in-memory (tests,
+//! `capstan run`), SQLite (the embedded default) and PostgreSQL (several hosts sharing
+//! state). Each capability defines the trait for its own state (e.g. `KvStore`); every
+//! backend implements them all.
 
+mod error;
 mod memory;
 mod postgres;
 mod sqlite;
 
+pub use error::StoreError;
 pub use memory::MemoryKv;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::capability::kv::KvStore;
 use serde::Serialize;
+
+/// Every capability's own state, in one backend: what a host's plugins read and write.
+pub trait StateStore: KvStore {}
+
+impl<T: KvStore> StateStore for T {}
 
 /// One installed version of a plugin, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -42,272 +51,24 @@ pub trait PluginStore: Send + Sync {
         version: &str,
         sha256: &str,
         wasm: &[u8],
-    ) -> Result<i64, KvError>;
+    ) -> Result<i64, StoreError>;
     /// Make version `seq` current.
-    fn set_current(&self, id: &str, seq: i64) -> Result<(), KvError>;
-    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), KvError>;
+    fn set_current(&self, id: &str, seq: i64) -> Result<(), StoreError>;
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError>;
     /// Remove the plugin and all its versions; true if it existed.
-    fn remove_plugin(&self, id: &str) -> Result<bool, KvError>;
-    fn plugins(&self) -> Result<Vec<StoredPlugin>, KvError>;
+    fn remove_plugin(&self, id: &str) -> Result<bool, StoreError>;
+    fn plugins(&self) -> Result<Vec<StoredPlugin>, StoreError>;
     /// Versions of `id`, oldest first.
-    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, KvError>;
+    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError>;
     /// The component bytes of version `seq` of `id`.
-    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, KvError>;
+    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError>;
     /// A host setting (e.g. the admin token hash).
-    fn setting(&self, name: &str) -> Result<Option<String>, KvError>;
-    fn set_setting(&self, name: &str, value: &str) -> Result<(), KvError>;
+    fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+    fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError>;
     /// Changes made by other hosts sharing this store: the receiver gets a message after
     /// each (and after reconnecting, when some may have been missed). None when no other
     /// host can write this store (SQLite is one host's file).
     fn watch(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<()>> {
         None
-    }
-}
-
-/// Most keys one `list_keys` page returns, whatever the caller asks for.
-pub const MAX_PAGE: u32 = 1000;
-
-/// Quota on one plugin's namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Quota {
-    /// Most keys the namespace may hold.
-    pub max_keys: u64,
-    /// Most bytes (keys + values) the namespace may hold.
-    pub max_bytes: u64,
-}
-
-/// One page of keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPage {
-    pub keys: Vec<String>,
-    pub next_cursor: Option<String>,
-}
-
-/// Why a storage operation failed.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum KvError {
-    /// The write would take the namespace over its quota.
-    #[error("quota exceeded: {0}")]
-    QuotaExceeded(String),
-    /// `increment` on a value that is not a decimal i64, or that would overflow.
-    #[error("{0}")]
-    NotAnInteger(String),
-    /// The backend failed; the text is for host logs, not for plugins.
-    #[error("storage backend failed: {0}")]
-    Backend(String),
-}
-
-/// A write to one key, applied atomically against its current value.
-#[derive(Debug, Clone, Copy)]
-pub enum Update<'a> {
-    /// Replace the value.
-    Set(&'a [u8]),
-    /// Add to the decimal integer stored (absent = 0).
-    Increment(i64),
-    /// Replace the value only if it currently equals `expected` (none = absent).
-    CompareAndSwap {
-        expected: Option<&'a [u8]>,
-        value: &'a [u8],
-    },
-}
-
-/// What an [`Update`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Updated {
-    Set,
-    Incremented(i64),
-    Swapped(bool),
-}
-
-impl Update<'_> {
-    /// The new value to store (none = leave as is) and the outcome, given the current value.
-    pub(crate) fn apply(
-        self,
-        key: &str,
-        current: Option<&[u8]>,
-    ) -> Result<(Option<Vec<u8>>, Updated), KvError> {
-        Ok(match self {
-            Update::Set(value) => (Some(value.to_vec()), Updated::Set),
-            Update::Increment(delta) => {
-                let next = add_to_counter(key, current, delta)?;
-                (
-                    Some(next.to_string().into_bytes()),
-                    Updated::Incremented(next),
-                )
-            }
-            Update::CompareAndSwap { expected, value } if current == expected => {
-                (Some(value.to_vec()), Updated::Swapped(true))
-            }
-            Update::CompareAndSwap { .. } => (None, Updated::Swapped(false)),
-        })
-    }
-}
-
-/// Keys and bytes a namespace holds; kept beside the data so quota checks are O(1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Usage {
-    pub keys: u64,
-    pub bytes: u64,
-}
-
-impl Usage {
-    /// Usage after storing `new_len` bytes under `key` (replacing `old_len`, if any),
-    /// or the quota error that forbids it.
-    pub(crate) fn after_put(
-        self,
-        key: &str,
-        old_len: Option<usize>,
-        new_len: usize,
-        quota: Quota,
-    ) -> Result<Usage, KvError> {
-        let entry = |len: usize| (key.len() + len) as u64;
-        let next = Usage {
-            keys: self.keys + u64::from(old_len.is_none()),
-            bytes: self.bytes - old_len.map_or(0, entry) + entry(new_len),
-        };
-        if next.keys > quota.max_keys && old_len.is_none() {
-            return Err(KvError::QuotaExceeded(format!(
-                "at most {} keys",
-                quota.max_keys
-            )));
-        }
-        if next.bytes > quota.max_bytes && next.bytes > self.bytes {
-            return Err(KvError::QuotaExceeded(format!(
-                "at most {} bytes",
-                quota.max_bytes
-            )));
-        }
-        Ok(next)
-    }
-
-    /// Usage after removing `key` whose value was `old_len` bytes.
-    pub(crate) fn after_delete(self, key: &str, old_len: usize) -> Usage {
-        Usage {
-            keys: self.keys.saturating_sub(1),
-            bytes: self.bytes.saturating_sub((key.len() + old_len) as u64),
-        }
-    }
-}
-
-/// Key-value storage partitioned by namespace (the plugin id, chosen by the host).
-/// Writes check the quota atomically with the write.
-pub trait KvStore: Send + Sync {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError>;
-    fn list_keys(
-        &self,
-        namespace: &str,
-        prefix: &str,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<KeyPage, KvError>;
-    /// Apply `update` to `key` atomically, within `quota`.
-    fn update(
-        &self,
-        namespace: &str,
-        key: &str,
-        update: Update<'_>,
-        quota: Quota,
-    ) -> Result<Updated, KvError>;
-
-    fn set(&self, namespace: &str, key: &str, value: &[u8], quota: Quota) -> Result<(), KvError> {
-        self.update(namespace, key, Update::Set(value), quota)
-            .map(drop)
-    }
-
-    fn increment(
-        &self,
-        namespace: &str,
-        key: &str,
-        delta: i64,
-        quota: Quota,
-    ) -> Result<i64, KvError> {
-        match self.update(namespace, key, Update::Increment(delta), quota)? {
-            Updated::Incremented(value) => Ok(value),
-            other => Err(KvError::Backend(format!("increment returned {other:?}"))),
-        }
-    }
-
-    fn compare_and_swap(
-        &self,
-        namespace: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &[u8],
-        quota: Quota,
-    ) -> Result<bool, KvError> {
-        match self.update(
-            namespace,
-            key,
-            Update::CompareAndSwap { expected, value },
-            quota,
-        )? {
-            Updated::Swapped(swapped) => Ok(swapped),
-            other => Err(KvError::Backend(format!(
-                "compare-and-swap returned {other:?}"
-            ))),
-        }
-    }
-}
-
-/// Parse a stored counter and add `delta`.
-fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
-    let current = match current {
-        None => 0,
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|text| text.parse::<i64>().ok())
-            .ok_or_else(|| {
-                KvError::NotAnInteger(format!("value of `{key}` is not a decimal integer"))
-            })?,
-    };
-    current
-        .checked_add(delta)
-        .ok_or_else(|| KvError::NotAnInteger(format!("increment of `{key}` overflows i64")))
-}
-
-/// `keys` (sorted, at most `limit + 1`) cut to one page of at most `limit`, with the
-/// cursor for the next page when there was more.
-pub(crate) fn page(mut keys: Vec<String>, limit: usize) -> KeyPage {
-    let next_cursor = if keys.len() > limit {
-        keys.truncate(limit);
-        keys.last().cloned()
-    } else {
-        None
-    };
-    KeyPage { keys, next_cursor }
-}
-
-/// The SQL `LIKE` pattern matching keys that start with `prefix` (escape char `\`).
-pub(crate) fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_prefix_escapes_wildcards() {
-        assert_eq!(like_prefix("a%b_c\\"), "a\\%b\\_c\\\\%");
-    }
-
-    #[test]
-    fn shrinking_a_value_is_allowed_even_over_quota() {
-        let quota = Quota {
-            max_keys: 10,
-            max_bytes: 5,
-        };
-        let over = Usage { keys: 1, bytes: 8 };
-        assert!(over.after_put("k", Some(7), 2, quota).is_ok());
-        assert!(over.after_put("k", Some(7), 8, quota).is_err());
     }
 }

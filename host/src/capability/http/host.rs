@@ -1,24 +1,24 @@
 //! Host side of the WIT `http` interface: caps, mTLS identity from a granted secret, the
-//! checked client, and one audit record per request.
+//! checked client under the call's deadline, and one audit record per request.
 
-use super::client::{OutboundError, Outgoing, Rules, origin};
-use crate::audit::{AuditEvent, AuditKind};
+use super::Grant;
+use super::client::{Outbound, OutboundError, Outgoing, Rules, origin};
+use crate::audit::AuditKind;
 use crate::bindings::capstan::plugin::http::{Host, Method, Request, Response};
 use crate::bindings::capstan::plugin::types::Error;
-use crate::capability::CapabilityId;
-use crate::runtime::CallState;
+use crate::capability::log::Redactions;
+use crate::capability::{CallScope, CapabilityId, secrets};
 use std::time::{Duration, Instant};
-use wasmtime::component::HasData;
 
-/// Marker selecting the granted implementation when linking.
-pub(crate) struct Granted;
-
-impl HasData for Granted {
-    type Data<'a> = &'a mut CallState;
-}
-
-pub(crate) fn view(state: &mut CallState) -> &mut CallState {
-    state
+/// The granted outbound client, seen from one call.
+pub struct HttpHost<'a> {
+    pub scope: CallScope<'a>,
+    pub grant: &'a Grant,
+    pub outbound: &'a Outbound,
+    /// For client certificates: the secret store and the plugin's secrets grant, if any.
+    pub secrets: &'a crate::secrets::Secrets,
+    pub secrets_grant: Option<&'a secrets::Grant>,
+    pub redactions: &'a mut Redactions,
 }
 
 fn method(method: Method) -> reqwest::Method {
@@ -33,30 +33,24 @@ fn method(method: Method) -> reqwest::Method {
     }
 }
 
-impl CallState {
+impl HttpHost<'_> {
     /// The mTLS identity held in granted secret `name`.
     fn client_identity(&mut self, name: &str) -> Result<reqwest::Identity, Error> {
-        let plugin = self.plugin.clone();
-        let granted = plugin
-            .grants
-            .secrets
-            .granted()
-            .is_some_and(|g| g.names.contains(name));
-        if !granted {
+        let plugin = self.scope.plugin;
+        if !self.secrets_grant.is_some_and(|g| g.names.contains(name)) {
             return Err(Error::Denied(format!(
-                "client-cert secret `{name}` is not granted to plugin `{}`",
-                plugin.id
+                "client-cert secret `{name}` is not granted to plugin `{plugin}`"
             )));
         }
-        let pem = match plugin.services.secrets.get(&plugin.id, name) {
+        let pem = match self.secrets.get(plugin, name) {
             Ok(Some(pem)) => pem,
             Ok(None) => return Err(Error::NotFound),
             Err(error) => {
-                tracing::error!(plugin = %plugin.id, "reading client-cert secret `{name}` failed: {error}");
+                tracing::error!(plugin = %plugin, "reading client-cert secret `{name}` failed: {error}");
                 return Err(Error::Internal("secret store unavailable".into()));
             }
         };
-        self.log.redact(&pem);
+        self.redactions.add(&pem);
         reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
             Error::InvalidInput(format!(
                 "secret `{name}` is not a PEM certificate and private key"
@@ -65,25 +59,20 @@ impl CallState {
     }
 }
 
-impl Host for &mut CallState {
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+impl Host for HttpHost<'_> {
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn send(&mut self, request: Request) -> Result<Response, Error> {
-        let plugin = self.plugin.clone();
-        let grant = plugin
-            .grants
-            .http
-            .granted()
-            .expect("http is linked to the real host only when granted");
+        let scope = self.scope;
+        let grant = self.grant;
         let verb = method(request.method);
         let target = url::Url::parse(&request.url)
             .map_or_else(|_| "an invalid URL".to_string(), |u| origin(&u));
         let audit = |detail: String| {
-            plugin.services.audit.record(AuditEvent::new(
-                &plugin.id,
+            scope.audit(
                 AuditKind::HttpRequest,
-                Some(CapabilityId::Http),
+                CapabilityId::Http,
                 format!("{verb} {target} {detail}"),
-            ));
+            );
         };
         let body_len = request.body.as_ref().map_or(0, Vec::len);
         if body_len > grant.max_request_bytes as usize {
@@ -110,7 +99,9 @@ impl Host for &mut CallState {
             wanted: &grant.wanted,
             allowed: &grant.allowed,
             open_networks: &grant.allow_networks,
-            timeout: Duration::from_millis(u64::from(wanted_ms)),
+            timeout: scope
+                .deadline
+                .bound(Duration::from_millis(u64::from(wanted_ms))),
             max_response_bytes: grant.max_response_bytes as usize,
         };
         let outgoing = Outgoing {
@@ -121,7 +112,7 @@ impl Host for &mut CallState {
             identity,
         };
         let started = Instant::now();
-        let result = plugin.services.outbound.send(outgoing, &rules);
+        let result = self.outbound.send(outgoing, &rules);
         let elapsed = started.elapsed().as_millis();
         match result {
             Ok(incoming) => {

@@ -3,11 +3,13 @@
 //! size, and audits every request.
 
 mod client;
+mod deny;
 mod host;
 mod network;
 mod pattern;
 
 pub use client::{Incoming, Outbound, OutboundError, Outgoing, Resolver, Rules, SystemResolver};
+pub use host::HttpHost;
 pub use network::blocked_range;
 pub use pattern::HostPattern;
 
@@ -34,20 +36,13 @@ pub fn is_transport_header(name: &str) -> bool {
         .any(|owned| name.eq_ignore_ascii_case(owned))
 }
 
-use super::{CapabilityId, CapabilityInfo, Decision, Direction};
-use crate::runtime::CallState;
+use super::{CallScope, Capability, CapabilityId, CapabilityInfo, Decision, Direction, Import};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use wasmtime::component::Linker;
+use wasmtime::component::{HasData, Linker};
 
-/// Registry entry.
-pub const INFO: CapabilityInfo = CapabilityInfo {
-    id: CapabilityId::Http,
-    name: "http.outbound",
-    key: "http",
-    interface: "http",
-    direction: Direction::Import,
-};
+/// The `http.outbound` capability.
+pub struct Http;
 
 /// Hard ceiling (and default) for one request's deadline.
 pub const MAX_TIMEOUT_MS: u32 = 30_000;
@@ -77,34 +72,6 @@ pub struct Allowed {
     pub max_request_bytes: Option<u32>,
 }
 
-impl Allowed {
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self
-            .timeout_ms
-            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
-        {
-            return Err(format!("timeout_ms must be 1..={MAX_TIMEOUT_MS}"));
-        }
-        if self
-            .max_response_bytes
-            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
-        {
-            return Err(format!(
-                "max_response_bytes must be at most {MAX_RESPONSE_BYTES}"
-            ));
-        }
-        if self
-            .max_request_bytes
-            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
-        {
-            return Err(format!(
-                "max_request_bytes must be at most {MAX_RESPONSE_BYTES}"
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// What a plugin may reach: a URL must match a manifest pattern AND a policy pattern.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Grant {
@@ -116,38 +83,181 @@ pub struct Grant {
     pub max_request_bytes: u32,
 }
 
-/// manifest ∩ policy for outbound hosts.
-pub fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
-    if allowed.hosts.is_empty() {
-        return Err("the policy allows no hosts".into());
+impl Capability for Http {
+    const INFO: CapabilityInfo = CapabilityInfo {
+        id: CapabilityId::Http,
+        name: "http.outbound",
+        key: "http",
+        interface: "http",
+        standard: &[],
+        direction: Direction::Import,
+    };
+
+    type Request = Request;
+    type Allowed = Allowed;
+    type Grant = Grant;
+
+    fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
+        if allowed.hosts.is_empty() {
+            return Err("the policy allows no hosts".into());
+        }
+        let overlap = request
+            .hosts
+            .iter()
+            .any(|wanted| allowed.hosts.iter().any(|a| a.overlaps(wanted)));
+        if !overlap {
+            return Err("none of the requested hosts is allowed by the policy".into());
+        }
+        Ok(Grant {
+            wanted: request.hosts.clone(),
+            allowed: allowed.hosts.clone(),
+            allow_networks: allowed.allow_networks.clone(),
+            timeout_ms: allowed.timeout_ms.unwrap_or(MAX_TIMEOUT_MS),
+            max_response_bytes: allowed.max_response_bytes.unwrap_or(MAX_RESPONSE_BYTES),
+            max_request_bytes: allowed
+                .max_request_bytes
+                .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+        })
     }
-    let overlap = request
-        .hosts
-        .iter()
-        .any(|wanted| allowed.hosts.iter().any(|a| a.overlaps(wanted)));
-    if !overlap {
-        return Err("none of the requested hosts is allowed by the policy".into());
-    }
-    Ok(Grant {
-        wanted: request.hosts.clone(),
-        allowed: allowed.hosts.clone(),
-        allow_networks: allowed.allow_networks.clone(),
-        timeout_ms: allowed.timeout_ms.unwrap_or(MAX_TIMEOUT_MS),
-        max_response_bytes: allowed.max_response_bytes.unwrap_or(MAX_RESPONSE_BYTES),
-        max_request_bytes: allowed
+
+    fn check_allowed(allowed: &Allowed) -> Result<(), String> {
+        if allowed
+            .timeout_ms
+            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
+        {
+            return Err(format!("timeout_ms must be 1..={MAX_TIMEOUT_MS}"));
+        }
+        if allowed
+            .max_response_bytes
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
+        {
+            return Err(format!(
+                "max_response_bytes must be at most {MAX_RESPONSE_BYTES}"
+            ));
+        }
+        if allowed
             .max_request_bytes
-            .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
-    })
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
+        {
+            return Err(format!(
+                "max_request_bytes must be at most {MAX_RESPONSE_BYTES}"
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Link the real client when granted, the deny stub otherwise.
-pub(crate) fn link(
-    linker: &mut Linker<CallState>,
-    decision: &Decision<Grant>,
-) -> wasmtime::Result<()> {
-    use crate::bindings::capstan::plugin::http::add_to_linker;
-    match decision {
-        Decision::Granted { .. } => add_to_linker::<CallState, host::Granted>(linker, host::view),
-        _ => add_to_linker::<CallState, super::deny::DenyAll>(linker, super::deny::view),
+impl Import for Http {
+    type View<'a> = HttpHost<'a>;
+
+    fn link<T: 'static>(
+        linker: &mut Linker<T>,
+        decision: &Decision<Grant>,
+        view: fn(&mut T) -> HttpHost<'_>,
+        scope: fn(&mut T) -> CallScope<'_>,
+    ) -> wasmtime::Result<()> {
+        use crate::bindings::capstan::plugin::http::add_to_linker;
+        match decision {
+            Decision::Granted { .. } => add_to_linker::<T, Http>(linker, view),
+            _ => add_to_linker::<T, deny::Withheld>(linker, scope),
+        }
+    }
+}
+
+impl HasData for Http {
+    type Data<'a> = HttpHost<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::capstan::plugin::http::{Host, Method};
+    use crate::bindings::capstan::plugin::types::Error;
+    use crate::capability::log::Redactions;
+    use crate::capability::scope::testing::TestScope;
+    use crate::capability::{Allowed as PolicyTables, Grants, Requested};
+    use std::sync::Arc;
+
+    fn decide(manifest: &str, policy: &str) -> Decision<Grant> {
+        let requested: Requested = toml::from_str(manifest).unwrap();
+        let allowed: PolicyTables = toml::from_str(policy).unwrap();
+        Grants::decide(&requested, &allowed).http
+    }
+
+    /// A resolver that must never be asked: the tests below are refused before any lookup.
+    struct NoLookups;
+
+    impl Resolver for NoLookups {
+        fn resolve(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+            panic!("resolved {host} for a request that should have been refused")
+        }
+    }
+
+    fn request(url: &str) -> crate::bindings::capstan::plugin::http::Request {
+        crate::bindings::capstan::plugin::http::Request {
+            method: Method::Get,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: None,
+            client_cert: None,
+        }
+    }
+
+    #[test]
+    fn the_intersection_of_manifest_and_policy_hosts_is_all_a_plugin_reaches() {
+        let decision = decide(
+            "[http]\nhosts = [\"https://api.example.com\", \"https://other.example.com\"]\n",
+            "[http]\nhosts = [\"https://*.example.com\"]\n",
+        );
+        let outbound = Outbound::new(Arc::new(NoLookups)).unwrap();
+        let vault = crate::secrets::Secrets::new(
+            Arc::new(crate::storage::MemoryKv::default()),
+            crate::secrets::Keyring::single(crate::secrets::MasterKey::generate().0),
+        );
+        let test = TestScope::new();
+        let mut redactions = Redactions::default();
+        let mut host = HttpHost {
+            scope: test.scope(),
+            grant: decision.granted().unwrap(),
+            outbound: &outbound,
+            secrets: &vault,
+            secrets_grant: None,
+            redactions: &mut redactions,
+        };
+        let refused = host
+            .send(request("https://elsewhere.example.com/"))
+            .unwrap_err();
+        assert!(matches!(refused, Error::Denied(_)), "{refused:?}");
+        let loopback = host.send(request("https://127.0.0.1/")).unwrap_err();
+        assert!(matches!(loopback, Error::Denied(_)), "{loopback:?}");
+        let cert = host
+            .send(crate::bindings::capstan::plugin::http::Request {
+                client_cert: Some("cert".into()),
+                ..request("https://api.example.com/")
+            })
+            .unwrap_err();
+        assert!(
+            matches!(cert, Error::Denied(_)),
+            "ungranted client-cert secret: {cert:?}"
+        );
+    }
+
+    #[test]
+    fn withheld_http_answers_denied_and_audits() {
+        assert!(matches!(
+            decide(
+                "[http]\nhosts = [\"https://api.example.com\"]\n",
+                "[http]\nhosts = [\"https://other.org\"]\n"
+            ),
+            Decision::Denied { .. }
+        ));
+        let test = TestScope::new();
+        let mut scope = test.scope();
+        assert!(matches!(
+            Host::send(&mut scope, request("https://api.example.com/")),
+            Err(Error::Denied(_))
+        ));
+        assert_eq!(test.denials_of(CapabilityId::Http), 1);
     }
 }

@@ -1,43 +1,26 @@
 //! Host side of the WIT `kv` interface: size caps, then the store, in the plugin's namespace.
 
-use super::Grant;
-use crate::audit::{AuditEvent, AuditKind};
+use super::{Grant, KvStore};
+use crate::audit::AuditKind;
 use crate::bindings::capstan::plugin::kv::{Host, KeyPage};
 use crate::bindings::capstan::plugin::types::Error;
-use crate::capability::CapabilityId;
-use crate::runtime::{CallState, PluginContext};
-use crate::storage::KvError;
-use wasmtime::component::HasData;
+use crate::capability::{CallScope, CapabilityId};
+use crate::storage::StoreError;
 
-/// Marker selecting the granted implementation when linking.
-pub(crate) struct Granted;
-
-impl HasData for Granted {
-    type Data<'a> = KvHost<'a>;
-}
-
-/// The granted kv, seen from one call.
-pub(crate) struct KvHost<'a> {
-    plugin: &'a PluginContext,
-}
-
-pub(crate) fn view(state: &mut CallState) -> KvHost<'_> {
-    KvHost {
-        plugin: &state.plugin,
-    }
+/// The granted kv, seen from one call: the namespace is the calling plugin's id.
+pub struct KvHost<'a> {
+    pub scope: CallScope<'a>,
+    pub grant: &'a Grant,
+    pub store: &'a dyn KvStore,
 }
 
 impl KvHost<'_> {
-    fn grant(&self) -> &Grant {
-        self.plugin
-            .grants
-            .kv
-            .granted()
-            .expect("kv is linked to the real host only when granted")
+    fn namespace(&self) -> &str {
+        self.scope.plugin
     }
 
     fn check_key(&self, key: &str) -> Result<(), Error> {
-        let max = self.grant().max_key_bytes as usize;
+        let max = self.grant.max_key_bytes as usize;
         if key.is_empty() {
             return Err(Error::InvalidInput("key must not be empty".into()));
         }
@@ -51,7 +34,7 @@ impl KvHost<'_> {
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), Error> {
-        let max = self.grant().max_value_bytes as usize;
+        let max = self.grant.max_value_bytes as usize;
         if value.len() > max {
             return Err(Error::TooLarge(format!(
                 "value is {} bytes; the cap is {max}",
@@ -61,20 +44,19 @@ impl KvHost<'_> {
         Ok(())
     }
 
-    fn map(&self, error: KvError) -> Error {
+    fn map(&self, error: StoreError) -> Error {
         match error {
-            KvError::QuotaExceeded(detail) => {
-                self.plugin.services.audit.record(AuditEvent::new(
-                    &self.plugin.id,
+            StoreError::QuotaExceeded(detail) => {
+                self.scope.audit(
                     AuditKind::LimitHit,
-                    Some(CapabilityId::Kv),
+                    CapabilityId::Kv,
                     format!("kv quota exceeded: {detail}"),
-                ));
+                );
                 Error::QuotaExceeded(detail)
             }
-            KvError::NotAnInteger(detail) => Error::InvalidInput(detail),
-            KvError::Backend(detail) => {
-                tracing::error!(plugin = %self.plugin.id, "kv backend failed: {detail}");
+            StoreError::NotAnInteger(detail) => Error::InvalidInput(detail),
+            StoreError::Backend(detail) => {
+                tracing::error!(plugin = %self.scope.plugin, "kv backend failed: {detail}");
                 Error::Internal("storage is unavailable".into())
             }
         }
@@ -82,39 +64,32 @@ impl KvHost<'_> {
 }
 
 impl Host for KvHost<'_> {
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
         self.check_key(&key)?;
-        self.plugin
-            .services
-            .kv
-            .get(&self.plugin.id, &key)
+        self.store
+            .get(self.namespace(), &key)
             .map_err(|e| self.map(e))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
         self.check_key(&key)?;
         self.check_value(&value)?;
-        let quota = self.grant().quota;
-        self.plugin
-            .services
-            .kv
-            .set(&self.plugin.id, &key, &value, quota)
+        self.store
+            .set(self.namespace(), &key, &value, self.grant.quota)
             .map_err(|e| self.map(e))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn delete(&mut self, key: String) -> Result<bool, Error> {
         self.check_key(&key)?;
-        self.plugin
-            .services
-            .kv
-            .delete(&self.plugin.id, &key)
+        self.store
+            .delete(self.namespace(), &key)
             .map_err(|e| self.map(e))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn list_keys(
         &mut self,
         prefix: String,
@@ -122,10 +97,8 @@ impl Host for KvHost<'_> {
         limit: u32,
     ) -> Result<KeyPage, Error> {
         let page = self
-            .plugin
-            .services
-            .kv
-            .list_keys(&self.plugin.id, &prefix, cursor.as_deref(), limit)
+            .store
+            .list_keys(self.namespace(), &prefix, cursor.as_deref(), limit)
             .map_err(|e| self.map(e))?;
         Ok(KeyPage {
             keys: page.keys,
@@ -133,18 +106,15 @@ impl Host for KvHost<'_> {
         })
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn increment(&mut self, key: String, delta: i64) -> Result<i64, Error> {
         self.check_key(&key)?;
-        let quota = self.grant().quota;
-        self.plugin
-            .services
-            .kv
-            .increment(&self.plugin.id, &key, delta, quota)
+        self.store
+            .increment(self.namespace(), &key, delta, self.grant.quota)
             .map_err(|e| self.map(e))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn compare_and_swap(
         &mut self,
         key: String,
@@ -153,11 +123,14 @@ impl Host for KvHost<'_> {
     ) -> Result<bool, Error> {
         self.check_key(&key)?;
         self.check_value(&value)?;
-        let quota = self.grant().quota;
-        self.plugin
-            .services
-            .kv
-            .compare_and_swap(&self.plugin.id, &key, expected.as_deref(), &value, quota)
+        self.store
+            .compare_and_swap(
+                self.namespace(),
+                &key,
+                expected.as_deref(),
+                &value,
+                self.grant.quota,
+            )
             .map_err(|e| self.map(e))
     }
 }

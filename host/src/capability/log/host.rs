@@ -1,9 +1,8 @@
 //! Host side of the WIT `log` interface.
 
+use super::limiter::{CallLog, LogTarget};
+use super::{LogLevel, LogSource};
 use crate::bindings::capstan::plugin::log::{Host, Level};
-use crate::capability::log::LogSource;
-use crate::policy::LogLevel;
-use crate::runtime::CallState;
 
 impl From<Level> for LogLevel {
     fn from(level: Level) -> Self {
@@ -17,14 +16,15 @@ impl From<Level> for LogLevel {
     }
 }
 
-impl Host for CallState {
+/// The log, seen from one call: where lines go and this call's accounting.
+pub struct LogHost<'a> {
+    pub target: LogTarget<'a>,
+    pub call: &'a mut CallLog,
+}
+
+impl Host for LogHost<'_> {
     fn write(&mut self, level: Level, message: String) {
-        self.log.write(
-            &self.plugin,
-            &self.call_id,
-            level.into(),
-            LogSource::Guest,
-            &message,
-        );
+        self.call
+            .write(&self.target, level.into(), LogSource::Guest, &message);
     }
 }

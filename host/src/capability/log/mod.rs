@@ -1,32 +1,42 @@
 //! `log`: always granted. Lines are levelled, tagged with plugin and call id, capped in
 //! size, counted per call and rate-limited per plugin so a flood cannot starve the host.
 
-mod batched;
 mod host;
 mod limiter;
+mod settings;
 mod sink;
 
-pub use batched::BatchedLogs;
-pub use limiter::{CallLog, RateLimiter};
+pub use host::LogHost;
+pub use limiter::{CallLog, LogTarget, Redactions};
+pub use settings::{LogLevel, LogPolicy, LogSettings};
 pub use sink::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs, mirror_to_tracing};
 
-use super::{CapabilityId, CapabilityInfo, Direction};
-use crate::runtime::CallState;
-use wasmtime::component::{HasSelf, Linker};
+use super::{Baseline, CapabilityId, CapabilityInfo, Direction};
+use wasmtime::component::{HasData, Linker};
 
-/// Registry entry.
-pub const INFO: CapabilityInfo = CapabilityInfo {
-    id: CapabilityId::Log,
-    name: "log",
-    key: "log",
-    interface: "log",
-    direction: Direction::Import,
-};
+/// The `log` capability.
+pub struct Log;
 
-/// Link the real implementation (log is never denied).
-pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    crate::bindings::capstan::plugin::log::add_to_linker::<CallState, HasSelf<CallState>>(
-        linker,
-        |state| state,
-    )
+impl Baseline for Log {
+    const INFO: CapabilityInfo = CapabilityInfo {
+        id: CapabilityId::Log,
+        name: "log",
+        key: "log",
+        interface: "log",
+        standard: &[],
+        direction: Direction::Import,
+    };
+
+    type View<'a> = LogHost<'a>;
+
+    fn link<T: 'static>(
+        linker: &mut Linker<T>,
+        view: fn(&mut T) -> LogHost<'_>,
+    ) -> wasmtime::Result<()> {
+        crate::bindings::capstan::plugin::log::add_to_linker::<T, Log>(linker, view)
+    }
+}
+
+impl HasData for Log {
+    type Data<'a> = LogHost<'a>;
 }

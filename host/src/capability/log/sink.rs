@@ -1,13 +1,13 @@
 //! Where plugin log lines go: a bounded in-memory ring (queryable) mirrored to `tracing`.
 
-use crate::policy::LogLevel;
+use super::LogLevel;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Which stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogSource {
     /// The plugin's `log.write` calls.
@@ -30,10 +30,14 @@ impl LogSource {
             LogSource::Host => "host",
         }
     }
+}
 
-    /// The source named `name`.
-    pub fn parse(name: &str) -> Option<LogSource> {
-        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+impl std::str::FromStr for LogSource {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<LogSource, String> {
+        serde_json::from_value(serde_json::Value::String(name.to_string()))
+            .map_err(|_| format!("unknown log source `{name}`"))
     }
 }
 
@@ -81,7 +85,7 @@ pub trait LogSink: Send + Sync {
         }
     }
     /// Lines matching `query`, newest first.
-    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::KvError>;
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::StoreError>;
 }
 
 /// Keeps the newest `capacity` lines in memory and mirrors each to `tracing`.
@@ -120,7 +124,7 @@ impl LogSink for MemoryLogs {
         records.push_back(record);
     }
 
-    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::KvError> {
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::StoreError> {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let limit = query.limit.clamp(1, crate::audit::MAX_QUERY_ROWS) as usize;
         Ok(records

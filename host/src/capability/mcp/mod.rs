@@ -1,18 +1,12 @@
 //! `mcp`: the plugin's exported tools. Exposure is the operator's call: the policy may
 //! allow all declared tools or name a subset. Calls to anything else are denied.
 
-use super::{CapabilityId, CapabilityInfo, Direction};
+use super::{Capability, CapabilityId, CapabilityInfo, Direction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// Registry entry.
-pub const INFO: CapabilityInfo = CapabilityInfo {
-    id: CapabilityId::Mcp,
-    name: "mcp",
-    key: "mcp",
-    interface: "mcp",
-    direction: Direction::Export,
-};
+/// The `mcp` capability.
+pub struct Mcp;
 
 /// Manifest `[capabilities.mcp]`: the tools the plugin offers.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -28,28 +22,53 @@ pub struct Allowed {
     pub tools: Option<Vec<String>>,
 }
 
-impl Allowed {
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 /// The tools that may be listed and called.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Grant {
     pub tools: BTreeSet<String>,
 }
 
-/// manifest ∩ policy for tools.
-pub fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
-    let tools: BTreeSet<String> = request
-        .tools
-        .iter()
-        .filter(|t| allowed.tools.as_ref().is_none_or(|a| a.contains(t)))
-        .cloned()
-        .collect();
-    if tools.is_empty() {
-        return Err("none of the declared tools is allowed by the policy".into());
+impl Capability for Mcp {
+    const INFO: CapabilityInfo = CapabilityInfo {
+        id: CapabilityId::Mcp,
+        name: "mcp",
+        key: "mcp",
+        interface: "mcp",
+        standard: &[],
+        direction: Direction::Export,
+    };
+
+    type Request = Request;
+    type Allowed = Allowed;
+    type Grant = Grant;
+
+    fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
+        let tools: BTreeSet<String> = request
+            .tools
+            .iter()
+            .filter(|t| allowed.tools.as_ref().is_none_or(|a| a.contains(t)))
+            .cloned()
+            .collect();
+        if tools.is_empty() {
+            return Err("none of the declared tools is allowed by the policy".into());
+        }
+        Ok(Grant { tools })
     }
-    Ok(Grant { tools })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::capability::{Decision, Grants, Requested};
+
+    #[test]
+    fn the_policy_may_expose_a_subset_of_the_declared_tools() {
+        let requested: Requested = toml::from_str("[mcp]\ntools = [\"add\", \"rm\"]\n").unwrap();
+        let subset = Grants::decide(
+            &requested,
+            &toml::from_str("[mcp]\ntools = [\"add\"]\n").unwrap(),
+        );
+        assert_eq!(subset.mcp.granted().unwrap().tools.len(), 1);
+        let none = Grants::decide(&requested, &toml::from_str("[mcp]\ntools = []\n").unwrap());
+        assert!(matches!(none.mcp, Decision::Denied { .. }));
+    }
 }

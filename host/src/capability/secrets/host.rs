@@ -1,55 +1,44 @@
 //! Host side of the WIT `secrets` interface.
 
-use crate::audit::{AuditEvent, AuditKind};
+use super::Grant;
 use crate::bindings::capstan::plugin::secrets::Host;
 use crate::bindings::capstan::plugin::types::Error;
-use crate::capability::CapabilityId;
-use crate::runtime::CallState;
-use wasmtime::component::HasData;
+use crate::capability::log::Redactions;
+use crate::capability::{CallScope, CapabilityId};
 
-/// Marker selecting the granted implementation when linking.
-pub(crate) struct Granted;
-
-impl HasData for Granted {
-    type Data<'a> = &'a mut CallState;
+/// The granted secrets, seen from one call.
+pub struct SecretsHost<'a> {
+    pub scope: CallScope<'a>,
+    pub grant: &'a Grant,
+    pub secrets: &'a crate::secrets::Secrets,
+    /// Values read are redacted from the call's later log lines.
+    pub redactions: &'a mut Redactions,
 }
 
-pub(crate) fn view(state: &mut CallState) -> &mut CallState {
-    state
-}
-
-impl Host for &mut CallState {
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.plugin.id))]
+impl Host for SecretsHost<'_> {
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn get(&mut self, name: String) -> Result<String, Error> {
-        let plugin = self.plugin.clone();
-        let granted = plugin
-            .grants
-            .secrets
-            .granted()
-            .is_some_and(|grant| grant.names.contains(&name));
-        if !granted {
-            plugin.services.audit.record(AuditEvent::new(
-                &plugin.id,
-                AuditKind::Denied,
-                Some(CapabilityId::Secrets),
+        let plugin = self.scope.plugin;
+        if !self.grant.names.contains(&name) {
+            self.scope.deny(
+                CapabilityId::Secrets,
                 format!(
                     "call {} asked for secret `{name}`, which is not declared and granted",
-                    self.call_id
+                    self.scope.call_id
                 ),
-            ));
+            );
             return Err(Error::Denied(format!(
-                "secret `{name}` is not granted to plugin `{}`",
-                plugin.id
+                "secret `{name}` is not granted to plugin `{plugin}`"
             )));
         }
-        match plugin.services.secrets.get(&plugin.id, &name) {
+        match self.secrets.get(plugin, &name) {
             Ok(Some(value)) => {
-                self.log.redact(&value);
+                self.redactions.add(&value);
                 Ok(value)
             }
             Ok(None) => Err(Error::NotFound),
             Err(error) => {
-                tracing::error!(plugin = %plugin.id, "reading secret `{name}` failed: {error}");
+                tracing::error!(plugin = %plugin, "reading secret `{name}` failed: {error}");
                 Err(Error::Internal("secret store unavailable".into()))
             }
         }

@@ -7,8 +7,9 @@ mod plugins;
 mod records;
 mod secrets;
 
-use super::{
-    KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
+use super::StoreError;
+use crate::capability::kv::{
+    KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
 };
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -81,7 +82,6 @@ const MIGRATIONS: &[&str] = &[
     );
 "#,
 ];
-
 /// Advisory lock key serialising migrations ("capstan" in ASCII).
 const MIGRATION_LOCK: i64 = 0x63_61_70_73_74_61_6e;
 
@@ -101,22 +101,24 @@ pub struct PostgresStore {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-fn backend(error: impl std::fmt::Display) -> KvError {
-    KvError::Backend(error.to_string())
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
 }
 
 impl PostgresStore {
     /// Connect to `url` (a `postgres://` URL), using `schema` if given (created if
     /// missing), and bring the schema up to date.
-    pub fn connect(url: &str, schema: Option<&str>) -> Result<PostgresStore, KvError> {
+    pub fn connect(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| KvError::Backend(format!("invalid database URL: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("invalid database URL: {e}")))?;
         if let Some(schema) = schema {
             if !schema
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             {
-                return Err(KvError::Backend(format!("invalid schema name `{schema}`")));
+                return Err(StoreError::Backend(format!(
+                    "invalid schema name `{schema}`"
+                )));
             }
             config.options(format!("-c search_path={schema}"));
         }
@@ -163,7 +165,7 @@ impl PostgresStore {
     }
 
     /// Drop `schema` and everything in it (test clean-up).
-    pub fn drop_schema(&self, schema: &str) -> Result<(), KvError> {
+    pub fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             client
@@ -191,7 +193,7 @@ impl Drop for PostgresStore {
     }
 }
 
-async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), KvError> {
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(backend)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -217,7 +219,7 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), KvError> 
 }
 
 /// Lock the namespace's usage row (creating it) and return its usage.
-async fn lock_usage(client: &impl GenericClient, namespace: &str) -> Result<Usage, KvError> {
+async fn lock_usage(client: &impl GenericClient, namespace: &str) -> Result<Usage, StoreError> {
     client
         .execute(
             "INSERT INTO kv_usage (namespace, keys, bytes) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING",
@@ -242,7 +244,7 @@ async fn write_usage(
     client: &impl GenericClient,
     namespace: &str,
     usage: Usage,
-) -> Result<(), KvError> {
+) -> Result<(), StoreError> {
     client
         .execute(
             "UPDATE kv_usage SET keys = $2, bytes = $3 WHERE namespace = $1",
@@ -257,7 +259,7 @@ async fn read_value(
     client: &impl GenericClient,
     namespace: &str,
     key: &str,
-) -> Result<Option<Vec<u8>>, KvError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     let row = client
         .query_opt(
             "SELECT value FROM kv WHERE namespace = $1 AND key = $2",
@@ -269,14 +271,14 @@ async fn read_value(
 }
 
 impl KvStore for PostgresStore {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             read_value(&client, namespace, key).await
         })
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         self.block_on(async {
             let mut client = self.pool.get().await.map_err(backend)?;
             let tx = client.transaction().await.map_err(backend)?;
@@ -302,7 +304,7 @@ impl KvStore for PostgresStore {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<KeyPage, KvError> {
+    ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
@@ -329,7 +331,7 @@ impl KvStore for PostgresStore {
         key: &str,
         update: Update<'_>,
         quota: Quota,
-    ) -> Result<Updated, KvError> {
+    ) -> Result<Updated, StoreError> {
         self.block_on(async {
             let mut client = self.pool.get().await.map_err(backend)?;
             let tx = client.transaction().await.map_err(backend)?;

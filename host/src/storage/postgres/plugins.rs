@@ -4,7 +4,7 @@
 
 use super::{PostgresStore, backend};
 use crate::audit::to_millis;
-use crate::storage::{KvError, PluginStore, StoredPlugin, VersionInfo};
+use crate::storage::{PluginStore, StoreError, StoredPlugin, VersionInfo};
 use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use std::time::{Duration, SystemTime};
@@ -18,8 +18,8 @@ impl PostgresStore {
     /// Run `change` in a transaction that also notifies the other hosts.
     fn changing<R>(
         &self,
-        change: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<R, KvError>,
-    ) -> Result<R, KvError> {
+        change: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         self.block_on(async {
             let mut client = self.pool.get().await.map_err(backend)?;
             let tx = client.transaction().await.map_err(backend)?;
@@ -40,7 +40,7 @@ impl PluginStore for PostgresStore {
         version: &str,
         sha256: &str,
         wasm: &[u8],
-    ) -> Result<i64, KvError> {
+    ) -> Result<i64, StoreError> {
         self.changing(async |tx| {
             // Serialise installs of the same id across hosts.
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&id])
@@ -79,7 +79,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn set_current(&self, id: &str, seq: i64) -> Result<(), KvError> {
+    fn set_current(&self, id: &str, seq: i64) -> Result<(), StoreError> {
         self.changing(async |tx| {
             tx.execute(
                 "UPDATE plugins SET current_seq = $2 WHERE id = $1",
@@ -91,7 +91,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), KvError> {
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
         self.changing(async |tx| {
             tx.execute(
                 "UPDATE plugins SET enabled = $2 WHERE id = $1",
@@ -103,7 +103,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn remove_plugin(&self, id: &str) -> Result<bool, KvError> {
+    fn remove_plugin(&self, id: &str) -> Result<bool, StoreError> {
         self.changing(async |tx| {
             let removed = tx
                 .execute("DELETE FROM plugins WHERE id = $1", &[&id])
@@ -116,7 +116,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn plugins(&self) -> Result<Vec<StoredPlugin>, KvError> {
+    fn plugins(&self) -> Result<Vec<StoredPlugin>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client
@@ -137,7 +137,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, KvError> {
+    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client
@@ -160,7 +160,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, KvError> {
+    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let row = client
@@ -174,7 +174,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn setting(&self, name: &str) -> Result<Option<String>, KvError> {
+    fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let row = client
@@ -185,7 +185,7 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn set_setting(&self, name: &str, value: &str) -> Result<(), KvError> {
+    fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         self.changing(async |tx| {
             tx.execute(
                 "INSERT INTO settings (name, value) VALUES ($1, $2)

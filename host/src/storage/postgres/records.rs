@@ -5,18 +5,30 @@ use crate::audit::{
     AuditEvent, AuditKind, AuditQuery, AuditSink, MAX_QUERY_ROWS, from_millis, to_millis, trace,
 };
 use crate::capability::CapabilityId;
-use crate::capability::log::{LogQuery, LogRecord, LogSink, LogSource, mirror_to_tracing};
-use crate::policy::LogLevel;
-use crate::storage::KvError;
+use crate::capability::log::LogLevel;
+use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
+use crate::storage::StoreError;
 
 impl AuditSink for PostgresStore {
     fn record(&self, event: AuditEvent) {
         trace(&event);
-        let inserted: Result<(), KvError> = self.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
-            client
-                .execute(
+        self.record_all(vec![event]);
+    }
+
+    /// All records in one transaction with one prepared statement.
+    fn record_all(&self, events: Vec<AuditEvent>) {
+        let inserted: Result<(), StoreError> = self.block_on(async {
+            let mut client = self.pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let insert = tx
+                .prepare_cached(
                     "INSERT INTO audit (time_ms, plugin, kind, capability, detail) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .await
+                .map_err(backend)?;
+            for event in &events {
+                tx.execute(
+                    &insert,
                     &[
                         &to_millis(event.time),
                         &event.plugin,
@@ -26,15 +38,16 @@ impl AuditSink for PostgresStore {
                     ],
                 )
                 .await
-                .map(drop)
-                .map_err(backend)
+                .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)
         });
         if let Err(error) = inserted {
-            tracing::error!("writing an audit record failed: {error}");
+            tracing::error!("writing {} audit records failed: {error}", events.len());
         }
     }
 
-    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, KvError> {
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client
@@ -59,7 +72,7 @@ impl AuditSink for PostgresStore {
                     Some(AuditEvent {
                         time: from_millis(row.get(0)),
                         plugin: row.get(1),
-                        kind: AuditKind::parse(row.get(2))?,
+                        kind: row.get::<_, &str>(2).parse().ok()?,
                         capability: row.get::<_, Option<&str>>(3).and_then(CapabilityId::from_name),
                         detail: row.get(4),
                     })
@@ -71,13 +84,25 @@ impl AuditSink for PostgresStore {
 
 impl LogSink for PostgresStore {
     fn write(&self, record: LogRecord) {
-        mirror_to_tracing(&record);
-        let inserted: Result<(), KvError> = self.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
-            client
-                .execute(
+        self.write_all(vec![record]);
+    }
+
+    /// All lines in one transaction with one prepared statement.
+    fn write_all(&self, records: Vec<LogRecord>) {
+        let inserted: Result<(), StoreError> = self.block_on(async {
+            let mut client = self.pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let insert = tx
+                .prepare_cached(
                     "INSERT INTO logs (time_ms, plugin, call_id, level, source, message)
                      VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await
+                .map_err(backend)?;
+            for record in &records {
+                mirror_to_tracing(record);
+                tx.execute(
+                    &insert,
                     &[
                         &to_millis(record.time),
                         &record.plugin,
@@ -88,15 +113,16 @@ impl LogSink for PostgresStore {
                     ],
                 )
                 .await
-                .map(drop)
-                .map_err(backend)
+                .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)
         });
         if let Err(error) = inserted {
-            tracing::error!("writing a plugin log line failed: {error}");
+            tracing::error!("writing {} plugin log lines failed: {error}", records.len());
         }
     }
 
-    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, KvError> {
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client
@@ -123,7 +149,7 @@ impl LogSink for PostgresStore {
                         plugin: row.get(1),
                         call_id: row.get(2),
                         level: LogLevel::from_rank(row.get(3))?,
-                        source: LogSource::parse(row.get(4))?,
+                        source: row.get::<_, &str>(4).parse().ok()?,
                         message: row.get(5),
                     })
                 })

@@ -2,7 +2,7 @@
 
 use super::{PostgresStore, backend};
 use crate::secrets::{Sealed, SecretError, SecretStore};
-use crate::storage::KvError;
+use crate::storage::StoreError;
 use deadpool_postgres::GenericClient;
 fn sealed_from_row(row: &tokio_postgres::Row) -> Sealed {
     Sealed {
@@ -13,7 +13,7 @@ fn sealed_from_row(row: &tokio_postgres::Row) -> Sealed {
 }
 
 impl SecretStore for PostgresStore {
-    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), KvError> {
+    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             client
@@ -29,7 +29,7 @@ impl SecretStore for PostgresStore {
         })
     }
 
-    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, KvError> {
+    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let row = client
@@ -43,7 +43,7 @@ impl SecretStore for PostgresStore {
         })
     }
 
-    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, KvError> {
+    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             client
@@ -57,7 +57,7 @@ impl SecretStore for PostgresStore {
         })
     }
 
-    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, KvError> {
+    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client

@@ -6,8 +6,9 @@ mod plugins;
 mod records;
 mod secrets;
 
-use super::{
-    KeyPage, KvError, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
+use super::StoreError;
+use crate::capability::kv::{
+    KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -78,21 +79,20 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
 ",
 ];
-
 /// State in one SQLite database file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-fn backend(error: rusqlite::Error) -> KvError {
-    KvError::Backend(error.to_string())
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
 }
 
 impl SqliteStore {
     /// Open (creating if needed) the database at `path` and bring its schema up to date.
-    pub fn open(path: &Path) -> Result<SqliteStore, KvError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)
-            .map_err(|e| KvError::Backend(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -101,11 +101,11 @@ impl SqliteStore {
     }
 
     /// A private in-memory database (tests).
-    pub fn open_in_memory() -> Result<SqliteStore, KvError> {
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         Self::init(Connection::open_in_memory().map_err(backend)?)
     }
 
-    fn init(mut conn: Connection) -> Result<SqliteStore, KvError> {
+    fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         migrate(&mut conn).map_err(backend)?;
@@ -119,7 +119,7 @@ impl SqliteStore {
     }
 
     /// The schema version the database is at.
-    pub fn schema_version(&self) -> Result<usize, KvError> {
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
         current_version(&self.conn()).map_err(backend)
     }
 }
@@ -180,11 +180,11 @@ fn read_value(conn: &Connection, namespace: &str, key: &str) -> rusqlite::Result
 }
 
 impl KvStore for SqliteStore {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         read_value(&self.conn(), namespace, key).map_err(backend)
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -211,7 +211,7 @@ impl KvStore for SqliteStore {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<KeyPage, KvError> {
+    ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         let conn = self.conn();
         let mut statement = conn
@@ -241,7 +241,7 @@ impl KvStore for SqliteStore {
         key: &str,
         update: Update<'_>,
         quota: Quota,
-    ) -> Result<Updated, KvError> {
+    ) -> Result<Updated, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

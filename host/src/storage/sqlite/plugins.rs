@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, backend};
 use crate::audit::to_millis;
-use crate::storage::{KvError, PluginStore, StoredPlugin, VersionInfo};
+use crate::storage::{PluginStore, StoreError, StoredPlugin, VersionInfo};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use std::time::SystemTime;
 
@@ -13,7 +13,7 @@ impl PluginStore for SqliteStore {
         version: &str,
         sha256: &str,
         wasm: &[u8],
-    ) -> Result<i64, KvError> {
+    ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -40,7 +40,7 @@ impl PluginStore for SqliteStore {
         Ok(seq)
     }
 
-    fn set_current(&self, id: &str, seq: i64) -> Result<(), KvError> {
+    fn set_current(&self, id: &str, seq: i64) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE plugins SET current_seq = ?2 WHERE id = ?1",
@@ -50,7 +50,7 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), KvError> {
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE plugins SET enabled = ?2 WHERE id = ?1",
@@ -60,7 +60,7 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn remove_plugin(&self, id: &str) -> Result<bool, KvError> {
+    fn remove_plugin(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -74,7 +74,7 @@ impl PluginStore for SqliteStore {
         Ok(removed > 0)
     }
 
-    fn plugins(&self) -> Result<Vec<StoredPlugin>, KvError> {
+    fn plugins(&self) -> Result<Vec<StoredPlugin>, StoreError> {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached("SELECT id, enabled, current_seq FROM plugins ORDER BY id")
@@ -91,7 +91,7 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, KvError> {
+    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError> {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached(
@@ -111,7 +111,7 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, KvError> {
+    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn()
             .query_row(
                 "SELECT wasm FROM plugin_versions WHERE id = ?1 AND seq = ?2",
@@ -122,7 +122,7 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn setting(&self, name: &str) -> Result<Option<String>, KvError> {
+    fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn()
             .query_row(
                 "SELECT value FROM settings WHERE name = ?1",
@@ -133,7 +133,7 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn set_setting(&self, name: &str, value: &str) -> Result<(), KvError> {
+    fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2)

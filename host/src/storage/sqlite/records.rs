@@ -5,30 +5,43 @@ use crate::audit::{
     AuditEvent, AuditKind, AuditQuery, AuditSink, MAX_QUERY_ROWS, from_millis, to_millis, trace,
 };
 use crate::capability::CapabilityId;
-use crate::capability::log::{LogQuery, LogRecord, LogSink, LogSource, mirror_to_tracing};
-use crate::policy::LogLevel;
-use crate::storage::KvError;
+use crate::capability::log::LogLevel;
+use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
+use crate::storage::StoreError;
 use rusqlite::params;
 
 impl AuditSink for SqliteStore {
     fn record(&self, event: AuditEvent) {
         trace(&event);
-        let inserted = self.conn().execute(
-            "INSERT INTO audit (time_ms, plugin, kind, capability, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                to_millis(event.time),
-                event.plugin,
-                event.kind.as_str(),
-                event.capability.map(CapabilityId::name),
-                event.detail
-            ],
-        );
+        self.record_all(vec![event]);
+    }
+
+    /// All records in one transaction with one prepared statement.
+    fn record_all(&self, events: Vec<AuditEvent>) {
+        let mut conn = self.conn();
+        let inserted = conn.transaction().and_then(|tx| {
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO audit (time_ms, plugin, kind, capability, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for event in &events {
+                    insert.execute(params![
+                        to_millis(event.time),
+                        event.plugin,
+                        event.kind.as_str(),
+                        event.capability.map(CapabilityId::name),
+                        event.detail
+                    ])?;
+                }
+            }
+            tx.commit()
+        });
         if let Err(error) = inserted {
-            tracing::error!("writing an audit record failed: {error}");
+            tracing::error!("writing {} audit records failed: {error}", events.len());
         }
     }
 
-    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, KvError> {
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached(
@@ -65,7 +78,7 @@ impl AuditSink for SqliteStore {
                 Some(AuditEvent {
                     time: from_millis(time),
                     plugin,
-                    kind: AuditKind::parse(&kind)?,
+                    kind: kind.parse().ok()?,
                     capability: capability.as_deref().and_then(CapabilityId::from_name),
                     detail,
                 })
@@ -106,7 +119,7 @@ impl LogSink for SqliteStore {
         }
     }
 
-    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, KvError> {
+    fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached(
@@ -146,7 +159,7 @@ impl LogSink for SqliteStore {
                     plugin,
                     call_id,
                     level: LogLevel::from_rank(level)?,
-                    source: LogSource::parse(&source)?,
+                    source: source.parse().ok()?,
                     message,
                 })
             })

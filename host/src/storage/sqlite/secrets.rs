@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, backend};
 use crate::secrets::{Sealed, SecretError, SecretStore};
-use crate::storage::KvError;
+use crate::storage::StoreError;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
     Ok(Sealed {
@@ -13,7 +13,7 @@ fn sealed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sealed> {
 }
 
 impl SecretStore for SqliteStore {
-    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), KvError> {
+    fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT INTO secrets (plugin, name, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -25,7 +25,7 @@ impl SecretStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, KvError> {
+    fn get_secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>, StoreError> {
         self.conn()
             .query_row(
                 "SELECT key_id, nonce, ciphertext FROM secrets WHERE plugin = ?1 AND name = ?2",
@@ -36,7 +36,7 @@ impl SecretStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, KvError> {
+    fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool, StoreError> {
         self.conn()
             .execute(
                 "DELETE FROM secrets WHERE plugin = ?1 AND name = ?2",
@@ -46,7 +46,7 @@ impl SecretStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, KvError> {
+    fn list_secrets(&self, plugin: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached(

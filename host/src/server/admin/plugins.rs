@@ -1,9 +1,10 @@
 //! `/admin/v1/plugins`: install (and upgrade), list, show, enable, disable, versions,
-//! rollback, remove. Registry work runs on blocking threads (compiling takes a while).
+//! rollback, remove.
 
-use super::error::{ApiError, ErrorBody};
-use super::{AppState, blocking};
-use crate::registry::{PluginInfo, Registry, RegistryError};
+use super::{PluginId, on_registry};
+use crate::registry::PluginInfo;
+use crate::server::AppState;
+use crate::server::error::{ApiError, ErrorBody};
 use crate::storage::VersionInfo;
 use axum::Json;
 use axum::body::Bytes;
@@ -12,15 +13,6 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
-
-/// Run registry `work` on a blocking thread (installs compile, which takes a while).
-async fn on_registry<R: Send + 'static>(
-    state: &Arc<AppState>,
-    work: impl FnOnce(&Registry) -> Result<R, RegistryError> + Send + 'static,
-) -> Result<R, ApiError> {
-    let state = state.clone();
-    blocking(move || work(&state.registry).map_err(ApiError::from)).await
-}
 
 /// `POST /admin/v1/plugins` with the `.wasm` as the body.
 #[utoipa::path(post, path = "/admin/v1/plugins", tag = "plugins",
@@ -130,15 +122,6 @@ impl<S: Send + Sync> FromRequest<S> for WasmUpload {
                 })?;
         Ok(WasmUpload(body))
     }
-}
-
-/// Path parameter naming an installed plugin.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct PluginId {
-    /// The plugin's id, from its manifest.
-    #[param(pattern = "^[a-z][a-z0-9_-]{0,62}$")]
-    id: String,
 }
 
 /// Body of a rollback: the version to return to (default: the previous one).
