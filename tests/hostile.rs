@@ -138,7 +138,10 @@ fn a_looping_call_does_not_block_other_plugins() {
     let hello = host.load("hello", "[defaults.capabilities.routes]\n");
     std::thread::scope(|scope| {
         let looping = scope.spawn(|| hostile.handle(&get("/loop")));
-        std::thread::sleep(Duration::from_millis(20));
+        // Wait until the looping call holds its instance (this runtime's pool is ours alone).
+        while host.runtime.pool_usage().expect("pooling allocator").0 == 0 {
+            std::thread::yield_now();
+        }
         let started = Instant::now();
         assert_eq!(hello.handle(&get("/")).unwrap().status, 200);
         assert!(started.elapsed() < Duration::from_millis(u64::from(DEADLINE_MS)));
