@@ -1,10 +1,33 @@
-//! Generated bindings for the `capstan:plugin` world. Hand-written code lives in the
-//! sibling modules; nothing here is edited by hand.
+//! Generated bindings for the `capstan:plugin` contract: the imports, and one module per
+//! export service so `export_plugin!` exports only what a plugin declares. Hand-written
+//! code lives in the sibling modules; nothing here is edited by hand.
 
 wit_bindgen::generate!({
     path: "../wit",
-    world: "plugin",
-    pub_export_macro: true,
-    export_macro_name: "__capstan_export_world",
+    world: "imports",
     default_bindings_module: "capstan_guest::bindings",
 });
+
+/// The `handler` export (`[capabilities.routes]`).
+pub mod routes {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "routes",
+        pub_export_macro: true,
+        export_macro_name: "__export_routes",
+        default_bindings_module: "capstan_guest::bindings::routes",
+        with: { "capstan:plugin/types@0.1.0": crate::bindings::capstan::plugin::types },
+    });
+}
+
+/// The `mcp` export (`[capabilities.mcp]`).
+pub mod tools {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "tools",
+        pub_export_macro: true,
+        export_macro_name: "__export_tools",
+        default_bindings_module: "capstan_guest::bindings::tools",
+        with: { "capstan:plugin/types@0.1.0": crate::bindings::capstan::plugin::types },
+    });
+}

@@ -28,7 +28,7 @@ impl Response {
 /// Send `request` through the host and wait for the whole response.
 pub fn send(request: &Request) -> Result<Response, Error> {
     #[cfg(target_arch = "wasm32")]
-    return crate::bindings::capstan::plugin::http::send(request);
+    return crate::bindings::capstan::plugin::http::send(request).map_err(Error::from);
     #[cfg(not(target_arch = "wasm32"))]
     return crate::testing::http_send(request);
 }

@@ -11,34 +11,48 @@ use crate::bindings::capstan::plugin::kv as backend;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::testing::kv as backend;
 
+/// The host's answer as the SDK's error type.
+#[cfg(target_arch = "wasm32")]
+fn answer<T>(
+    result: Result<T, crate::bindings::capstan::plugin::types::Error>,
+) -> Result<T, Error> {
+    result.map_err(Error::from)
+}
+
+/// The double's answer (already the SDK's error type).
+#[cfg(not(target_arch = "wasm32"))]
+fn answer<T>(result: Result<T, Error>) -> Result<T, Error> {
+    result
+}
+
 /// The bytes stored under `key`.
 pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
-    backend::get(key)
+    answer(backend::get(key))
 }
 
 /// Store `value` under `key`.
 pub fn set(key: &str, value: &[u8]) -> Result<(), Error> {
-    backend::set(key, value)
+    answer(backend::set(key, value))
 }
 
 /// Remove `key`; true if it existed.
 pub fn delete(key: &str) -> Result<bool, Error> {
-    backend::delete(key)
+    answer(backend::delete(key))
 }
 
 /// One page of keys starting with `prefix`, after `cursor`.
 pub fn list_keys(prefix: &str, cursor: Option<&str>, limit: u32) -> Result<KeyPage, Error> {
-    backend::list_keys(prefix, cursor, limit)
+    answer(backend::list_keys(prefix, cursor, limit))
 }
 
 /// Atomically add `delta` to the integer under `key` and return the new value.
 pub fn increment(key: &str, delta: i64) -> Result<i64, Error> {
-    backend::increment(key, delta)
+    answer(backend::increment(key, delta))
 }
 
 /// Atomically set `key` to `value` if it currently holds `expected` (none = absent).
 pub fn compare_and_swap(key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, Error> {
-    backend::compare_and_swap(key, expected, value)
+    answer(backend::compare_and_swap(key, expected, value))
 }
 
 /// The value under `key` as UTF-8 text.

@@ -1,4 +1,7 @@
 //! Logging into the host's log. Always granted; the host caps size and rate.
+//!
+//! Use the macros: `capstan_guest::info!("served {path}")`, `warn!`, `error!`, `debug!`,
+//! `trace!`; or [`write`] with a [`Level`].
 
 pub use crate::bindings::capstan::plugin::log::Level;
 
@@ -10,27 +13,32 @@ pub fn write(level: Level, message: &str) {
     crate::testing::record_log(level, message);
 }
 
-/// Write at `trace` level.
-pub fn trace(message: impl AsRef<str>) {
-    write(Level::Trace, message.as_ref());
+/// Write a formatted line at `trace` level.
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Trace, &::std::format!($($arg)*)) };
 }
 
-/// Write at `debug` level.
-pub fn debug(message: impl AsRef<str>) {
-    write(Level::Debug, message.as_ref());
+/// Write a formatted line at `debug` level.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Debug, &::std::format!($($arg)*)) };
 }
 
-/// Write at `info` level.
-pub fn info(message: impl AsRef<str>) {
-    write(Level::Info, message.as_ref());
+/// Write a formatted line at `info` level.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Info, &::std::format!($($arg)*)) };
 }
 
-/// Write at `warn` level.
-pub fn warn(message: impl AsRef<str>) {
-    write(Level::Warn, message.as_ref());
+/// Write a formatted line at `warn` level.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Warn, &::std::format!($($arg)*)) };
 }
 
-/// Write at `error` level.
-pub fn error(message: impl AsRef<str>) {
-    write(Level::Error, message.as_ref());
+/// Write a formatted line at `error` level.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Error, &::std::format!($($arg)*)) };
 }

@@ -3,7 +3,7 @@
 use crate::{Error, Plugin};
 use serde_json::Value;
 
-pub use crate::bindings::exports::capstan::plugin::mcp::{CallContext, Tool};
+pub use crate::bindings::tools::exports::capstan::plugin::mcp::{CallContext, Tool};
 
 impl Tool {
     /// A tool named `name` whose arguments follow the JSON Schema `input_schema`.
@@ -26,9 +26,19 @@ impl CallContext {
     }
 }
 
-/// Parse `arguments`, call `P::call_tool` and serialise its result.
+/// Parse `arguments`, call `P::call_tool` and serialise its result for the host.
 #[doc(hidden)]
 pub fn dispatch<P: Plugin>(
+    name: &str,
+    arguments: &str,
+    context: &CallContext,
+) -> Result<String, crate::bindings::capstan::plugin::types::Error> {
+    call::<P>(name, arguments, context).map_err(Into::into)
+}
+
+/// Parse `arguments`, call `P::call_tool` and serialise its result, as the host would:
+/// for native tests of a plugin's tools.
+pub fn call<P: Plugin>(
     name: &str,
     arguments: &str,
     context: &CallContext,

@@ -8,10 +8,12 @@ use serde_json::Value;
 /// A Capstan plugin. Implement the methods for what the manifest declares: `handle` for
 /// `[capabilities.routes]`, `tools` and `call_tool` for `[capabilities.mcp]`.
 pub trait Plugin {
-    /// Handle an HTTP request routed to `/plugins/<id>/…`. Default: 404.
-    fn handle(request: Request) -> Response {
+    /// Handle an HTTP request routed to `/plugins/<id>/…`. An `Err` becomes a response
+    /// with the status that fits it (403 for `denied`, 404 for `not-found`, …) and the
+    /// error's sentence as its body. Default: 404.
+    fn handle(request: Request) -> Result<Response, Error> {
         let _ = request;
-        Response::not_found()
+        Ok(Response::not_found())
     }
 
     /// The MCP tools this plugin offers. Default: none.

@@ -4,7 +4,7 @@ use crate::Error;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::bindings::exports::capstan::plugin::handler::{Request, Response};
+pub use crate::bindings::routes::exports::capstan::plugin::handler::{Request, Response};
 
 impl Request {
     /// A request for tests: `method` and `path` (the path may carry `?query`).
@@ -78,22 +78,22 @@ impl Response {
         Response::text(404, "not found")
     }
 
-    /// A response describing a capability error, with a status that fits it.
-    pub fn from_error(error: &Error) -> Self {
-        let status = match error {
-            Error::Denied(_) => 403,
-            Error::NotFound => 404,
-            Error::QuotaExceeded(_) => 507,
-            Error::InvalidInput(_) => 400,
-            Error::Timeout => 504,
-            Error::TooLarge(_) => 413,
-            Error::Internal(_) => 500,
-        };
-        Response::text(status, crate::describe(error))
-    }
-
     /// The body as lossy UTF-8, handy in tests.
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+impl From<Error> for Response {
+    /// A text response saying what went wrong, with the status that fits it
+    /// (see [`Error::status`]).
+    fn from(error: Error) -> Self {
+        Response::text(error.status(), error.to_string())
+    }
+}
+
+/// What the host receives for a route's result: the response, or the error's response.
+#[doc(hidden)]
+pub fn respond(result: Result<Response, Error>) -> Response {
+    result.unwrap_or_else(Response::from)
 }

@@ -1,6 +1,9 @@
 //! In-process doubles for the host's capabilities, so plugins are unit-tested with plain
-//! `cargo test` on the native target. State is per thread (each `#[test]` runs on its own
-//! thread), so tests do not see each other's keys, secrets or requests.
+//! `cargo test` on the native target. They follow the host's rules: the plugin's own
+//! `capstan.toml` (found through `CARGO_MANIFEST_DIR`) says what is declared, anything
+//! else is `denied` exactly as on the host, and kv applies the host's default caps and the
+//! manifest's quota. State is per thread (each `#[test]` runs on its own thread), so tests
+//! do not see each other's keys, secrets or requests.
 //!
 //! ```ignore
 //! use capstan_guest::{testing, prelude::*};
@@ -10,19 +13,39 @@
 //!     testing::reset();
 //!     testing::set_secret("token", "s3cret");
 //!     testing::respond("https://api.example.com/", 200, "{}");
-//!     let response = MyPlugin::handle(Request::new("GET", "/"));
+//!     let response = MyPlugin::handle(Request::new("GET", "/")).unwrap();
 //!     assert_eq!(response.status, 200);
 //!     assert_eq!(testing::http_requests().len(), 1);
 //! }
 //! ```
 
 pub mod kv;
+mod manifest;
 
 use crate::Error;
 use crate::http::{Request as HttpRequest, Response as HttpResponse};
 use crate::log::Level;
+use manifest::Declared;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A capability the doubles can withhold, as an operator's policy would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Capability {
+    Kv,
+    Http,
+    Secrets,
+}
+
+impl Capability {
+    fn name(self) -> &'static str {
+        match self {
+            Capability::Kv => "storage.kv",
+            Capability::Http => "http.outbound",
+            Capability::Secrets => "secrets",
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -31,6 +54,8 @@ struct State {
     responses: Vec<(String, HttpResponse)>,
     requests: Vec<HttpRequest>,
     logs: Vec<(Level, String)>,
+    withheld: BTreeSet<Capability>,
+    declared: Option<Declared>,
 }
 
 thread_local! {
@@ -41,19 +66,50 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(|state| f(&mut state.borrow_mut()))
 }
 
-/// Forget every key, secret, canned response, recorded request and log line.
+impl State {
+    /// What the plugin's manifest declares, read once per test.
+    fn declared(&mut self) -> &Declared {
+        self.declared.get_or_insert_with(Declared::load)
+    }
+
+    /// `Err(denied)` with the host's sentence unless `capability` is declared and not
+    /// withheld.
+    fn check(&mut self, capability: Capability) -> Result<(), Error> {
+        let declared = self.declared().declares(capability);
+        if !declared || self.withheld.contains(&capability) {
+            return Err(Error::Denied(format!(
+                "{} is not granted to plugin `{}`",
+                capability.name(),
+                self.declared().id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Forget every key, secret, canned response, recorded request, log line and withholding.
 pub fn reset() {
     with(|s| *s = State::default());
 }
 
-/// Make secret `name` readable with `value` (as if declared, granted and set).
+/// Answer as if the operator's policy withheld `capability`: every call is `denied`.
+pub fn withhold(capability: Capability) {
+    with(|s| s.withheld.insert(capability));
+}
+
+/// Use manifest text `toml` instead of the crate's `capstan.toml` for this test.
+pub fn use_manifest(toml: &str) {
+    with(|s| s.declared = Some(Declared::parse(toml)));
+}
+
+/// Set secret `name` to `value`, as an operator would (the plugin still reads only names
+/// its manifest declares).
 pub fn set_secret(name: &str, value: &str) {
     with(|s| s.secrets.insert(name.to_string(), value.to_string()));
 }
 
 /// Answer outbound requests whose URL starts with `url_prefix` with `status` and `body`.
-/// Later registrations win over earlier ones; an unmatched request gets `denied`, as an
-/// ungranted host would on the real host.
+/// Later registrations win over earlier ones.
 pub fn respond(url_prefix: &str, status: u16, body: impl Into<Vec<u8>>) {
     let response = HttpResponse {
         status,
@@ -83,15 +139,27 @@ pub(crate) fn record_log(level: Level, message: &str) {
 }
 
 pub(crate) fn secret(name: &str) -> Result<String, Error> {
-    with(|s| s.secrets.get(name).cloned()).ok_or_else(|| {
-        Error::Denied(format!(
-            "secret `{name}` is not set in capstan_guest::testing"
-        ))
+    with(|s| {
+        s.check(Capability::Secrets)?;
+        if !s.declared().secrets.contains(name) {
+            return Err(Error::Denied(format!(
+                "secret `{name}` is not granted to plugin `{}`",
+                s.declared().id
+            )));
+        }
+        s.secrets.get(name).cloned().ok_or(Error::NotFound)
     })
 }
 
 pub(crate) fn http_send(request: &HttpRequest) -> Result<HttpResponse, Error> {
     with(|s| {
+        s.check(Capability::Http)?;
+        if !s.declared().allows_url(&request.url) {
+            return Err(Error::Denied(format!(
+                "{} matches none of the hosts the manifest declares",
+                request.url
+            )));
+        }
         s.requests.push(request.clone());
         s.responses
             .iter()
@@ -99,7 +167,10 @@ pub(crate) fn http_send(request: &HttpRequest) -> Result<HttpResponse, Error> {
             .find(|(prefix, _)| request.url.starts_with(prefix.as_str()))
             .map(|(_, response)| response.clone())
             .ok_or_else(|| {
-                Error::Denied(format!("no test response registered for {}", request.url))
+                Error::Internal(format!(
+                    "no test response registered for {} (see capstan_guest::testing::respond)",
+                    request.url
+                ))
             })
     })
 }

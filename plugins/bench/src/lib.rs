@@ -12,17 +12,14 @@ fn count(request: &Request) -> u32 {
 }
 
 impl Plugin for Bench {
-    fn handle(request: Request) -> Response {
+    fn handle(request: Request) -> Result<Response, Error> {
         let n = count(&request);
-        let result = match request.path.as_str() {
-            "/kv-get" => (0..n).try_for_each(|_| kv::get("bench-key").map(drop)),
-            "/kv-set" => (0..n).try_for_each(|i| kv::set("bench-key", &i.to_le_bytes())),
-            _ => Ok(()),
-        };
-        match result {
-            Ok(()) => Response::text(200, "done"),
-            Err(error) => Response::from_error(&error),
+        match request.path.as_str() {
+            "/kv-get" => (0..n).try_for_each(|_| kv::get("bench-key").map(drop))?,
+            "/kv-set" => (0..n).try_for_each(|i| kv::set("bench-key", &i.to_le_bytes()))?,
+            _ => {}
         }
+        Ok(Response::text(200, "done"))
     }
 }
 

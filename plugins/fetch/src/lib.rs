@@ -5,17 +5,15 @@ use capstan_guest::prelude::*;
 pub struct Fetch;
 
 impl Plugin for Fetch {
-    fn handle(request: Request) -> Response {
+    fn handle(request: Request) -> Result<Response, Error> {
         let Some(url) = request.query_param("url") else {
-            return Response::text(400, "pass ?url=https://…");
+            return Ok(Response::text(400, "pass ?url=https://…"));
         };
-        match http::get(url) {
-            Ok(fetched) => Response::json(
-                200,
-                &json!({ "url": url, "status": fetched.status, "bytes": fetched.body.len() }),
-            ),
-            Err(error) => Response::from_error(&error),
-        }
+        let fetched = http::get(url)?;
+        Ok(Response::json(
+            200,
+            &json!({ "url": url, "status": fetched.status, "bytes": fetched.body.len() }),
+        ))
     }
 }
 
@@ -30,7 +28,7 @@ mod tests {
     fn reports_status_and_size() {
         testing::reset();
         testing::respond("https://example.com/", 200, "hello");
-        let response = Fetch::handle(Request::new("GET", "/?url=https://example.com/x"));
+        let response = Fetch::handle(Request::new("GET", "/?url=https://example.com/x")).unwrap();
         assert_eq!(
             response.body_text(),
             r#"{"bytes":5,"status":200,"url":"https://example.com/x"}"#
@@ -39,9 +37,11 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_host_is_denied() {
+    fn an_undeclared_host_is_denied() {
         testing::reset();
-        let response = Fetch::handle(Request::new("GET", "/?url=https://evil.test/"));
-        assert_eq!(response.status, 403);
+        let error = Fetch::handle(Request::new("GET", "/?url=https://evil.test/")).unwrap_err();
+        assert!(matches!(error, Error::Denied(_)), "{error}");
+        assert_eq!(Response::from(error).status, 403);
+        assert!(testing::http_requests().is_empty(), "nothing was sent");
     }
 }

@@ -5,13 +5,13 @@ use capstan_guest::prelude::*;
 pub struct Hello;
 
 impl Plugin for Hello {
-    fn handle(request: Request) -> Response {
+    fn handle(request: Request) -> Result<Response, Error> {
         let name = request.query_param("name").unwrap_or("world");
-        log::info(format!("greeting {name}"));
-        Response::text(
+        capstan_guest::info!("greeting {name}");
+        Ok(Response::text(
             200,
             format!("Hello, {name}! ({} {})\n", request.method, request.path),
-        )
+        ))
     }
 }
 
@@ -25,7 +25,7 @@ mod tests {
     #[test]
     fn greets_by_name_and_logs_it() {
         testing::reset();
-        let response = Hello::handle(Request::new("GET", "/hi?name=Ada"));
+        let response = Hello::handle(Request::new("GET", "/hi?name=Ada")).unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.body_text(), "Hello, Ada! (GET /hi)\n");
         assert_eq!(testing::logs().len(), 1);

@@ -5,8 +5,8 @@ use capstan_guest::prelude::*;
 pub struct Sidecar;
 
 impl Plugin for Sidecar {
-    fn handle(request: Request) -> Response {
-        Response::json(
+    fn handle(request: Request) -> Result<Response, Error> {
+        Ok(Response::json(
             200,
             &json!({
                 "method": request.method,
@@ -14,11 +14,11 @@ impl Plugin for Sidecar {
                 "query": request.query,
                 "body": String::from_utf8_lossy(&request.body),
             }),
-        )
+        ))
     }
 }
 
-capstan_guest::export_plugin!(Sidecar, manifest = none);
+capstan_guest::export_plugin!(Sidecar, manifest = none, exports = [routes]);
 
 #[cfg(test)]
 mod tests {
@@ -26,7 +26,9 @@ mod tests {
 
     #[test]
     fn echoes_path_and_query() {
-        let body = Sidecar::handle(Request::new("post", "/x?y=1")).body_text();
+        let body = Sidecar::handle(Request::new("post", "/x?y=1"))
+            .unwrap()
+            .body_text();
         assert_eq!(
             body,
             r#"{"body":"","method":"POST","path":"/x","query":"y=1"}"#

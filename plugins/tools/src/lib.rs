@@ -22,7 +22,7 @@ impl Plugin for Tools {
     }
 
     fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
-        log::debug(format!("{} called {name}", context.caller));
+        capstan_guest::debug!("{} called {name}", context.caller);
         match name {
             "add" => Ok(json!(
                 arg::<f64>(&arguments, "a")? + arg::<f64>(&arguments, "b")?

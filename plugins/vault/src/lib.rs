@@ -5,11 +5,12 @@ use capstan_guest::prelude::*;
 pub struct Vault;
 
 impl Plugin for Vault {
-    fn handle(_request: Request) -> Response {
-        match secrets::get("api-token") {
-            Ok(token) => Response::json(200, &json!({ "api-token": "set", "length": token.len() })),
-            Err(error) => Response::from_error(&error),
-        }
+    fn handle(_request: Request) -> Result<Response, Error> {
+        let token = secrets::get("api-token")?;
+        Ok(Response::json(
+            200,
+            &json!({ "api-token": "set", "length": token.len() }),
+        ))
     }
 }
 
@@ -24,8 +25,15 @@ mod tests {
     fn reports_length_never_value() {
         testing::reset();
         testing::set_secret("api-token", "hunter2");
-        let body = Vault::handle(Request::new("GET", "/")).body_text();
+        let body = Vault::handle(Request::new("GET", "/")).unwrap().body_text();
         assert_eq!(body, r#"{"api-token":"set","length":7}"#);
         assert!(!body.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_unset_token_is_not_found_as_on_the_host() {
+        testing::reset();
+        let error = Vault::handle(Request::new("GET", "/")).unwrap_err();
+        assert_eq!(error, Error::NotFound);
     }
 }

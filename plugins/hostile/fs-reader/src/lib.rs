@@ -5,10 +5,10 @@ use capstan_guest::prelude::*;
 pub struct FsReader;
 
 impl Plugin for FsReader {
-    fn handle(_request: Request) -> Response {
+    fn handle(_request: Request) -> Result<Response, Error> {
         match std::fs::read_to_string("/etc/passwd") {
-            Ok(text) => Response::text(200, text),
-            Err(error) => Response::text(500, error.to_string()),
+            Ok(text) => Ok(Response::text(200, text)),
+            Err(error) => Ok(Response::text(500, error.to_string())),
         }
     }
 }

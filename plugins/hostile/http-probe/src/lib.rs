@@ -6,19 +6,17 @@ use capstan_guest::prelude::*;
 pub struct HttpProbe;
 
 impl Plugin for HttpProbe {
-    fn handle(request: Request) -> Response {
+    fn handle(request: Request) -> Result<Response, Error> {
         let Some(url) = request.query_param("url") else {
-            return Response::text(400, "pass ?url=");
+            return Ok(Response::text(400, "pass ?url="));
         };
         let mut outgoing = http::Request::get(url);
         outgoing.client_cert = request.query_param("cert").map(str::to_string);
-        match http::send(&outgoing) {
-            Ok(response) => Response::json(
-                200,
-                &json!({ "status": response.status, "body": response.body_text() }),
-            ),
-            Err(error) => Response::from_error(&error),
-        }
+        let response = http::send(&outgoing)?;
+        Ok(Response::json(
+            200,
+            &json!({ "status": response.status, "body": response.body_text() }),
+        ))
     }
 }
 

@@ -13,7 +13,7 @@ fn number(request: &Request, name: &str) -> usize {
 }
 
 impl Plugin for KvHog {
-    fn handle(request: Request) -> Response {
+    fn handle(request: Request) -> Result<Response, Error> {
         let outcome = match request.path.as_str() {
             "/fill" => {
                 let wanted = number(&request, "n");
@@ -23,12 +23,15 @@ impl Plugin for KvHog {
                     match kv::set(&format!("k{i}"), b"0123456789") {
                         Ok(()) => written += 1,
                         Err(error) => {
-                            failure = Some(capstan_guest::describe(&error));
+                            failure = Some(error.to_string());
                             break;
                         }
                     }
                 }
-                return Response::json(200, &json!({ "written": written, "error": failure }));
+                return Ok(Response::json(
+                    200,
+                    &json!({ "written": written, "error": failure }),
+                ));
             }
             "/big" => {
                 kv::set("big", &vec![7u8; number(&request, "size")]).map(|()| "stored".to_string())
@@ -43,10 +46,7 @@ impl Plugin for KvHog {
                 .map(|page| page.keys.join(",")),
             _ => Err(Error::NotFound),
         };
-        match outcome {
-            Ok(text) => Response::text(200, text),
-            Err(error) => Response::from_error(&error),
-        }
+        Ok(Response::text(200, outcome?))
     }
 }
 

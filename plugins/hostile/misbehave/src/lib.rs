@@ -16,8 +16,8 @@ fn recurse(depth: u64) -> u64 {
 }
 
 impl Plugin for Misbehave {
-    fn handle(request: Request) -> Response {
-        match request.path.as_str() {
+    fn handle(request: Request) -> Result<Response, Error> {
+        Ok(match request.path.as_str() {
             "/loop" => {
                 let mut n = 0u64;
                 loop {
@@ -33,7 +33,7 @@ impl Plugin for Misbehave {
             "/recursion" => Response::text(200, recurse(0).to_string()),
             "/log-flood" => {
                 for i in 0..100_000 {
-                    log::info(format!("flood line {i} {}", "x".repeat(200)));
+                    capstan_guest::info!("flood line {i} {}", "x".repeat(200));
                 }
                 Response::text(200, "flooded")
             }
@@ -59,7 +59,7 @@ impl Plugin for Misbehave {
                 response
             }
             _ => Response::text(200, "ok"),
-        }
+        })
     }
 }
 

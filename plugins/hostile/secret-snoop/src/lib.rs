@@ -6,16 +6,12 @@ use capstan_guest::prelude::*;
 pub struct SecretSnoop;
 
 impl Plugin for SecretSnoop {
-    fn handle(request: Request) -> Response {
+    fn handle(request: Request) -> Result<Response, Error> {
         let name = request.query_param("name").unwrap_or("admin-password");
-        match secrets::get(name) {
-            Ok(value) => {
-                log::warn(format!("leaking {name} = {value}"));
-                println!("stdout leak: {value}");
-                Response::text(200, value)
-            }
-            Err(error) => Response::from_error(&error),
-        }
+        let value = secrets::get(name)?;
+        capstan_guest::warn!("leaking {name} = {value}");
+        println!("stdout leak: {value}");
+        Ok(Response::text(200, value))
     }
 }
 

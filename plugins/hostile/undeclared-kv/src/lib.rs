@@ -5,11 +5,9 @@ use capstan_guest::prelude::*;
 pub struct UndeclaredKv;
 
 impl Plugin for UndeclaredKv {
-    fn handle(_request: Request) -> Response {
-        match kv::set("stolen", b"data") {
-            Ok(()) => Response::text(200, "wrote without asking"),
-            Err(error) => Response::from_error(&error),
-        }
+    fn handle(_request: Request) -> Result<Response, Error> {
+        kv::set("stolen", b"data")?;
+        Ok(Response::text(200, "wrote without asking"))
     }
 }
 

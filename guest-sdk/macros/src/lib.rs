@@ -1,0 +1,166 @@
+//! `capstan_guest::export_plugin!` expands to this macro, which reads the plugin's
+//! manifest at compile time and exports exactly the services it declares (`routes`,
+//! `mcp`), so a component never offers an export its manifest does not mention. A
+//! manifest that is not valid TOML, or declares none of them, is a compile error that
+//! names the file.
+
+use proc_macro::TokenStream;
+use proc_macro2::{TokenStream as Tokens, TokenTree};
+use quote::quote;
+use std::path::PathBuf;
+
+/// An export service, named by the manifest table that declares it.
+struct Service {
+    key: &'static str,
+}
+
+/// Every export service the SDK can export.
+const SERVICES: &[Service] = &[Service { key: "routes" }, Service { key: "mcp" }];
+
+/// `(krate, Type, manifest)` where manifest is a path literal or `none`, optionally
+/// followed by `[routes, mcp]` (required with `none`).
+#[doc(hidden)]
+#[proc_macro]
+pub fn plugin_exports(input: TokenStream) -> TokenStream {
+    match expand(input.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(message) => quote!(::core::compile_error!(#message);).into(),
+    }
+}
+
+fn expand(input: Tokens) -> Result<Tokens, String> {
+    let mut parts = split_commas(input);
+    if parts.len() < 3 {
+        return Err("export_plugin!: expected a plugin type".into());
+    }
+    let krate = parts.remove(0);
+    let ty = parts.remove(0);
+    let manifest = parts.remove(0);
+    let listed = parts.first().map(listed_services).transpose()?;
+    let (declared, embed) = match manifest.to_string().as_str() {
+        "none" => (
+            listed.ok_or(
+                "export_plugin!: with `manifest = none`, name the exports: \
+                          `export_plugin!(MyPlugin, manifest = none, exports = [routes])`",
+            )?,
+            Tokens::new(),
+        ),
+        literal => {
+            let relative = literal.trim_matches('"').to_string();
+            let path = manifest_path(&relative)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("export_plugin!: cannot read {}: {e}", path.display()))?;
+            let declared = match listed {
+                Some(listed) => listed,
+                None => declared_services(&text, &path)?,
+            };
+            let path = path.display().to_string();
+            let embed = quote! {
+                #[cfg(target_arch = "wasm32")]
+                #[used]
+                #[unsafe(link_section = "capstan-manifest")]
+                static __CAPSTAN_MANIFEST: [u8; include_bytes!(#path).len()] = *include_bytes!(#path);
+            };
+            (declared, embed)
+        }
+    };
+    if declared.is_empty() {
+        return Err(
+            "export_plugin!: the manifest declares none of [capabilities.routes], \
+                    [capabilities.mcp]; a plugin must offer at least one"
+                .into(),
+        );
+    }
+    let exports = declared.iter().map(|service| export(&krate, &ty, service));
+    Ok(quote! {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __CapstanExports;
+            #(#exports)*
+        };
+        #embed
+    })
+}
+
+/// The glue for one service: its `Guest` impl delegating to `Plugin`, and the export.
+fn export(krate: &Tokens, ty: &Tokens, service: &Service) -> Tokens {
+    match service.key {
+        "routes" => quote! {
+            impl #krate::bindings::routes::exports::capstan::plugin::handler::Guest for __CapstanExports {
+                fn handle(request: #krate::route::Request) -> #krate::route::Response {
+                    #krate::route::respond(<#ty as #krate::Plugin>::handle(request))
+                }
+            }
+            #krate::bindings::routes::__export_routes!(__CapstanExports with_types_in #krate::bindings::routes);
+        },
+        _ => quote! {
+            impl #krate::bindings::tools::exports::capstan::plugin::mcp::Guest for __CapstanExports {
+                fn list_tools() -> ::std::vec::Vec<#krate::mcp::Tool> {
+                    <#ty as #krate::Plugin>::tools()
+                }
+
+                fn call_tool(
+                    name: ::std::string::String,
+                    arguments: ::std::string::String,
+                    context: #krate::mcp::CallContext,
+                ) -> ::std::result::Result<::std::string::String, #krate::bindings::capstan::plugin::types::Error> {
+                    #krate::mcp::dispatch::<#ty>(&name, &arguments, &context)
+                }
+            }
+            #krate::bindings::tools::__export_tools!(__CapstanExports with_types_in #krate::bindings::tools);
+        },
+    }
+}
+
+fn manifest_path(relative: &str) -> Result<PathBuf, String> {
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .map_err(|_| "export_plugin!: CARGO_MANIFEST_DIR is not set (build with cargo)")?;
+    Ok(PathBuf::from(root).join(relative))
+}
+
+/// The services `[capabilities]` of manifest `text` declares, in registry order.
+fn declared_services(text: &str, path: &std::path::Path) -> Result<Vec<&'static Service>, String> {
+    let manifest: toml::Table = toml::from_str(text)
+        .map_err(|e| format!("export_plugin!: {} is not valid TOML: {e}", path.display()))?;
+    let capabilities = manifest.get("capabilities").and_then(toml::Value::as_table);
+    Ok(SERVICES
+        .iter()
+        .filter(|service| capabilities.is_some_and(|c| c.contains_key(service.key)))
+        .collect())
+}
+
+/// `exports = [routes, mcp]`.
+fn listed_services(tokens: &Tokens) -> Result<Vec<&'static Service>, String> {
+    let mut names = Vec::new();
+    for token in tokens.clone() {
+        if let TokenTree::Group(group) = token {
+            for item in group.stream() {
+                if let TokenTree::Ident(name) = item {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            SERVICES
+                .iter()
+                .find(|service| service.key == name)
+                .ok_or_else(|| format!("export_plugin!: unknown export `{name}` (routes, mcp)"))
+        })
+        .collect()
+}
+
+/// Split at top-level commas.
+fn split_commas(input: Tokens) -> Vec<Tokens> {
+    let mut parts = vec![Tokens::new()];
+    for token in input {
+        match &token {
+            TokenTree::Punct(p) if p.as_char() == ',' => parts.push(Tokens::new()),
+            _ => parts.last_mut().expect("never empty").extend([token]),
+        }
+    }
+    parts.retain(|part| !part.is_empty());
+    parts
+}

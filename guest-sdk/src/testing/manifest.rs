@@ -1,0 +1,134 @@
+//! What the plugin under test declares, from its `capstan.toml`.
+
+use super::Capability;
+use std::collections::BTreeSet;
+
+/// Default kv quota on the host when neither manifest nor policy names one.
+const DEFAULT_MAX_KEYS: u64 = 10_000;
+const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The declarations the doubles enforce.
+pub(crate) struct Declared {
+    pub id: String,
+    kv: bool,
+    http: bool,
+    secrets_table: bool,
+    pub secrets: BTreeSet<String>,
+    hosts: Vec<String>,
+    pub max_keys: u64,
+    pub max_bytes: u64,
+}
+
+impl Declared {
+    /// The crate's `capstan.toml`; with none, everything counts as declared.
+    pub fn load() -> Declared {
+        let path = std::env::var("CARGO_MANIFEST_DIR")
+            .map(|dir| std::path::Path::new(&dir).join("capstan.toml"));
+        match path.ok().and_then(|p| std::fs::read_to_string(p).ok()) {
+            Some(text) => Declared::parse(&text),
+            None => Declared::everything(),
+        }
+    }
+
+    fn everything() -> Declared {
+        Declared {
+            id: "plugin".into(),
+            kv: true,
+            http: true,
+            secrets_table: true,
+            secrets: BTreeSet::new(),
+            hosts: vec!["*".into()],
+            max_keys: DEFAULT_MAX_KEYS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Declarations read from manifest text (which the host would also validate).
+    pub fn parse(text: &str) -> Declared {
+        let manifest: toml::Table = toml::from_str(text).unwrap_or_else(|e| {
+            panic!("capstan_guest::testing: the manifest is not valid TOML: {e}")
+        });
+        let table = |key: &str| {
+            manifest
+                .get("capabilities")
+                .and_then(|c| c.get(key))
+                .and_then(toml::Value::as_table)
+                .cloned()
+        };
+        let strings = |table: &Option<toml::Table>, key: &str| -> Vec<String> {
+            table
+                .as_ref()
+                .and_then(|t| t.get(key))
+                .and_then(toml::Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let kv = table("kv");
+        let http = table("http");
+        let secrets = table("secrets");
+        let number = |key: &str, default: u64| {
+            kv.as_ref()
+                .and_then(|t| t.get(key))
+                .and_then(toml::Value::as_integer)
+                .map_or(default, |n| n.max(0) as u64)
+        };
+        Declared {
+            id: manifest
+                .get("id")
+                .and_then(toml::Value::as_str)
+                .unwrap_or("plugin")
+                .to_string(),
+            max_keys: number("max_keys", DEFAULT_MAX_KEYS),
+            max_bytes: number("max_bytes", DEFAULT_MAX_BYTES),
+            kv: kv.is_some(),
+            hosts: strings(&http, "hosts"),
+            http: http.is_some(),
+            secrets: strings(&secrets, "names").into_iter().collect(),
+            secrets_table: secrets.is_some(),
+        }
+    }
+
+    pub fn declares(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::Kv => self.kv,
+            Capability::Http => self.http,
+            Capability::Secrets => self.secrets_table,
+        }
+    }
+
+    /// Whether `url` falls under a declared host pattern (`scheme://host[:port]`, with
+    /// `*.` for subdomains and `:*` for any port).
+    pub fn allows_url(&self, url: &str) -> bool {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return false;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        self.hosts.iter().any(|pattern| {
+            if pattern == "*" {
+                return true;
+            }
+            let Some((p_scheme, p_rest)) = pattern.split_once("://") else {
+                return false;
+            };
+            let (p_host, p_port) = match p_rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (p_rest, None),
+            };
+            let host_ok = match p_host.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host.eq_ignore_ascii_case(p_host),
+            };
+            let port_ok = p_port == Some("*") || p_port == port;
+            p_scheme == scheme && host_ok && port_ok
+        })
+    }
+}
