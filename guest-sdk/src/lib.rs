@@ -29,6 +29,7 @@
 
 #[doc(hidden)]
 pub mod bindings;
+pub mod config;
 mod error;
 pub mod http;
 pub mod kv;
@@ -51,7 +52,7 @@ pub use capstan_guest_macros::plugin_exports as __plugin_exports;
 pub mod prelude {
     pub use crate::mcp::{CallContext, Tool};
     pub use crate::route::{Request, Response};
-    pub use crate::{Error, Plugin, http, kv, log, secrets};
+    pub use crate::{Error, Plugin, config, http, kv, log, secrets};
     pub use serde_json::{Value, json};
 }
 

@@ -253,8 +253,25 @@ mod tests {
             .copied()
             .filter(|id| eff.capabilities.allows(*id))
             .collect();
-        assert_eq!(allowed, [CapabilityId::Log]);
+        assert_eq!(allowed, [CapabilityId::Log, CapabilityId::Config]);
         assert_eq!(eff.limits.memory_mib, 64);
+    }
+
+    #[test]
+    fn deny_withholds_an_implied_grant() {
+        let policy = Policy::parse("[plugins.x]\ndeny = [\"config\"]\n").unwrap();
+        assert!(
+            !policy
+                .for_plugin("x")
+                .capabilities
+                .allows(CapabilityId::Config)
+        );
+        assert!(
+            policy
+                .for_plugin("y")
+                .capabilities
+                .allows(CapabilityId::Config)
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub(crate) struct Declared {
     hosts: Vec<String>,
     pub max_keys: u64,
     pub max_bytes: u64,
+    config: bool,
+    /// Each settings property's `default`.
+    pub config_defaults: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Declared {
@@ -40,6 +43,8 @@ impl Declared {
             hosts: vec!["*".into()],
             max_keys: DEFAULT_MAX_KEYS,
             max_bytes: DEFAULT_MAX_BYTES,
+            config: true,
+            config_defaults: Default::default(),
         }
     }
 
@@ -71,6 +76,22 @@ impl Declared {
         let kv = table("kv");
         let http = table("http");
         let secrets = table("secrets");
+        let config = table("config");
+        let config_defaults = config
+            .as_ref()
+            .and_then(|t| t.get("schema"))
+            .and_then(|schema| schema.get("properties"))
+            .and_then(toml::Value::as_table)
+            .map(|properties| {
+                properties
+                    .iter()
+                    .filter_map(|(key, property)| {
+                        let default = property.get("default")?.clone();
+                        Some((key.clone(), serde_json::to_value(default).ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let number = |key: &str, default: u64| {
             kv.as_ref()
                 .and_then(|t| t.get(key))
@@ -90,6 +111,8 @@ impl Declared {
             http: http.is_some(),
             secrets: strings(&secrets, "names").into_iter().collect(),
             secrets_table: secrets.is_some(),
+            config: config.is_some(),
+            config_defaults,
         }
     }
 
@@ -98,6 +121,7 @@ impl Declared {
             Capability::Kv => self.kv,
             Capability::Http => self.http,
             Capability::Secrets => self.secrets_table,
+            Capability::Config => self.config,
         }
     }
 

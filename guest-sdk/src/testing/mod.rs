@@ -35,6 +35,7 @@ pub enum Capability {
     Kv,
     Http,
     Secrets,
+    Config,
 }
 
 impl Capability {
@@ -43,6 +44,7 @@ impl Capability {
             Capability::Kv => "storage.kv",
             Capability::Http => "http.outbound",
             Capability::Secrets => "secrets",
+            Capability::Config => "config",
         }
     }
 }
@@ -56,6 +58,7 @@ struct State {
     logs: Vec<(Level, String)>,
     withheld: BTreeSet<Capability>,
     declared: Option<Declared>,
+    config: serde_json::Map<String, serde_json::Value>,
 }
 
 thread_local! {
@@ -108,6 +111,15 @@ pub fn set_secret(name: &str, value: &str) {
     with(|s| s.secrets.insert(name.to_string(), value.to_string()));
 }
 
+/// Set the plugin's settings object, as an operator would (keys left out read as the
+/// manifest schema's defaults).
+pub fn set_config(values: serde_json::Value) {
+    let serde_json::Value::Object(values) = values else {
+        panic!("capstan_guest::testing::set_config takes a JSON object");
+    };
+    with(|s| s.config = values);
+}
+
 /// Answer outbound requests whose URL starts with `url_prefix` with `status` and `body`.
 /// Later registrations win over earlier ones.
 pub fn respond(url_prefix: &str, status: u16, body: impl Into<Vec<u8>>) {
@@ -148,6 +160,27 @@ pub(crate) fn secret(name: &str) -> Result<String, Error> {
             )));
         }
         s.secrets.get(name).cloned().ok_or(Error::NotFound)
+    })
+}
+
+/// The settings a plugin reads: stored values over the schema's defaults.
+fn effective_config(s: &mut State) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    s.check(Capability::Config)?;
+    let mut values = s.declared().config_defaults.clone();
+    values.extend(s.config.clone());
+    Ok(values)
+}
+
+pub(crate) fn config_get(key: &str) -> Result<Option<String>, Error> {
+    with(|s| Ok(effective_config(s)?.get(key).map(ToString::to_string)))
+}
+
+pub(crate) fn config_all() -> Result<Vec<(String, String)>, Error> {
+    with(|s| {
+        Ok(effective_config(s)?
+            .iter()
+            .map(|(key, value)| (key.clone(), value.to_string()))
+            .collect())
     })
 }
 

@@ -19,6 +19,7 @@ macro_rules! for_each_capability {
                 Kv: kv => kv::Kv,
                 Http: http => http::Http,
                 Secrets: secrets => secrets::Secrets,
+                Config: config => config::Config,
             }
             exports {
                 Mcp: mcp => mcp::Mcp,
@@ -28,6 +29,7 @@ macro_rules! for_each_capability {
     };
 }
 
+pub mod config;
 mod decision;
 pub mod http;
 mod id;

@@ -2,6 +2,7 @@
 //! added to the registry without a view here does not compile.
 
 use super::CallState;
+use crate::capability::config::ConfigHost;
 use crate::capability::http::HttpHost;
 use crate::capability::kv::KvHost;
 use crate::capability::log::LogHost;
@@ -56,6 +57,14 @@ impl CallViews for CallState {
             grant: granted(&plugin.grants.secrets),
             secrets: &plugin.services.secrets,
             redactions: &mut self.log.redactions,
+        }
+    }
+
+    fn config(&mut self) -> ConfigHost<'_> {
+        ConfigHost {
+            scope: CallState::scope_of(&self.plugin, &self.call_id, self.deadline),
+            grant: granted(&self.plugin.grants.config),
+            store: &*self.plugin.services.state,
         }
     }
 }

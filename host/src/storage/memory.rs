@@ -1,8 +1,10 @@
 //! In-memory key-value backend: one `BTreeMap` per namespace behind a mutex.
 
 use super::StoreError;
+use crate::capability::config::ConfigStore;
 use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
 use crate::secrets::{Sealed, SecretError, SecretStore};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -17,6 +19,7 @@ struct Namespace {
 pub struct MemoryKv {
     namespaces: Mutex<HashMap<String, Namespace>>,
     secrets: Mutex<BTreeMap<(String, String), Sealed>>,
+    config: Mutex<HashMap<String, Map<String, Value>>>,
 }
 
 impl MemoryKv {
@@ -130,5 +133,18 @@ impl SecretStore for MemoryKv {
         let count = resealed.len();
         *secrets = resealed;
         Ok(count)
+    }
+}
+
+impl ConfigStore for MemoryKv {
+    fn config(&self, plugin: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+        let config = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(config.get(plugin).cloned())
+    }
+
+    fn set_config(&self, plugin: &str, values: &Map<String, Value>) -> Result<(), StoreError> {
+        let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        config.insert(plugin.to_string(), values.clone());
+        Ok(())
     }
 }

@@ -13,13 +13,14 @@ pub use memory::MemoryKv;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::capability::config::ConfigStore;
 use crate::capability::kv::KvStore;
 use serde::Serialize;
 
 /// Every capability's own state, in one backend: what a host's plugins read and write.
-pub trait StateStore: KvStore {}
+pub trait StateStore: KvStore + ConfigStore {}
 
-impl<T: KvStore> StateStore for T {}
+impl<T: KvStore + ConfigStore> StateStore for T {}
 
 /// One installed version of a plugin, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -3,6 +3,7 @@
 //! updates and quota checks are atomic across connections and hosts. Migrations are
 //! versioned and serialised by an advisory lock so hosts starting together agree.
 
+mod config;
 mod plugins;
 mod records;
 mod secrets;
@@ -79,6 +80,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    );
+"#,
+    r#"
+    CREATE TABLE plugin_config (
+        plugin TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        updated_ms BIGINT NOT NULL
     );
 "#,
 ];

@@ -2,6 +2,7 @@
 //! versioned migrations run at open. Writes run in `BEGIN IMMEDIATE` transactions on one
 //! connection, so read-modify-write updates and quota checks are atomic.
 
+mod config;
 mod plugins;
 mod records;
 mod secrets;
@@ -76,6 +77,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    ) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE plugin_config (
+        plugin TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
 ",
 ];
