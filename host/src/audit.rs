@@ -28,6 +28,8 @@ pub enum AuditKind {
     SecretChanged,
     /// An operator changed an installed plugin: new version, rollback, enable, disable, removal.
     PluginChanged,
+    /// An operator set a plugin's config (the keys that changed, never secret values).
+    ConfigChanged,
 }
 
 /// One audit record.
@@ -71,6 +73,7 @@ impl AuditKind {
             AuditKind::HttpRequest => "http-request",
             AuditKind::SecretChanged => "secret-changed",
             AuditKind::PluginChanged => "plugin-changed",
+            AuditKind::ConfigChanged => "config-changed",
         }
     }
 }

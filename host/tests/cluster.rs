@@ -146,3 +146,29 @@ fn a_host_started_later_restores_what_the_first_installed() {
         "the stored policy wins over B's (empty) seed"
     );
 }
+
+#[test]
+fn a_config_change_through_one_host_is_what_the_other_hosts_plugin_reads() {
+    let Some(url) = postgres_url() else { return };
+    let schema = Schema::new(&url);
+    let (_keep, dir) = temp();
+    let args = schema.serve_args();
+    let a = start_with(&dir.join("a"), CLUSTER_POLICY, &args, &[]);
+    let b = start_with(&dir.join("b"), CLUSTER_POLICY, &args, &[]);
+    assert_eq!(a.install(plugin("settings")).status(), 201);
+    eventually(PROPAGATION, "B serves settings", || {
+        b.route("settings/?name=Ada").1 == "Hello, Ada! (retries: 3)"
+    });
+    let set = b
+        .admin(Method::PUT, "/plugins/settings/config")
+        .json(&serde_json::json!({"greeting": "Ahoy"}))
+        .send()
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let took = eventually(
+        PROPAGATION,
+        "A's plugin reads the greeting set through B",
+        || a.route("settings/?name=Ada").1 == "Ahoy, Ada! (retries: 3)",
+    );
+    eprintln!("config change seen by the other host in {took:?}");
+}

@@ -2,6 +2,7 @@
 //! manage a running server through its admin API.
 
 mod client;
+mod config;
 mod inspect;
 mod plugin;
 mod policy;

@@ -54,6 +54,9 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Show or set a plugin's settings (`config`).
+    #[command(subcommand)]
+    Config(super::config::Command),
     /// Uninstall a plugin and all its versions (its kv data and secrets are kept).
     Remove {
         id: String,
@@ -65,6 +68,7 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Install { file, remote } => return install(&file, &Client::new(&remote)?),
+        Command::Config(command) => return super::config::run(command),
         Command::List { remote } => {
             let client = Client::new(&remote)?;
             let plugins: Vec<Value> = client.fetch(client.request(Method::GET, "/plugins"))?;

@@ -8,6 +8,7 @@ mod info;
 pub use info::{CapabilityRow, PluginInfo, PluginStatus};
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::capability::config::{self, Invalid};
 use crate::capability::{CapabilityId, Grants, Verdict};
 use crate::error::InstallError;
 use crate::gate;
@@ -33,8 +34,26 @@ pub enum RegistryError {
     Policy(#[from] PolicyError),
     #[error("policy rejected: plugin `{plugin}` would not load under it: {error}")]
     PolicyRejected { plugin: String, error: InstallError },
+    #[error("plugin `{0}` declares no [capabilities.config], so it has no settings")]
+    NoConfig(String),
+    #[error("config for plugin `{plugin}` refused: {invalid}")]
+    InvalidConfig { plugin: String, invalid: Invalid },
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
+}
+
+/// A plugin's settings as operators see them.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
+pub struct PluginConfig {
+    /// The JSON Schema from the plugin's manifest.
+    #[schema(value_type = Object)]
+    pub schema: serde_json::Value,
+    /// What the operator set.
+    #[schema(value_type = Object)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// What the plugin reads: the values over the schema's defaults.
+    #[schema(value_type = Object)]
+    pub effective: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Setting holding the current policy's text.
@@ -474,6 +493,66 @@ impl Registry {
         Ok(self.store.versions(id)?)
     }
 
+    /// The settings of plugin `id`: its schema, what the operator set, and what the plugin
+    /// reads (set over the schema's defaults).
+    pub fn config(&self, id: &str) -> Result<PluginConfig, RegistryError> {
+        let plugin = self.loaded(id)?;
+        let request = config_request(&plugin)?;
+        let defaults = config::SettingsSchema::new(&request.schema)
+            .map(|schema| schema.defaults())
+            .unwrap_or_default();
+        let state = &*self.runtime.services().state;
+        Ok(PluginConfig {
+            schema: request.schema.clone(),
+            values: state.config(id)?.unwrap_or_default(),
+            effective: config::effective(state, id, &defaults)?,
+        })
+    }
+
+    /// Replace the settings of plugin `id` once they fit its schema and the policy's size
+    /// cap (a refusal names the field and the rule, and stores nothing); returns the keys
+    /// whose value changed, which is also what the audit record lists.
+    pub fn set_config(
+        &self,
+        id: &str,
+        values: &serde_json::Value,
+    ) -> Result<Vec<String>, RegistryError> {
+        let _changing = self.lock_changes();
+        let plugin = self.loaded(id)?;
+        let request = config_request(&plugin)?;
+        let max_bytes = plugin
+            .admission()
+            .grants
+            .config
+            .granted()
+            .map_or(config::DEFAULT_MAX_SETTINGS_BYTES, |grant| grant.max_bytes);
+        let values = config::validate(request, max_bytes, values).map_err(|invalid| {
+            RegistryError::InvalidConfig {
+                plugin: id.into(),
+                invalid,
+            }
+        })?;
+        let state = &*self.runtime.services().state;
+        let before = state.config(id)?.unwrap_or_default();
+        state.set_config(id, &values)?;
+        let changed = config::changed_keys(&before, &values);
+        self.runtime.services().audit.record(AuditEvent::new(
+            id,
+            AuditKind::ConfigChanged,
+            Some(CapabilityId::Config),
+            format!("config set; changed keys: [{}]", changed.join(", ")),
+        ));
+        Ok(changed)
+    }
+
+    /// The loaded plugin `id`.
+    fn loaded(&self, id: &str) -> Result<Arc<Plugin>, RegistryError> {
+        self.read_live()
+            .get(id)
+            .and_then(|entry| entry.plugin.clone())
+            .ok_or_else(|| RegistryError::NotFound(id.into()))
+    }
+
     /// Readiness: the store answers; returns (plugins loaded, plugins that failed to load).
     pub fn readiness(&self) -> Result<(usize, usize), RegistryError> {
         self.store.plugins()?;
@@ -508,4 +587,15 @@ impl Registry {
         }
         Ok((plugin, permit))
     }
+}
+
+/// The config slice of `plugin`'s manifest.
+fn config_request(plugin: &Plugin) -> Result<&config::Request, RegistryError> {
+    plugin
+        .admission()
+        .manifest
+        .capabilities
+        .config
+        .as_ref()
+        .ok_or_else(|| RegistryError::NoConfig(plugin.id().into()))
 }

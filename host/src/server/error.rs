@@ -107,6 +107,8 @@ fn registry_status(error: &RegistryError) -> (StatusCode, &'static str) {
         RegistryError::PolicyRejected { .. } => {
             (StatusCode::UNPROCESSABLE_ENTITY, "policy-rejected")
         }
+        RegistryError::NoConfig(_) => (StatusCode::CONFLICT, "config-not-declared"),
+        RegistryError::InvalidConfig { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-config"),
         RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage-failed"),
     }
 }

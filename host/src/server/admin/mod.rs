@@ -2,12 +2,14 @@
 //! `Result<_, ApiError>` and uses `?`; registry work runs on blocking threads.
 
 mod cache;
+mod config;
 mod plugins;
 mod policy;
 mod records;
 mod secrets;
 
 pub(super) use cache::*;
+pub(super) use config::*;
 pub(super) use plugins::*;
 pub(super) use policy::*;
 pub(super) use records::*;
@@ -43,6 +45,7 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/plugins/{id}/disable", post(disable))
         .route("/plugins/{id}/versions", get(versions))
         .route("/plugins/{id}/rollback", post(rollback))
+        .route("/plugins/{id}/config", get(get_config).put(put_config))
         .route("/policy", get(get_policy).put(put_policy))
         .route("/policy/dry-run", post(dry_run_policy))
         .route("/secrets", get(list_secrets))
