@@ -4,6 +4,11 @@
 
 mod support;
 
+/// A deadline no test operation comes near.
+fn soon() -> capstan_host::capability::Deadline {
+    capstan_host::capability::Deadline::after(std::time::Duration::from_secs(30))
+}
+
 use capstan_host::audit::AuditKind;
 use capstan_host::capability::CapabilityId;
 use capstan_host::{InstallError, InvokeError, Policy};
@@ -225,7 +230,9 @@ fn kv_namespaces_are_per_plugin() {
     let state = &host.runtime.services().state;
     let quota = capstan_host::capability::kv::DEFAULT_QUOTA;
     // Another plugin already holds the very key counter is about to use.
-    state.set("other", "hits:/shared", b"41", quota).unwrap();
+    state
+        .set("other", "hits:/shared", b"41", quota, soon())
+        .unwrap();
     let counter = host.load("counter", policy);
     counter.handle(&get("/shared")).unwrap();
     let response = counter.handle(&get("/shared")).unwrap();
@@ -235,11 +242,11 @@ fn kv_namespaces_are_per_plugin() {
         "counter counts from its own empty namespace, not from the other plugin's 41"
     );
     assert_eq!(
-        state.get("counter", "hits:/shared").unwrap(),
+        state.get("counter", "hits:/shared", soon()).unwrap(),
         Some(b"2".to_vec())
     );
     assert_eq!(
-        state.get("other", "hits:/shared").unwrap(),
+        state.get("other", "hits:/shared", soon()).unwrap(),
         Some(b"41".to_vec()),
         "the other plugin's value is untouched"
     );

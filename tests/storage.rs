@@ -4,6 +4,11 @@
 
 mod support;
 
+/// A deadline no test operation comes near.
+fn soon() -> capstan_host::capability::Deadline {
+    capstan_host::capability::Deadline::after(std::time::Duration::from_secs(30))
+}
+
 use capstan_host::audit::{AuditEvent, AuditKind, AuditQuery, AuditSink, MemoryAudit};
 use capstan_host::capability::CapabilityId;
 use capstan_host::capability::kv::{KvStore, Quota};
@@ -74,23 +79,31 @@ fn postgres() -> Option<Backend> {
 }
 
 fn get_set_delete(kv: &dyn KvStore) {
-    assert_eq!(kv.get("p", "k").unwrap(), None);
-    kv.set("p", "k", b"one", ROOMY).unwrap();
-    kv.set("p", "k", b"two", ROOMY).unwrap();
-    assert_eq!(kv.get("p", "k").unwrap(), Some(b"two".to_vec()));
-    kv.set("p", "empty", b"", ROOMY).unwrap();
-    assert_eq!(kv.get("p", "empty").unwrap(), Some(Vec::new()));
-    assert!(kv.delete("p", "k").unwrap());
-    assert!(!kv.delete("p", "k").unwrap());
-    assert_eq!(kv.get("p", "k").unwrap(), None);
+    assert_eq!(kv.get("p", "k", soon()).unwrap(), None);
+    kv.set("p", "k", b"one", ROOMY, soon()).unwrap();
+    kv.set("p", "k", b"two", ROOMY, soon()).unwrap();
+    assert_eq!(kv.get("p", "k", soon()).unwrap(), Some(b"two".to_vec()));
+    kv.set("p", "empty", b"", ROOMY, soon()).unwrap();
+    assert_eq!(kv.get("p", "empty", soon()).unwrap(), Some(Vec::new()));
+    assert!(kv.delete("p", "k", soon()).unwrap());
+    assert!(!kv.delete("p", "k", soon()).unwrap());
+    assert_eq!(kv.get("p", "k", soon()).unwrap(), None);
 }
 
 fn namespaces_are_isolated(kv: &dyn KvStore) {
-    kv.set("alice", "secret", b"a", ROOMY).unwrap();
-    assert_eq!(kv.get("bob", "secret").unwrap(), None);
-    assert!(!kv.delete("bob", "secret").unwrap());
-    assert!(kv.list_keys("bob", "", None, 100).unwrap().keys.is_empty());
-    assert_eq!(kv.get("alice", "secret").unwrap(), Some(b"a".to_vec()));
+    kv.set("alice", "secret", b"a", ROOMY, soon()).unwrap();
+    assert_eq!(kv.get("bob", "secret", soon()).unwrap(), None);
+    assert!(!kv.delete("bob", "secret", soon()).unwrap());
+    assert!(
+        kv.list_keys("bob", "", None, 100, soon())
+            .unwrap()
+            .keys
+            .is_empty()
+    );
+    assert_eq!(
+        kv.get("alice", "secret", soon()).unwrap(),
+        Some(b"a".to_vec())
+    );
 }
 
 fn quota_counts_keys_and_bytes_and_frees_on_delete(kv: &dyn KvStore) {
@@ -98,64 +111,70 @@ fn quota_counts_keys_and_bytes_and_frees_on_delete(kv: &dyn KvStore) {
         max_keys: 2,
         max_bytes: 10,
     };
-    kv.set("q", "k1", b"123", tight).unwrap();
-    kv.set("q", "k2", b"4", tight).unwrap();
+    kv.set("q", "k1", b"123", tight, soon()).unwrap();
+    kv.set("q", "k2", b"4", tight, soon()).unwrap();
     assert!(matches!(
-        kv.set("q", "k3", b"", tight),
+        kv.set("q", "k3", b"", tight, soon()),
         Err(StoreError::QuotaExceeded(_))
     ));
     assert!(matches!(
-        kv.set("q", "k1", b"12345678", tight),
+        kv.set("q", "k1", b"12345678", tight, soon()),
         Err(StoreError::QuotaExceeded(_))
     ));
     assert_eq!(
-        kv.get("q", "k1").unwrap(),
+        kv.get("q", "k1", soon()).unwrap(),
         Some(b"123".to_vec()),
         "a refused write changes nothing"
     );
-    assert!(kv.delete("q", "k2").unwrap());
-    kv.set("q", "k3", b"x", tight).unwrap();
+    assert!(kv.delete("q", "k2", soon()).unwrap());
+    kv.set("q", "k3", b"x", tight, soon()).unwrap();
     assert!(matches!(
-        kv.increment("q", "k4", 1, tight),
+        kv.increment("q", "k4", 1, tight, soon()),
         Err(StoreError::QuotaExceeded(_))
     ));
 }
 
 fn increment_and_compare_and_swap(kv: &dyn KvStore) {
-    assert_eq!(kv.increment("c", "n", 5, ROOMY).unwrap(), 5);
-    assert_eq!(kv.increment("c", "n", -7, ROOMY).unwrap(), -2);
-    kv.set("c", "text", b"abc", ROOMY).unwrap();
+    assert_eq!(kv.increment("c", "n", 5, ROOMY, soon()).unwrap(), 5);
+    assert_eq!(kv.increment("c", "n", -7, ROOMY, soon()).unwrap(), -2);
+    kv.set("c", "text", b"abc", ROOMY, soon()).unwrap();
     assert!(matches!(
-        kv.increment("c", "text", 1, ROOMY),
+        kv.increment("c", "text", 1, ROOMY, soon()),
         Err(StoreError::NotAnInteger(_))
     ));
-    kv.set("c", "max", i64::MAX.to_string().as_bytes(), ROOMY)
+    kv.set("c", "max", i64::MAX.to_string().as_bytes(), ROOMY, soon())
         .unwrap();
     assert!(matches!(
-        kv.increment("c", "max", 1, ROOMY),
+        kv.increment("c", "max", 1, ROOMY, soon()),
         Err(StoreError::NotAnInteger(_))
     ));
-    assert!(kv.compare_and_swap("c", "s", None, b"1", ROOMY).unwrap());
-    assert!(!kv.compare_and_swap("c", "s", None, b"2", ROOMY).unwrap());
     assert!(
-        !kv.compare_and_swap("c", "s", Some(b"9"), b"2", ROOMY)
+        kv.compare_and_swap("c", "s", None, b"1", ROOMY, soon())
             .unwrap()
     );
     assert!(
-        kv.compare_and_swap("c", "s", Some(b"1"), b"2", ROOMY)
+        !kv.compare_and_swap("c", "s", None, b"2", ROOMY, soon())
             .unwrap()
     );
-    assert_eq!(kv.get("c", "s").unwrap(), Some(b"2".to_vec()));
+    assert!(
+        !kv.compare_and_swap("c", "s", Some(b"9"), b"2", ROOMY, soon())
+            .unwrap()
+    );
+    assert!(
+        kv.compare_and_swap("c", "s", Some(b"1"), b"2", ROOMY, soon())
+            .unwrap()
+    );
+    assert_eq!(kv.get("c", "s", soon()).unwrap(), Some(b"2".to_vec()));
 }
 
 fn list_keys_pages_through_a_prefix(kv: &dyn KvStore) {
     for key in ["a%1", "a%2", "a%3", "ab", "a_x", "b"] {
-        kv.set("l", key, b"", ROOMY).unwrap();
+        kv.set("l", key, b"", ROOMY, soon()).unwrap();
     }
-    let first = kv.list_keys("l", "a%", None, 2).unwrap();
+    let first = kv.list_keys("l", "a%", None, 2, soon()).unwrap();
     assert_eq!(first.keys, ["a%1", "a%2"]);
     let second = kv
-        .list_keys("l", "a%", first.next_cursor.as_deref(), 2)
+        .list_keys("l", "a%", first.next_cursor.as_deref(), 2, soon())
         .unwrap();
     assert_eq!(
         second.keys,
@@ -163,8 +182,77 @@ fn list_keys_pages_through_a_prefix(kv: &dyn KvStore) {
         "wildcards in the prefix match literally"
     );
     assert_eq!(second.next_cursor, None);
-    assert_eq!(kv.list_keys("l", "a_", None, 10).unwrap().keys, ["a_x"]);
-    assert_eq!(kv.list_keys("l", "", None, 100).unwrap().keys.len(), 6);
+    assert_eq!(
+        kv.list_keys("l", "a_", None, 10, soon()).unwrap().keys,
+        ["a_x"]
+    );
+    assert_eq!(
+        kv.list_keys("l", "", None, 100, soon()).unwrap().keys.len(),
+        6
+    );
+}
+
+/// Alphabet of the random keys: ASCII case pairs, LIKE wildcards and escapes, multi-byte
+/// letters whose case folds, and punctuation.
+const KEY_CHARS: &[char] = &[
+    'a', 'A', 'b', '%', '_', '\\', 'é', 'É', 'ß', '😀', '/', '.', ' ',
+];
+
+fn key_strategy(max: usize) -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    proptest::collection::vec(proptest::sample::select(KEY_CHARS), 0..=max)
+        .prop_map(|chars| chars.into_iter().collect())
+}
+
+/// Random keys and prefixes: every backend lists exactly the keys a plain model says start
+/// with the prefix, byte for byte, in byte order, across pages.
+fn prefix_listing_matches_a_model(kv: &dyn KvStore, cases: u32) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let namespaces = std::sync::atomic::AtomicU32::new(0);
+    let strategy = (
+        proptest::collection::btree_set(
+            key_strategy(5).prop_filter("non-empty", |k| !k.is_empty()),
+            0..24,
+        ),
+        key_strategy(3),
+    );
+    runner
+        .run(&strategy, |(keys, prefix)| {
+            let namespace = format!(
+                "prop{}",
+                namespaces.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            for key in &keys {
+                kv.set(&namespace, key, b"v", ROOMY, soon()).unwrap();
+            }
+            let expected: Vec<&String> = keys.iter().filter(|k| k.starts_with(&prefix)).collect();
+            let mut listed = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = kv
+                    .list_keys(&namespace, &prefix, cursor.as_deref(), 3, soon())
+                    .unwrap();
+                listed.extend(page.keys);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(
+                listed.iter().collect::<Vec<_>>(),
+                expected,
+                "prefix {:?}",
+                prefix
+            );
+            Ok(())
+        })
+        .unwrap();
 }
 
 /// 100 fresh instances of the counter plugin increment one key at once; none is lost.
@@ -188,7 +276,7 @@ fn concurrent_increments_from_fresh_instances(kv: Arc<dyn StateStore>) {
         }
     });
     assert_eq!(
-        kv.get("counter", "hits:/race").unwrap(),
+        kv.get("counter", "hits:/race", soon()).unwrap(),
         Some(b"100".to_vec())
     );
 }
@@ -327,6 +415,13 @@ macro_rules! conformance {
             fn list_keys_pages_through_a_prefix() {
                 let Some(b) = super::$backend() else { return };
                 super::list_keys_pages_through_a_prefix(&*b.store);
+            }
+
+            #[test]
+            fn prefix_listing_matches_a_model() {
+                let Some(b) = super::$backend() else { return };
+                let cases = if stringify!($backend) == "postgres" { 48 } else { 192 };
+                super::prefix_listing_matches_a_model(&*b.store, cases);
             }
 
             #[test]

@@ -1,6 +1,7 @@
 //! In-memory key-value backend: one `BTreeMap` per namespace behind a mutex.
 
 use super::StoreError;
+use crate::capability::Deadline;
 use crate::capability::config::ConfigStore;
 use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
 use crate::secrets::{Sealed, SecretError, SecretStore};
@@ -30,11 +31,11 @@ impl MemoryKv {
 }
 
 impl KvStore for MemoryKv {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, namespace: &str, key: &str, _: Deadline) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with(namespace, |ns| ns.entries.get(key).cloned()))
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+    fn delete(&self, namespace: &str, key: &str, _: Deadline) -> Result<bool, StoreError> {
         Ok(self.with(namespace, |ns| match ns.entries.remove(key) {
             Some(old) => {
                 ns.usage = ns.usage.after_delete(key, old.len());
@@ -50,6 +51,7 @@ impl KvStore for MemoryKv {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
+        _: Deadline,
     ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         Ok(self.with(namespace, |ns| {
@@ -70,6 +72,7 @@ impl KvStore for MemoryKv {
         key: &str,
         update: Update<'_>,
         quota: Quota,
+        _: Deadline,
     ) -> Result<Updated, StoreError> {
         self.with(namespace, |ns| {
             let current = ns.entries.get(key);

@@ -24,6 +24,7 @@ impl KvHost<'_> {
         if key.is_empty() {
             return Err(Error::InvalidInput("key must not be empty".into()));
         }
+        check_no_nul("key", key)?;
         if key.len() > max {
             return Err(Error::TooLarge(format!(
                 "key is {} bytes; the cap is {max}",
@@ -55,6 +56,7 @@ impl KvHost<'_> {
                 Error::QuotaExceeded(detail)
             }
             StoreError::NotAnInteger(detail) => Error::InvalidInput(detail),
+            StoreError::DeadlinePassed => Error::Timeout,
             StoreError::Backend(detail) => {
                 tracing::error!(plugin = %self.scope.plugin, "kv backend failed: {detail}");
                 Error::Internal("storage is unavailable".into())
@@ -63,12 +65,21 @@ impl KvHost<'_> {
     }
 }
 
+/// Keys and prefixes are text without NUL on every backend (PostgreSQL text cannot hold
+/// it), so a NUL is refused up front rather than answered differently per backend.
+fn check_no_nul(what: &str, text: &str) -> Result<(), Error> {
+    if text.contains('\0') {
+        return Err(Error::InvalidInput(format!("{what} must not contain NUL")));
+    }
+    Ok(())
+}
+
 impl Host for KvHost<'_> {
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.scope.plugin))]
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
         self.check_key(&key)?;
         self.store
-            .get(self.namespace(), &key)
+            .get(self.namespace(), &key, self.scope.deadline)
             .map_err(|e| self.map(e))
     }
 
@@ -77,7 +88,13 @@ impl Host for KvHost<'_> {
         self.check_key(&key)?;
         self.check_value(&value)?;
         self.store
-            .set(self.namespace(), &key, &value, self.grant.quota)
+            .set(
+                self.namespace(),
+                &key,
+                &value,
+                self.grant.quota,
+                self.scope.deadline,
+            )
             .map_err(|e| self.map(e))
     }
 
@@ -85,7 +102,7 @@ impl Host for KvHost<'_> {
     fn delete(&mut self, key: String) -> Result<bool, Error> {
         self.check_key(&key)?;
         self.store
-            .delete(self.namespace(), &key)
+            .delete(self.namespace(), &key, self.scope.deadline)
             .map_err(|e| self.map(e))
     }
 
@@ -96,9 +113,16 @@ impl Host for KvHost<'_> {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<KeyPage, Error> {
+        check_no_nul("prefix", &prefix)?;
         let page = self
             .store
-            .list_keys(self.namespace(), &prefix, cursor.as_deref(), limit)
+            .list_keys(
+                self.namespace(),
+                &prefix,
+                cursor.as_deref(),
+                limit,
+                self.scope.deadline,
+            )
             .map_err(|e| self.map(e))?;
         Ok(KeyPage {
             keys: page.keys,
@@ -110,7 +134,13 @@ impl Host for KvHost<'_> {
     fn increment(&mut self, key: String, delta: i64) -> Result<i64, Error> {
         self.check_key(&key)?;
         self.store
-            .increment(self.namespace(), &key, delta, self.grant.quota)
+            .increment(
+                self.namespace(),
+                &key,
+                delta,
+                self.grant.quota,
+                self.scope.deadline,
+            )
             .map_err(|e| self.map(e))
     }
 
@@ -130,6 +160,7 @@ impl Host for KvHost<'_> {
                 expected.as_deref(),
                 &value,
                 self.grant.quota,
+                self.scope.deadline,
             )
             .map_err(|e| self.map(e))
     }

@@ -6,7 +6,7 @@ mod store;
 
 pub use host::KvHost;
 pub use store::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated};
-pub(crate) use store::{Usage, like_prefix, page};
+pub(crate) use store::{Usage, page};
 
 use super::{CallScope, Capability, CapabilityId, CapabilityInfo, Decision, Direction, Import};
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,21 @@ mod tests {
             Err(Error::TooLarge(_))
         ));
         assert!(matches!(kv.get(String::new()), Err(Error::InvalidInput(_))));
-        assert_eq!(store.get("plugin", "a").unwrap(), Some(b"1".to_vec()));
+        assert!(matches!(kv.get("a\0b".into()), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            kv.list_keys("a\0".into(), None, 10),
+            Err(Error::InvalidInput(_))
+        ));
+        assert_eq!(
+            store
+                .get(
+                    "plugin",
+                    "a",
+                    crate::capability::Deadline::after(std::time::Duration::from_secs(5))
+                )
+                .unwrap(),
+            Some(b"1".to_vec())
+        );
         assert_eq!(test.denials_of(CapabilityId::Kv), 0);
     }
 

@@ -1,6 +1,7 @@
 //! The state behind `storage.kv`: the trait every backend implements, and the
 //! read-modify-write and quota rules they all share.
 
+use crate::capability::Deadline;
 use crate::storage::StoreError;
 use serde::Serialize;
 
@@ -116,16 +117,25 @@ impl Usage {
 }
 
 /// Key-value storage partitioned by namespace (the plugin id, chosen by the host).
-/// Writes check the quota atomically with the write.
+/// Writes check the quota atomically with the write. Every operation gives up once
+/// `deadline` has passed (lock waits and queries included), with
+/// [`StoreError::DeadlinePassed`].
 pub trait KvStore: Send + Sync {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError>;
+    fn get(
+        &self,
+        namespace: &str,
+        key: &str,
+        deadline: Deadline,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    fn delete(&self, namespace: &str, key: &str, deadline: Deadline) -> Result<bool, StoreError>;
+    /// Keys starting with `prefix` (byte for byte), after `cursor`, at most `limit`.
     fn list_keys(
         &self,
         namespace: &str,
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
+        deadline: Deadline,
     ) -> Result<KeyPage, StoreError>;
     /// Apply `update` to `key` atomically, within `quota`.
     fn update(
@@ -134,6 +144,7 @@ pub trait KvStore: Send + Sync {
         key: &str,
         update: Update<'_>,
         quota: Quota,
+        deadline: Deadline,
     ) -> Result<Updated, StoreError>;
 
     fn set(
@@ -142,8 +153,9 @@ pub trait KvStore: Send + Sync {
         key: &str,
         value: &[u8],
         quota: Quota,
+        deadline: Deadline,
     ) -> Result<(), StoreError> {
-        self.update(namespace, key, Update::Set(value), quota)
+        self.update(namespace, key, Update::Set(value), quota, deadline)
             .map(drop)
     }
 
@@ -153,8 +165,9 @@ pub trait KvStore: Send + Sync {
         key: &str,
         delta: i64,
         quota: Quota,
+        deadline: Deadline,
     ) -> Result<i64, StoreError> {
-        match self.update(namespace, key, Update::Increment(delta), quota)? {
+        match self.update(namespace, key, Update::Increment(delta), quota, deadline)? {
             Updated::Incremented(value) => Ok(value),
             other => Err(StoreError::Backend(format!("increment returned {other:?}"))),
         }
@@ -167,12 +180,14 @@ pub trait KvStore: Send + Sync {
         expected: Option<&[u8]>,
         value: &[u8],
         quota: Quota,
+        deadline: Deadline,
     ) -> Result<bool, StoreError> {
         match self.update(
             namespace,
             key,
             Update::CompareAndSwap { expected, value },
             quota,
+            deadline,
         )? {
             Updated::Swapped(swapped) => Ok(swapped),
             other => Err(StoreError::Backend(format!(
@@ -210,27 +225,9 @@ pub(crate) fn page(mut keys: Vec<String>, limit: usize) -> KeyPage {
     KeyPage { keys, next_cursor }
 }
 
-/// The SQL `LIKE` pattern matching keys that start with `prefix` (escape char `\`).
-pub(crate) fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_prefix_escapes_wildcards() {
-        assert_eq!(like_prefix("a%b_c\\"), "a\\%b\\_c\\\\%");
-    }
 
     #[test]
     fn shrinking_a_value_is_allowed_even_over_quota() {

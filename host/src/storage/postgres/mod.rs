@@ -9,9 +9,8 @@ mod records;
 mod secrets;
 
 use super::StoreError;
-use crate::capability::kv::{
-    KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
-};
+use crate::capability::Deadline;
+use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
@@ -190,7 +189,37 @@ impl PostgresStore {
             .expect("runtime lives until drop")
             .block_on(future)
     }
+
+    /// Run `work` on a pooled connection, giving up at `deadline`: waiting for a
+    /// connection, for a lock or for a slow statement. A statement cut short is cancelled
+    /// on the server and its connection closed, never returned to the pool mid-query.
+    fn within<R>(
+        &self,
+        deadline: Deadline,
+        work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.block_on(async {
+            let mut client = tokio::time::timeout(deadline.remaining(), self.pool.get())
+                .await
+                .map_err(|_| StoreError::DeadlinePassed)?
+                .map_err(backend)?;
+            let cancel = client.cancel_token();
+            let outcome = tokio::time::timeout(deadline.remaining(), work(&mut client)).await;
+            match outcome {
+                Ok(result) => result,
+                Err(_) => {
+                    let _ = tokio::time::timeout(CANCEL_WAIT, cancel.cancel_query(NoTls)).await;
+                    drop(deadpool_postgres::Object::take(client));
+                    Err(StoreError::DeadlinePassed)
+                }
+            }
+        })
+    }
 }
+
+/// How long a cut-short statement's cancel request may take before the connection is
+/// closed anyway (which also ends the statement).
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Drop for PostgresStore {
     /// Shut the runtime down without waiting, so dropping is safe from any context.
@@ -279,16 +308,19 @@ async fn read_value(
 }
 
 impl KvStore for PostgresStore {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
-            read_value(&client, namespace, key).await
+    fn get(
+        &self,
+        namespace: &str,
+        key: &str,
+        deadline: Deadline,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.within(deadline, async |client| {
+            read_value(&*client, namespace, key).await
         })
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
-        self.block_on(async {
-            let mut client = self.pool.get().await.map_err(backend)?;
+    fn delete(&self, namespace: &str, key: &str, deadline: Deadline) -> Result<bool, StoreError> {
+        self.within(deadline, async |client| {
             let tx = client.transaction().await.map_err(backend)?;
             let usage = lock_usage(&tx, namespace).await?;
             let Some(old) = read_value(&tx, namespace, key).await? else {
@@ -312,17 +344,19 @@ impl KvStore for PostgresStore {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
+        deadline: Deadline,
     ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        self.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
+        self.within(deadline, async |client| {
+            // `key` is COLLATE "C", so `>=` seeks and starts_with compares bytes.
             let rows = client
                 .query(
-                    "SELECT key FROM kv WHERE namespace = $1 AND key LIKE $2 AND key > $3
+                    "SELECT key FROM kv WHERE namespace = $1 AND key >= $2 AND starts_with(key, $2)
+                       AND key > $3
                      ORDER BY key LIMIT $4",
                     &[
                         &namespace,
-                        &like_prefix(prefix),
+                        &prefix,
                         &cursor.unwrap_or(""),
                         &(limit as i64 + 1),
                     ],
@@ -339,9 +373,9 @@ impl KvStore for PostgresStore {
         key: &str,
         update: Update<'_>,
         quota: Quota,
+        deadline: Deadline,
     ) -> Result<Updated, StoreError> {
-        self.block_on(async {
-            let mut client = self.pool.get().await.map_err(backend)?;
+        self.within(deadline, async |client| {
             let tx = client.transaction().await.map_err(backend)?;
             let usage = lock_usage(&tx, namespace).await?;
             let current = read_value(&tx, namespace, key).await?;

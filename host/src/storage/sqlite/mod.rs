@@ -8,12 +8,16 @@ mod records;
 mod secrets;
 
 use super::StoreError;
-use crate::capability::kv::{
-    KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, like_prefix, page,
-};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use crate::capability::Deadline;
+use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a statement waits for another connection's lock on the database file, when
+/// no plugin deadline bounds it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema versions, applied in order; never edit a shipped entry, append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -114,16 +118,26 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
         migrate(&mut conn).map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection, waiting for the database file's lock no longer than `deadline`.
+    fn conn_within(&self, deadline: Deadline) -> Result<Bounded<'_>, StoreError> {
+        let conn = self.conn();
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Err(StoreError::DeadlinePassed);
+        }
+        conn.busy_timeout(left.min(BUSY_TIMEOUT)).map_err(backend)?;
+        Ok(Bounded { conn })
     }
 
     /// The schema version the database is at.
@@ -187,30 +201,60 @@ fn read_value(conn: &Connection, namespace: &str, key: &str) -> rusqlite::Result
     .optional()
 }
 
+/// The connection lent to one plugin call: lock waits end at its deadline, and the
+/// default wait is restored when the call is done with it.
+struct Bounded<'a> {
+    conn: MutexGuard<'a, Connection>,
+}
+
+impl std::ops::Deref for Bounded<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Bounded<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Bounded<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+    }
+}
+
 impl KvStore for SqliteStore {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        read_value(&self.conn(), namespace, key).map_err(backend)
+    fn get(
+        &self,
+        namespace: &str,
+        key: &str,
+        deadline: Deadline,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let conn = self.conn_within(deadline)?;
+        read_value(&conn, namespace, key).map_err(backend_or_busy(deadline))
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let Some(old) = read_value(&tx, namespace, key).map_err(backend)? else {
-            return Ok(false);
-        };
-        tx.execute(
-            "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
-            [namespace, key],
-        )
-        .map_err(backend)?;
-        let usage = read_usage(&tx, namespace)
-            .map_err(backend)?
-            .after_delete(key, old.len());
-        write_usage(&tx, namespace, usage).map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(true)
+    fn delete(&self, namespace: &str, key: &str, deadline: Deadline) -> Result<bool, StoreError> {
+        let mut conn = self.conn_within(deadline)?;
+        let done = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(old) = read_value(&tx, namespace, key)? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
+                [namespace, key],
+            )?;
+            let usage = read_usage(&tx, namespace)?.after_delete(key, old.len());
+            write_usage(&tx, namespace, usage)?;
+            tx.commit()?;
+            Ok(true)
+        })();
+        done.map_err(backend_or_busy(deadline))
     }
 
     fn list_keys(
@@ -219,28 +263,27 @@ impl KvStore for SqliteStore {
         prefix: &str,
         cursor: Option<&str>,
         limit: u32,
+        deadline: Deadline,
     ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let conn = self.conn();
-        let mut statement = conn
+        let conn = self.conn_within(deadline)?;
+        // Byte-exact prefix match: compare the key's leading bytes as a BLOB (LIKE folds
+        // ASCII case, and text functions stop at NUL); `key >= ?2` lets the index seek.
+        let listed = conn
             .prepare_cached(
-                "SELECT key FROM kv WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' AND key > ?3
+                "SELECT key FROM kv WHERE namespace = ?1 AND key >= ?2 AND key > ?3
+                   AND substr(CAST(key AS BLOB), 1, length(CAST(?2 AS BLOB))) = CAST(?2 AS BLOB)
                  ORDER BY key LIMIT ?4",
             )
-            .map_err(backend)?;
-        let keys = statement
-            .query_map(
-                params![
-                    namespace,
-                    like_prefix(prefix),
-                    cursor.unwrap_or(""),
-                    limit as i64 + 1
-                ],
-                |row| row.get(0),
-            )
-            .and_then(Iterator::collect)
-            .map_err(backend)?;
-        Ok(page(keys, limit))
+            .and_then(|mut statement| {
+                statement
+                    .query_map(
+                        params![namespace, prefix, cursor.unwrap_or(""), limit as i64 + 1],
+                        |row| row.get(0),
+                    )
+                    .and_then(Iterator::collect)
+            });
+        Ok(page(listed.map_err(backend_or_busy(deadline))?, limit))
     }
 
     fn update(
@@ -249,11 +292,12 @@ impl KvStore for SqliteStore {
         key: &str,
         update: Update<'_>,
         quota: Quota,
+        deadline: Deadline,
     ) -> Result<Updated, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn_within(deadline)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+            .map_err(backend_or_busy(deadline))?;
         let current = read_value(&tx, namespace, key).map_err(backend)?;
         let (next, outcome) = update.apply(key, current.as_deref())?;
         if let Some(value) = next {
@@ -270,9 +314,24 @@ impl KvStore for SqliteStore {
             )
             .map_err(backend)?;
             write_usage(&tx, namespace, usage).map_err(backend)?;
-            tx.commit().map_err(backend)?;
+            tx.commit().map_err(backend_or_busy(deadline))?;
         }
         Ok(outcome)
+    }
+}
+
+/// Map a statement's error, as the deadline passing if the database was busy past it.
+fn backend_or_busy(deadline: Deadline) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |error| {
+        let busy = matches!(
+            error.sqlite_error_code(),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        );
+        if busy && deadline.passed() {
+            StoreError::DeadlinePassed
+        } else {
+            backend(error)
+        }
     }
 }
 
@@ -290,10 +349,11 @@ mod tests {
             max_keys: 10,
             max_bytes: 100,
         };
-        store.set("p", "k", b"v", quota).unwrap();
+        let soon = Deadline::after(Duration::from_secs(5));
+        store.set("p", "k", b"v", quota, soon).unwrap();
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(reopened.schema_version().unwrap(), MIGRATIONS.len());
-        assert_eq!(reopened.get("p", "k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(reopened.get("p", "k", soon).unwrap(), Some(b"v".to_vec()));
     }
 }
