@@ -7,7 +7,7 @@ use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::types::Error as WitError;
 use crate::bindings::exports::capstan::plugin::{handler, mcp};
-use crate::capability::{CapabilityId, Deadline, Decision};
+use crate::capability::{CapabilityId, Deadline, Decision, routes};
 use crate::engine::deadline_ticks;
 use crate::error::{InstallError, InvokeError};
 use crate::gate::Admission;
@@ -106,14 +106,22 @@ impl Plugin {
         matches!(self.handler, Reach::Open(_))
     }
 
-    /// Serve one HTTP request through the plugin's `handler` export.
+    /// Serve one HTTP request through the plugin's `handler` export. A response the host
+    /// will not send (see [`routes::response::check`]) is refused with a plugin log line
+    /// naming what was wrong.
     pub fn handle(&self, request: &Request) -> Result<Response, InvokeError> {
         let indices = self.open(&self.handler, CapabilityId::Routes, "handler")?;
         self.call(|store, instance| {
-            indices
+            let response = indices
                 .load(&mut *store, instance)?
-                .call_handle(store, request)
-        })
+                .call_handle(&mut *store, request)?;
+            Ok(routes::response::check(&response)
+                .map(|()| response)
+                .map_err(|what| {
+                    store.data_mut().note(&format!("response refused: {what}"));
+                    InvokeError::InvalidResponse(what)
+                }))
+        })?
     }
 
     /// The tools the plugin offers, filtered to those the policy exposes.
@@ -201,6 +209,12 @@ impl Plugin {
             .instantiate(&mut store)
             .and_then(|instance| f(&mut store, &instance));
         store.data_mut().finish();
+        // The deadline is wall-clock time: a call that returns after it (its last host
+        // wait cut short just before the epoch interrupt fired) is over it all the same.
+        let result = result.and_then(|value| match deadline.passed() {
+            false => Ok(value),
+            true => Err(wasmtime::Error::from(Trap::Interrupt)),
+        });
         result.map_err(|error| self.classify(error, store.data().limiter.hit))
     }
 

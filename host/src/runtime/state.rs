@@ -75,6 +75,14 @@ impl CallState {
         }
     }
 
+    /// Write a host line about this call into the plugin's log (a warning the plugin's
+    /// author should see).
+    pub(crate) fn note(&mut self, message: &str) {
+        let target = Self::log_target(&self.plugin, &self.call_id);
+        self.log
+            .write(&target, LogLevel::Warn, LogSource::Host, message);
+    }
+
     /// Move captured stdio into the plugin's log and report anything dropped.
     pub(crate) fn finish(&mut self) {
         let target = Self::log_target(&self.plugin, &self.call_id);
