@@ -117,6 +117,8 @@ pub enum InvokeError {
     StackOverflow,
     #[error("plugin trapped: {0}")]
     Trap(String),
+    #[error("plugin answered a response the host will not send: {0}")]
+    InvalidResponse(String),
 }
 
 impl InvokeError {
@@ -131,6 +133,7 @@ impl InvokeError {
             InvokeError::ResourceLimit { .. } => "resource-limit",
             InvokeError::StackOverflow => "stack-overflow",
             InvokeError::Trap(_) => "trap",
+            InvokeError::InvalidResponse(_) => "invalid-response",
         }
     }
 }

@@ -127,6 +127,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer to a path no route serves: a 404 in the one error shape.
+pub async fn no_such_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no endpoint {method} {}", crate::text::cap(uri.path(), 256)),
+    )
+}
+
 /// Rewrite errors the framework produces itself (rejected query strings and bodies,
 /// unknown paths, wrong methods) into `{code, message}`, so every admin API error has the
 /// one documented shape. Responses that are already JSON pass through untouched.

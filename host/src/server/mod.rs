@@ -36,8 +36,14 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
     Router::new()
         .route("/admin/v1/openapi.json", get(openapi::serve))
         .nest("/admin/v1", admin)
-        .route("/plugins/{id}", any(routes::root))
-        .route("/plugins/{id}/", any(routes::root))
+        .route(
+            "/plugins/{id}",
+            any(routes::root).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
+        )
+        .route(
+            "/plugins/{id}/",
+            any(routes::root).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
+        )
         .route(
             "/plugins/{id}/{*path}",
             any(routes::nested).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
@@ -45,6 +51,7 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
         .merge(metrics)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .fallback(error::no_such_endpoint)
         .with_state(state)
 }
 

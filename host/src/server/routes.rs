@@ -4,20 +4,16 @@
 
 use super::error::ApiError;
 use super::{AppState, blocking};
-use crate::capability::http::is_transport_header;
 use crate::error::InvokeError;
 use crate::registry::Unavailable;
 use crate::runtime::Request as PluginRequest;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Largest response body a plugin may return.
-pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 
 static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -113,11 +109,7 @@ async fn call(
     })
     .await?;
     let (answer, error) = match outcome {
-        Ok(response) => {
-            let built = build(id, response);
-            let error = built.is_err().then_some("invalid-response");
-            (built, error)
-        }
+        Ok(response) => (build(id, response), None),
         Err(error) => {
             let code = error.code();
             (Err(failure(id, error)), Some(code))
@@ -127,35 +119,19 @@ async fn call(
     answer
 }
 
+/// The checked plugin response as the HTTP response sent. The runtime already refused
+/// anything unsendable; the host sets the framing (`content-length` is recomputed).
 fn build(id: &str, response: crate::runtime::Response) -> Result<Response, ApiError> {
-    if response.body.len() > MAX_RESPONSE_BYTES {
-        return Err(failure(
-            id,
-            InvokeError::Trap(format!("response body over {MAX_RESPONSE_BYTES} bytes")),
-        ));
-    }
-    let status = StatusCode::from_u16(response.status).map_err(|_| {
-        failure(
-            id,
-            InvokeError::Trap(format!("invalid status {}", response.status)),
-        )
-    })?;
-    let mut built = Response::builder().status(status);
-    let plugin_headers = response
-        .headers
-        .iter()
-        .filter(|(name, _)| !is_transport_header(name));
-    for (name, value) in plugin_headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
-            built = built.header(name, value);
+    let mut built = Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            continue;
         }
+        built = built.header(name.as_str(), value.as_str());
     }
     built
         .body(Body::from(response.body))
-        .map_err(|_| failure(id, InvokeError::Trap("invalid response headers".into())))
+        .map_err(|e| failure(id, InvokeError::InvalidResponse(format!("{e}"))))
 }
 
 fn failure(id: &str, error: InvokeError) -> ApiError {
@@ -171,6 +147,11 @@ fn failure(id: &str, error: InvokeError) -> ApiError {
         InvokeError::NotExported { .. } => {
             ApiError::new(StatusCode::NOT_FOUND, "no-routes", error.to_string())
         }
+        InvokeError::InvalidResponse(what) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "invalid-response",
+            format!("plugin `{id}` answered a response the host will not send: {what}"),
+        ),
         other => {
             let error_id = format!("e{:06x}", ERROR_IDS.fetch_add(1, Ordering::Relaxed));
             tracing::warn!(plugin = %id, error_id = %error_id, "plugin call failed: {other}");

@@ -1,5 +1,7 @@
 //! `http.routes`: the plugin's exported `handler`, served under `/plugins/<id>/`.
 
+pub mod response;
+
 use super::{Capability, CapabilityId, CapabilityInfo, Direction};
 use serde::{Deserialize, Serialize};
 

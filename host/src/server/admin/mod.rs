@@ -56,6 +56,7 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/audit", get(audit))
         .route("/logs", get(logs))
         .route("/cache", delete(clear_cache))
+        .fallback(super::error::no_such_endpoint)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
 }
 

@@ -43,6 +43,46 @@ impl Plugin for Misbehave {
                 }
                 Response::text(200, "flooded stdout")
             }
+            "/sleep" => {
+                let ms = request
+                    .query_param("ms")
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(5_000);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Response::text(200, "slept")
+            }
+            "/status" => {
+                let code = request
+                    .query_param("code")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(101);
+                Response::text(code, "")
+            }
+            "/split-header" => {
+                let mut response = Response::text(200, "ok");
+                response
+                    .headers
+                    .push(("x-forged".into(), "1\r\nset-cookie: session=stolen".into()));
+                response
+            }
+            "/bad-header-name" => {
+                let mut response = Response::text(200, "ok");
+                response.headers.push(("x bad\n".into(), "1".into()));
+                response
+            }
+            "/huge-header" => {
+                let mut response = Response::text(200, "ok");
+                response
+                    .headers
+                    .push(("x-huge".into(), "h".repeat(24 * 1024 * 1024)));
+                response
+            }
+            "/forge-log" => {
+                capstan_guest::warn!(
+                    "benign\x1b[2J\x1b]0;pwned\x07\n2026-01-01T00:00:00Z  victim  error  host   forged line"
+                );
+                Response::text(200, "logged")
+            }
             "/framing" => {
                 // Headers that would desynchronise the connection if passed through.
                 let mut response = Response::text(200, "ok");
