@@ -42,14 +42,22 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// Longest audit detail stored; details quote plugin-supplied text (URLs, names), which
+/// must not grow a record without bound.
+pub const MAX_DETAIL_BYTES: usize = 2048;
+
 impl AuditEvent {
-    /// A record stamped now.
+    /// A record stamped now, its detail capped at [`MAX_DETAIL_BYTES`] (saying so).
     pub fn new(
         plugin: &str,
         kind: AuditKind,
         capability: Option<CapabilityId>,
         detail: String,
     ) -> Self {
+        let detail = match crate::text::cap(&detail, MAX_DETAIL_BYTES) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(capped) => capped,
+        };
         AuditEvent {
             time: SystemTime::now(),
             plugin: plugin.to_string(),
@@ -152,7 +160,7 @@ pub fn trace(event: &AuditEvent) {
         kind = event.kind.as_str(),
         capability = ?event.capability.map(CapabilityId::name),
         "{}",
-        event.detail
+        crate::text::escape(&event.detail)
     );
 }
 

@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod text;
 mod toml_text;
 pub mod wit_error;
 

@@ -2,6 +2,7 @@
 
 use super::PluginArgs;
 use crate::gate::{self, Admission, ImportClass};
+use crate::text::escape;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -43,7 +44,7 @@ fn render(a: &Admission, has_policy: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plugin    {} {}", m.id, m.version);
     if !m.description.is_empty() {
-        let _ = writeln!(out, "          {}", m.description);
+        let _ = writeln!(out, "          {}", escape(&m.description));
     }
     let _ = writeln!(out, "sha256    {}", a.sha256);
     let _ = writeln!(out, "\nimports");
@@ -53,11 +54,11 @@ fn render(a: &Admission, has_policy: bool) -> String {
             ImportClass::ContractTypes => "contract types".to_string(),
             ImportClass::Capability(id) => format!("capability {id}"),
         };
-        let _ = writeln!(out, "  {:<42} {class}", row.name);
+        let _ = writeln!(out, "  {:<42} {class}", escape(&row.name));
     }
     let _ = writeln!(out, "\nexports");
     for name in &a.exports {
-        let _ = writeln!(out, "  {name}");
+        let _ = writeln!(out, "  {}", escape(name));
     }
     let policy = if has_policy {
         "the given policy"
@@ -71,7 +72,7 @@ fn render(a: &Admission, has_policy: bool) -> String {
             "  {:<14} {:<14} {}",
             capability.name(),
             word,
-            reason.unwrap_or("")
+            escape(reason.unwrap_or(""))
         );
     }
     let l = &a.policy.limits;

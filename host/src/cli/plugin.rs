@@ -183,14 +183,16 @@ fn switch(client: &Client, id: &str, action: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or("-")
+/// A text field of an API answer, escaped for the terminal (plugin-supplied text such as
+/// descriptions and load errors is data).
+fn text(value: &Value) -> String {
+    crate::text::escape(value.as_str().unwrap_or("-")).into_owned()
 }
 
 /// The first 12 hex digits of a sha256, enough to tell versions apart.
-fn short(value: &Value) -> &str {
+fn short(value: &Value) -> String {
     let full = text(value);
-    full.get(..12).unwrap_or(full)
+    full.get(..12).unwrap_or(&full).to_string()
 }
 
 fn print_list(plugins: &[Value]) {
@@ -224,11 +226,11 @@ fn print_info(info: &Value) {
         let value = &info[field];
         let shown = value
             .as_str()
-            .map_or_else(|| value.to_string(), str::to_string);
+            .map_or_else(|| value.to_string(), |_| text(value));
         println!("{field:<12} {shown}");
     }
-    if let Some(error) = info["last_error"].as_str() {
-        println!("{:<12} {error}", "last error");
+    if info["last_error"].is_string() {
+        println!("{:<12} {}", "last error", text(&info["last_error"]));
     }
     print_capabilities(info);
 }
@@ -240,9 +242,13 @@ fn print_capabilities(info: &Value) {
         if decision == "not requested" {
             continue;
         }
-        match row["reason"].as_str() {
-            Some(reason) => println!("  {:<16} {decision}: {reason}", text(&row["capability"])),
-            None => println!("  {:<16} {decision}", text(&row["capability"])),
+        match row["reason"].is_string() {
+            true => println!(
+                "  {:<16} {decision}: {}",
+                text(&row["capability"]),
+                text(&row["reason"])
+            ),
+            false => println!("  {:<16} {decision}", text(&row["capability"])),
         }
     }
 }

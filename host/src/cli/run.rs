@@ -4,6 +4,7 @@ use super::PluginArgs;
 use crate::capability::http::Outbound;
 use crate::runtime::Request;
 use crate::runtime::{Plugin, Runtime, Services};
+use crate::text::{escape, escape_block};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -67,18 +68,24 @@ fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
         let response = plugin.handle(&request)?;
         println!("HTTP {}", response.status);
         for (name, value) in &response.headers {
-            println!("{name}: {value}");
+            println!("{}: {}", escape(name), escape(value));
         }
         println!();
-        println!("{}", String::from_utf8_lossy(&response.body).trim_end());
+        let body = String::from_utf8_lossy(&response.body);
+        println!("{}", escape_block(body.trim_end()));
     } else if let Some(tool) = &args.tool {
         match plugin.call_tool(tool, &args.args, "cli")? {
-            Ok(result) => println!("{result}"),
+            Ok(result) => println!("{}", escape_block(&result)),
             Err(error) => println!("tool error: {}", crate::wit_error::describe(&error)),
         }
     } else {
         for tool in plugin.list_tools()? {
-            println!("{}\t{}\t{}", tool.name, tool.description, tool.input_schema);
+            println!(
+                "{}\t{}\t{}",
+                escape(&tool.name),
+                escape(&tool.description),
+                escape(&tool.input_schema)
+            );
         }
     }
     Ok(())

@@ -69,7 +69,8 @@ impl CallLog {
             return;
         }
         self.written += 1;
-        let message = cap_line(self.redactions.apply(message), policy.line_bytes as usize);
+        let message = crate::text::cap(&self.redactions.apply(message), policy.line_bytes as usize)
+            .into_owned();
         target.sink.write(LogRecord {
             time: SystemTime::now(),
             plugin: target.plugin.to_string(),
@@ -108,22 +109,6 @@ impl CallLog {
     }
 }
 
-/// `message` cut to at most `max` bytes on a character boundary, marked when cut.
-fn cap_line(message: Cow<'_, str>, max: usize) -> String {
-    if message.len() <= max {
-        return message.into_owned();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}…[truncated {} bytes]",
-        &message[..end],
-        message.len() - end
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,12 +145,6 @@ mod tests {
                 audit: &self.audit,
             }
         }
-    }
-
-    #[test]
-    fn caps_on_char_boundary() {
-        assert_eq!(cap_line("héllo".into(), 2), "h…[truncated 5 bytes]");
-        assert_eq!(cap_line("short".into(), 10), "short");
     }
 
     #[test]

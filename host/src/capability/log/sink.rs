@@ -148,7 +148,7 @@ pub fn mirror_to_tracing(r: &LogRecord) {
                 call = %r.call_id,
                 source = ?r.source,
                 "{}",
-                r.message
+                crate::text::escape(&r.message)
             )
         };
     }
