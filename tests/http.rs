@@ -35,7 +35,10 @@ struct TestServer {
 
 impl TestServer {
     fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        TestServer::on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    fn on(listener: TcpListener) -> TestServer {
         let port = listener.local_addr().unwrap().port();
         let paths = Arc::new(Mutex::new(Vec::new()));
         let seen = paths.clone();
@@ -425,4 +428,86 @@ fn mtls_client_certificate_from_a_granted_secret_completes_the_handshake() {
         r#"{"body":"client certificate accepted","status":200}"#
     );
     assert!(!body.contains("PRIVATE KEY"));
+}
+
+/// Answers a name with `first` on its first lookup and `then` on every later one: what a
+/// rebinding attacker's DNS server does between the host's check and a connect.
+struct Rebinding {
+    first: IpAddr,
+    then: IpAddr,
+    lookups: Mutex<u32>,
+}
+
+impl Resolver for Rebinding {
+    fn resolve(&self, _host: &str) -> std::io::Result<Vec<IpAddr>> {
+        let mut lookups = self.lookups.lock().unwrap();
+        *lookups += 1;
+        Ok(vec![if *lookups == 1 { self.first } else { self.then }])
+    }
+}
+
+/// The probe plugin resolving every name through a fresh [`Rebinding`] resolver that
+/// answers 127.0.0.2 (opened by the policy) first and 127.0.0.1 (blocked) afterwards.
+fn rebinding_probe() -> (Plugin, Arc<Rebinding>, Runtime) {
+    let resolver = Arc::new(Rebinding {
+        first: "127.0.0.2".parse().unwrap(),
+        then: "127.0.0.1".parse().unwrap(),
+        lookups: Mutex::new(0),
+    });
+    let outbound = Outbound::new(resolver.clone()).unwrap();
+    let (services, _audit, _logs) = Services::in_memory_with(Arc::new(outbound));
+    let runtime = Runtime::new(services).unwrap();
+    let policy = "[defaults.capabilities.routes]\n[plugins.http-probe.capabilities.http]\n\
+                  hosts = [\"http://*.test:*\"]\nallow_networks = [\"127.0.0.2/32\"]\n";
+    let probe = runtime
+        .load(
+            &plugin("hostile_http_probe"),
+            None,
+            &Policy::parse(policy).unwrap(),
+        )
+        .unwrap();
+    (probe, resolver, runtime)
+}
+
+#[test]
+fn dns_rebinding_cannot_move_a_checked_request_to_a_blocked_address() {
+    // The allowed service on 127.0.0.2 and an "internal" one on 127.0.0.1, same port.
+    let (allowed, internal) = loop {
+        let allowed = TestServer::on(TcpListener::bind("127.0.0.2:0").unwrap());
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", allowed.port)) {
+            break (allowed, TestServer::on(listener));
+        }
+    };
+    let port = allowed.port;
+    let fetch = |probe: &Plugin, path: &str| {
+        let response = probe
+            .handle(&get(&format!("/?url=http://rebind.test:{port}{path}")))
+            .unwrap();
+        (response.status, text(&response.body))
+    };
+
+    // The connection goes to the address that was checked: one lookup serves both.
+    let (probe, resolver, _runtime) = rebinding_probe();
+    let (status, body) = fetch(&probe, "/ok");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(allowed.paths(), ["/ok"]);
+    assert_eq!(*resolver.lookups.lock().unwrap(), 1);
+
+    // Within one request, a redirect back to the same name is resolved and checked again:
+    // the name now rebinds to loopback, which the policy does not open, so the hop is
+    // refused before any connection is made.
+    let (probe, resolver, _runtime) = rebinding_probe();
+    let (status, body) = fetch(
+        &probe,
+        &format!("/redirect?to=http://rebind.test:{port}/secret"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("127.0.0.1"), "{body}");
+    assert_eq!(allowed.paths().len(), 2, "{:?}", allowed.paths());
+    assert!(allowed.paths()[1].starts_with("/redirect"));
+    assert_eq!(*resolver.lookups.lock().unwrap(), 2);
+    assert!(
+        internal.paths().is_empty(),
+        "the internal service was never reached"
+    );
 }
