@@ -30,7 +30,7 @@ const TRANSPORT_HEADERS: &[&str] = &[
 ];
 
 /// Whether `name` is a header the transport owns (see [`TRANSPORT_HEADERS`]).
-pub fn is_transport_header(name: &str) -> bool {
+fn is_transport_header(name: &str) -> bool {
     TRANSPORT_HEADERS
         .iter()
         .any(|owned| name.eq_ignore_ascii_case(owned))
