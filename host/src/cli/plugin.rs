@@ -14,6 +14,9 @@ pub enum Command {
     /// names (the old version keeps serving if the new one is refused).
     Install {
         file: PathBuf,
+        /// A sidecar `capstan.toml`, for a component that does not embed its manifest.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -67,7 +70,11 @@ pub enum Command {
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Install { file, remote } => return install(&file, &Client::new(&remote)?),
+        Command::Install {
+            file,
+            manifest,
+            remote,
+        } => return install(&file, manifest.as_deref(), &Client::new(&remote)?),
         Command::Config(command) => return super::config::run(command),
         Command::List { remote } => {
             let client = Client::new(&remote)?;
@@ -133,7 +140,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Upload `file` with a progress bar (shown on a terminal only). A refusal by the server
 /// exits 2, like `capstan inspect` refusing the same component.
-fn install(file: &std::path::Path, client: &Client) -> anyhow::Result<ExitCode> {
+fn install(
+    file: &std::path::Path,
+    manifest: Option<&std::path::Path>,
+    client: &Client,
+) -> anyhow::Result<ExitCode> {
     let handle = std::fs::File::open(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let size = handle.metadata()?.len();
@@ -142,11 +153,24 @@ fn install(file: &std::path::Path, client: &Client) -> anyhow::Result<ExitCode> 
             .expect("valid template"),
     );
     progress.set_message(file.display().to_string());
-    let body = reqwest::blocking::Body::sized(progress.wrap_read(handle), size);
-    let request = client
-        .request(Method::POST, "/plugins")
-        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
-        .body(body);
+    let reader = progress.wrap_read(handle);
+    let request = client.request(Method::POST, "/plugins");
+    let request = match manifest {
+        None => request
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(reqwest::blocking::Body::sized(reader, size)),
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let form = reqwest::blocking::multipart::Form::new()
+                .part(
+                    "component",
+                    reqwest::blocking::multipart::Part::reader_with_length(reader, size),
+                )
+                .part("manifest", reqwest::blocking::multipart::Part::bytes(text));
+            request.multipart(form)
+        }
+    };
     let answer = client.fetch::<Value>(request);
     progress.finish_and_clear();
     let info = match answer {

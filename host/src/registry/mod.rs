@@ -14,9 +14,8 @@ use crate::error::InstallError;
 use crate::gate;
 use crate::policy::{Policy, PolicyError};
 use crate::runtime::{Plugin, Runtime};
-use crate::storage::{PluginStore, StoreError, StoredPlugin, VersionInfo};
+use crate::storage::{PluginStore, StoreError, StoredPlugin, Upload, VersionInfo};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Why a registry operation failed.
@@ -75,27 +74,6 @@ struct Entry {
     enabled: bool,
     seq: i64,
     last_error: Option<String>,
-    in_flight: Arc<AtomicU32>,
-}
-
-/// A slot for one call; releases itself when dropped.
-pub struct CallPermit {
-    in_flight: Arc<AtomicU32>,
-}
-
-impl Drop for CallPermit {
-    fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Why a call could not be given a slot.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unavailable {
-    /// Not installed, disabled, or failed to load.
-    Missing,
-    /// Already running its maximum number of concurrent calls.
-    Busy { limit: u32 },
 }
 
 /// The capabilities whose decision differs between `before` and `after`.
@@ -149,7 +127,7 @@ impl Registry {
             changes: std::sync::Mutex::new(()),
         };
         for stored in registry.store.plugins()? {
-            let entry = registry.restore(&stored, Default::default());
+            let entry = registry.restore(&stored);
             registry.write_live().insert(stored.id, entry);
         }
         Ok(registry)
@@ -157,18 +135,18 @@ impl Registry {
 
     /// Load the stored current version of `stored`; a failure is kept as the entry's error
     /// rather than returned, so one broken plugin never stops the others.
-    fn restore(&self, stored: &StoredPlugin, in_flight: Arc<AtomicU32>) -> Entry {
+    fn restore(&self, stored: &StoredPlugin) -> Entry {
         let loaded = self
             .store
-            .wasm(&stored.id, stored.current_seq)
+            .upload(&stored.id, stored.current_seq)
             .map_err(RegistryError::from)
-            .and_then(|bytes| {
-                bytes.ok_or_else(|| RegistryError::NoSuchVersion {
+            .and_then(|upload| {
+                upload.ok_or_else(|| RegistryError::NoSuchVersion {
                     id: stored.id.clone(),
                     seq: stored.current_seq,
                 })
             })
-            .and_then(|bytes| self.compile(&bytes));
+            .and_then(|upload| self.compile(&upload).map(|(plugin, _)| plugin));
         let (plugin, last_error) = match loaded {
             Ok(plugin) => (Some(plugin), None),
             Err(error) => {
@@ -181,7 +159,6 @@ impl Registry {
             enabled: stored.enabled,
             seq: stored.current_seq,
             last_error,
-            in_flight,
         }
     }
 
@@ -201,16 +178,10 @@ impl Registry {
         let stored = self.store.plugins()?;
         let mut reloaded = Vec::new();
         for plugin in &stored {
-            let live = self
-                .read_live()
-                .get(&plugin.id)
-                .map(|entry| (entry.seq, entry.in_flight.clone()));
+            let live = self.read_live().get(&plugin.id).map(|entry| entry.seq);
             match live {
-                Some((seq, _)) if seq == plugin.current_seq && !policy_changed => {}
-                other => {
-                    let in_flight = other.map(|(_, slots)| slots).unwrap_or_default();
-                    reloaded.push((plugin.id.clone(), self.restore(plugin, in_flight)));
-                }
+                Some(seq) if seq == plugin.current_seq && !policy_changed => {}
+                _ => reloaded.push((plugin.id.clone(), self.restore(plugin))),
             }
         }
         let mut live = self.write_live();
@@ -250,14 +221,32 @@ impl Registry {
         self.live.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn compile(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RegistryError> {
-        let policy = self
+    /// Admit, compile and link `upload` under the current policy; also returns the text
+    /// of the policy it was granted under.
+    fn compile(&self, upload: &Upload) -> Result<(Arc<Plugin>, String), RegistryError> {
+        let (policy, text) = self
             .policy
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .0
             .clone();
-        Ok(Arc::new(self.runtime.load(bytes, None, &policy)?))
+        let plugin = self
+            .runtime
+            .load(&upload.wasm, upload.manifest.as_deref(), &policy)?;
+        Ok((Arc::new(plugin), text))
+    }
+
+    /// Like [`Registry::compile`] under the change lock: compiled again if the policy
+    /// changed since `compiled` was, so what is stored is granted under the policy in force.
+    fn recompile_if_stale(
+        &self,
+        upload: &Upload,
+        compiled: (Arc<Plugin>, String),
+    ) -> Result<Arc<Plugin>, RegistryError> {
+        let (plugin, text) = compiled;
+        if text == self.policy_text() {
+            return Ok(plugin);
+        }
+        Ok(self.compile(upload)?.0)
     }
 
     fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -273,10 +262,10 @@ impl Registry {
             .clone()
     }
 
-    /// The stored bytes of the version `entry` serves.
-    fn current_bytes(&self, id: &str, entry: &Entry) -> Result<Vec<u8>, RegistryError> {
+    /// What the version `entry` serves was installed from.
+    fn current_upload(&self, id: &str, entry: &Entry) -> Result<Upload, RegistryError> {
         self.store
-            .wasm(id, entry.seq)?
+            .upload(id, entry.seq)?
             .ok_or_else(|| RegistryError::NoSuchVersion {
                 id: id.into(),
                 seq: entry.seq,
@@ -291,11 +280,17 @@ impl Registry {
             let Some(plugin) = &entry.plugin else {
                 continue;
             };
-            let after = gate::admit(&self.current_bytes(id, entry)?, None, &policy, usize::MAX)
-                .map_err(|error| RegistryError::PolicyRejected {
-                    plugin: id.clone(),
-                    error,
-                })?;
+            let upload = self.current_upload(id, entry)?;
+            let after = gate::admit(
+                &upload.wasm,
+                upload.manifest.as_deref(),
+                &policy,
+                usize::MAX,
+            )
+            .map_err(|error| RegistryError::PolicyRejected {
+                plugin: id.clone(),
+                error,
+            })?;
             changes.extend(grant_changes(id, &plugin.admission().grants, &after.grants));
         }
         Ok(changes)
@@ -311,9 +306,10 @@ impl Registry {
             let Some(before) = &entry.plugin else {
                 continue;
             };
+            let upload = self.current_upload(id, entry)?;
             let plugin = self
                 .runtime
-                .load(&self.current_bytes(id, entry)?, None, &policy)
+                .load(&upload.wasm, upload.manifest.as_deref(), &policy)
                 .map_err(|error| RegistryError::PolicyRejected {
                     plugin: id.clone(),
                     error,
@@ -350,10 +346,14 @@ impl Registry {
         ));
     }
 
-    /// Install `bytes` as a new plugin, or as a new version of the plugin its manifest names.
-    pub fn install(&self, bytes: &[u8]) -> Result<PluginInfo, RegistryError> {
+    /// Install `upload` as a new plugin, or as a new version of the plugin its manifest
+    /// names. It is compiled before the change lock is taken, so a slow compile holds up
+    /// no other admin change; the stored state is then checked and the version stored and
+    /// swapped in under the lock.
+    pub fn install(&self, upload: &Upload) -> Result<PluginInfo, RegistryError> {
+        let compiled = self.compile(upload)?;
         let _changing = self.lock_changes();
-        let plugin = self.compile(bytes)?;
+        let plugin = self.recompile_if_stale(upload, compiled)?;
         let admission = plugin.admission();
         let id = admission.manifest.id.clone();
         admission
@@ -366,14 +366,10 @@ impl Registry {
             })?;
         let seq =
             self.store
-                .add_version(&id, &admission.manifest.version, &admission.sha256, bytes)?;
+                .add_version(&id, &admission.manifest.version, &admission.sha256, upload)?;
         {
             let mut live = self.write_live();
             let enabled = live.get(&id).is_none_or(|entry| entry.enabled);
-            let in_flight = live
-                .get(&id)
-                .map(|e| e.in_flight.clone())
-                .unwrap_or_default();
             live.insert(
                 id.clone(),
                 Entry {
@@ -381,7 +377,6 @@ impl Registry {
                     enabled,
                     seq,
                     last_error: None,
-                    in_flight,
                 },
             );
         }
@@ -391,7 +386,6 @@ impl Registry {
 
     /// Make an earlier version current: `to`, or the one before the current one.
     pub fn rollback(&self, id: &str, to: Option<i64>) -> Result<PluginInfo, RegistryError> {
-        let _changing = self.lock_changes();
         let current = self
             .read_live()
             .get(id)
@@ -408,14 +402,16 @@ impl Registry {
                 .find(|seq| *seq < current)
                 .ok_or_else(|| RegistryError::NothingToRollBack(id.into()))?,
         };
-        let bytes = self
-            .store
-            .wasm(id, target)?
-            .ok_or_else(|| RegistryError::NoSuchVersion {
-                id: id.into(),
-                seq: target,
-            })?;
-        let plugin = self.compile(&bytes)?;
+        let upload =
+            self.store
+                .upload(id, target)?
+                .ok_or_else(|| RegistryError::NoSuchVersion {
+                    id: id.into(),
+                    seq: target,
+                })?;
+        let compiled = self.compile(&upload)?;
+        let _changing = self.lock_changes();
+        let plugin = self.recompile_if_stale(&upload, compiled)?;
         self.store.set_current(id, target)?;
         if let Some(entry) = self.write_live().get_mut(id) {
             entry.plugin = Some(plugin);
@@ -561,31 +557,12 @@ impl Registry {
         Ok((live.len() - failed, failed))
     }
 
-    /// Calls running now, per installed plugin.
-    pub fn in_flight(&self) -> Vec<(String, u32)> {
+    /// The plugin to call, if it is installed, enabled and loaded.
+    pub fn serving(&self, id: &str) -> Option<Arc<Plugin>> {
         self.read_live()
-            .iter()
-            .map(|(id, entry)| (id.clone(), entry.in_flight.load(Ordering::Acquire)))
-            .collect()
-    }
-
-    /// The plugin to call and a concurrency slot for the call.
-    pub fn acquire(&self, id: &str) -> Result<(Arc<Plugin>, CallPermit), Unavailable> {
-        let live = self.read_live();
-        let entry = live
             .get(id)
-            .filter(|e| e.enabled)
-            .ok_or(Unavailable::Missing)?;
-        let plugin = entry.plugin.clone().ok_or(Unavailable::Missing)?;
-        let limit = plugin.admission().policy.limits.max_concurrent_calls;
-        let previous = entry.in_flight.fetch_add(1, Ordering::AcqRel);
-        let permit = CallPermit {
-            in_flight: entry.in_flight.clone(),
-        };
-        if previous >= limit {
-            return Err(Unavailable::Busy { limit });
-        }
-        Ok((plugin, permit))
+            .filter(|entry| entry.enabled)
+            .and_then(|entry| entry.plugin.clone())
     }
 }
 

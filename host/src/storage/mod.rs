@@ -34,6 +34,24 @@ pub struct VersionInfo {
     pub installed_ms: i64,
 }
 
+/// What one version of a plugin was installed from: the component, and the sidecar
+/// manifest it came with when it does not embed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub wasm: Vec<u8>,
+    pub manifest: Option<Vec<u8>>,
+}
+
+impl Upload {
+    /// A component that embeds its manifest.
+    pub fn component(wasm: Vec<u8>) -> Upload {
+        Upload {
+            wasm,
+            manifest: None,
+        }
+    }
+}
+
 /// A plugin as stored: whether it is enabled and which version serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredPlugin {
@@ -51,7 +69,7 @@ pub trait PluginStore: Send + Sync {
         id: &str,
         version: &str,
         sha256: &str,
-        wasm: &[u8],
+        upload: &Upload,
     ) -> Result<i64, StoreError>;
     /// Make version `seq` current.
     fn set_current(&self, id: &str, seq: i64) -> Result<(), StoreError>;
@@ -61,8 +79,8 @@ pub trait PluginStore: Send + Sync {
     fn plugins(&self) -> Result<Vec<StoredPlugin>, StoreError>;
     /// Versions of `id`, oldest first.
     fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError>;
-    /// The component bytes of version `seq` of `id`.
-    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// What version `seq` of `id` was installed from.
+    fn upload(&self, id: &str, seq: i64) -> Result<Option<Upload>, StoreError>;
     /// A host setting (e.g. the admin token hash).
     fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
     fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError>;

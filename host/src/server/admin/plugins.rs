@@ -5,19 +5,21 @@ use super::{PluginId, on_registry};
 use crate::registry::PluginInfo;
 use crate::server::AppState;
 use crate::server::error::{ApiError, ErrorBody};
-use crate::storage::VersionInfo;
+use crate::storage::{Upload, VersionInfo};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 
 /// `POST /admin/v1/plugins` with the `.wasm` as the body.
 #[utoipa::path(post, path = "/admin/v1/plugins", tag = "plugins",
-    request_body(content((WasmUpload = "application/wasm"), (WasmUpload = "application/octet-stream")),
-        description = "The plugin component (`.wasm`) with its manifest embedded"),
+    request_body(content((WasmUpload = "application/wasm"), (WasmUpload = "application/octet-stream"),
+            (MultipartUpload = "multipart/form-data")),
+        description = "The plugin component (`.wasm`) with its manifest embedded, or a form \
+                       with the component and a sidecar manifest"),
     responses(
         (status = 201, description = "Installed, or upgraded to a new version", body = PluginInfo),
         (status = 400, description = "Not a component, or its manifest is missing or invalid", body = ErrorBody),
@@ -95,32 +97,89 @@ pub async fn versions(
     Ok(Json(on_registry(&state, move |r| r.versions(&id)).await?))
 }
 
-/// The body of an install: the component's bytes. Too large → 413 `too-large`.
+/// The body of an install: the component's bytes (`application/wasm`), or a
+/// `multipart/form-data` form with a `component` part and, for a component that does not
+/// embed its manifest, a `manifest` part (`capstan.toml`). Too large → 413 `too-large`.
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
-pub struct WasmUpload(Bytes);
+pub struct WasmUpload(Upload);
+
+/// The multipart form of an install.
+#[derive(utoipa::ToSchema)]
+pub struct MultipartUpload {
+    /// The plugin component (`.wasm`).
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+    /// A sidecar `capstan.toml`, for a component that does not embed one.
+    #[schema(value_type = Option<String>, format = Binary)]
+    manifest: Option<Vec<u8>>,
+}
+
+fn upload_rejected(status: StatusCode, detail: String) -> ApiError {
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "bad-body"
+    };
+    ApiError::new(status, code, format!("upload rejected: {detail}"))
+}
 
 impl<S: Send + Sync> FromRequest<S> for WasmUpload {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let body =
-            Bytes::from_request(request, state)
+        let multipart = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        if !multipart {
+            let body = Bytes::from_request(request, state)
                 .await
-                .map_err(|rejection: BytesRejection| {
-                    let status = rejection.status();
-                    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        "too-large"
-                    } else {
-                        "bad-body"
-                    };
-                    ApiError::new(
-                        status,
-                        code,
-                        format!("upload rejected: {}", rejection.body_text()),
-                    )
-                })?;
-        Ok(WasmUpload(body))
+                .map_err(|r: BytesRejection| upload_rejected(r.status(), r.body_text()))?;
+            return Ok(WasmUpload(Upload::component(body.to_vec())));
+        }
+        let mut form = Multipart::from_request(request, state)
+            .await
+            .map_err(|r| upload_rejected(r.status(), r.body_text()))?;
+        let (mut wasm, mut manifest) = (None, None);
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| upload_rejected(e.status(), e.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| upload_rejected(e.status(), e.body_text()))?;
+            match name.as_str() {
+                "component" => wasm = Some(bytes.to_vec()),
+                "manifest" => manifest = Some(bytes.to_vec()),
+                other => {
+                    return Err(upload_rejected(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "unknown form part `{}` (expected `component` and optionally `manifest`)",
+                            crate::text::cap(other, 64)
+                        ),
+                    ));
+                }
+            }
+        }
+        let form = MultipartUpload {
+            component: wasm.ok_or_else(|| {
+                upload_rejected(
+                    StatusCode::BAD_REQUEST,
+                    "the form has no `component` part".into(),
+                )
+            })?,
+            manifest,
+        };
+        Ok(WasmUpload(Upload {
+            wasm: form.component,
+            manifest: form.manifest,
+        }))
     }
 }
 

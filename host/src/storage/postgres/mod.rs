@@ -88,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
         updated_ms BIGINT NOT NULL
     );
 "#,
+    r#"
+    ALTER TABLE plugin_versions ADD COLUMN manifest BYTEA;
+"#,
 ];
 /// Advisory lock key serialising migrations ("capstan" in ASCII).
 const MIGRATION_LOCK: i64 = 0x63_61_70_73_74_61_6e;

@@ -4,7 +4,7 @@
 
 use super::{PostgresStore, backend};
 use crate::audit::to_millis;
-use crate::storage::{PluginStore, StoreError, StoredPlugin, VersionInfo};
+use crate::storage::{PluginStore, StoreError, StoredPlugin, Upload, VersionInfo};
 use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use std::time::{Duration, SystemTime};
@@ -39,7 +39,7 @@ impl PluginStore for PostgresStore {
         id: &str,
         version: &str,
         sha256: &str,
-        wasm: &[u8],
+        upload: &Upload,
     ) -> Result<i64, StoreError> {
         self.changing(async |tx| {
             // Serialise installs of the same id across hosts.
@@ -55,14 +55,15 @@ impl PluginStore for PostgresStore {
                 .map_err(backend)?
                 .get(0);
             tx.execute(
-                "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, installed_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, manifest, installed_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     &id,
                     &seq,
                     &version,
                     &sha256,
-                    &wasm,
+                    &upload.wasm,
+                    &upload.manifest,
                     &to_millis(SystemTime::now()),
                 ],
             )
@@ -160,17 +161,20 @@ impl PluginStore for PostgresStore {
         })
     }
 
-    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn upload(&self, id: &str, seq: i64) -> Result<Option<Upload>, StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let row = client
                 .query_opt(
-                    "SELECT wasm FROM plugin_versions WHERE id = $1 AND seq = $2",
+                    "SELECT wasm, manifest FROM plugin_versions WHERE id = $1 AND seq = $2",
                     &[&id, &seq],
                 )
                 .await
                 .map_err(backend)?;
-            Ok(row.map(|row| row.get(0)))
+            Ok(row.map(|row| Upload {
+                wasm: row.get(0),
+                manifest: row.get(1),
+            }))
         })
     }
 

@@ -90,6 +90,9 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
 ",
+    "
+    ALTER TABLE plugin_versions ADD COLUMN manifest BLOB;
+",
 ];
 /// State in one SQLite database file.
 pub struct SqliteStore {

@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, backend};
 use crate::audit::to_millis;
-use crate::storage::{PluginStore, StoreError, StoredPlugin, VersionInfo};
+use crate::storage::{PluginStore, StoreError, StoredPlugin, Upload, VersionInfo};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ impl PluginStore for SqliteStore {
         id: &str,
         version: &str,
         sha256: &str,
-        wasm: &[u8],
+        upload: &Upload,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -26,8 +26,17 @@ impl PluginStore for SqliteStore {
             )
             .map_err(backend)?;
         tx.execute(
-            "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, installed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, seq, version, sha256, wasm, to_millis(SystemTime::now())],
+            "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, manifest, installed_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                seq,
+                version,
+                sha256,
+                upload.wasm,
+                upload.manifest,
+                to_millis(SystemTime::now())
+            ],
         )
         .map_err(backend)?;
         tx.execute(
@@ -111,12 +120,17 @@ impl PluginStore for SqliteStore {
             .map_err(backend)
     }
 
-    fn wasm(&self, id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn upload(&self, id: &str, seq: i64) -> Result<Option<Upload>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT wasm FROM plugin_versions WHERE id = ?1 AND seq = ?2",
+                "SELECT wasm, manifest FROM plugin_versions WHERE id = ?1 AND seq = ?2",
                 params![id, seq],
-                |row| row.get(0),
+                |row| {
+                    Ok(Upload {
+                        wasm: row.get(0)?,
+                        manifest: row.get(1)?,
+                    })
+                },
             )
             .optional()
             .map_err(backend)
