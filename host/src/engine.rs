@@ -17,6 +17,24 @@ pub const POOL_COMPONENT_INSTANCES: u32 = 256;
 /// Freed instance slots decommitted together (see `benches/route-vs-native`).
 const DECOMMIT_BATCH: usize = 32;
 
+/// The settings compiled code depends on: the engine that runs plugins and the one a
+/// compile child uses must agree on them, or an artifact would not load.
+fn code_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 * 1024);
+    config
+}
+
+/// An engine that only compiles (no instance pool to reserve memory for), whose
+/// artifacts load in [`build_engine`]'s.
+pub fn build_compiler() -> anyhow::Result<Engine> {
+    Engine::new(&code_config())
+        .map_err(|e| anyhow::anyhow!("cannot build the compiling engine: {e:#}"))
+}
+
 /// Build the engine every plugin of this host runs in.
 pub fn build_engine() -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
@@ -28,12 +46,8 @@ pub fn build_engine() -> anyhow::Result<Engine> {
         // Return freed slots to the kernel in batches: one madvise (and one cross-CPU TLB
         // shootdown) per batch instead of per call lifted plugin-route throughput by ~30%.
         .decommit_batch_size(DECOMMIT_BATCH);
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .max_wasm_stack(512 * 1024)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let mut config = code_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot build the wasmtime engine: {e:#}"))
 }
 
@@ -79,5 +93,28 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_of_the_compiling_engine_load_in_the_pooling_engine() {
+        let component = wat::parse_str(
+            r#"(component (core module $m (func (export "f") (result i32) i32.const 7))
+                (core instance $i (instantiate $m)))"#,
+        )
+        .unwrap();
+        let artifact = build_compiler()
+            .unwrap()
+            .precompile_component(&component)
+            .unwrap();
+        // SAFETY: an artifact this process just produced.
+        let loaded = unsafe {
+            wasmtime::component::Component::deserialize(&build_engine().unwrap(), &artifact)
+        };
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
     }
 }

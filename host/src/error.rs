@@ -59,6 +59,8 @@ pub enum InstallError {
     },
     #[error("compiling the component failed: {0}")]
     Compile(String),
+    #[error("compiling the component was stopped: {0}")]
+    CompileBudget(String),
     #[error("linking the component failed: {0}")]
     Link(String),
 }
@@ -87,6 +89,7 @@ impl InstallError {
             InstallError::PinMismatch { .. } => "pin-mismatch",
             InstallError::StateRejected { .. } => "state-rejected",
             InstallError::Compile(_) => "compile-failed",
+            InstallError::CompileBudget(_) => "compile-budget",
             InstallError::Link(_) => "link-failed",
         }
     }

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
+pub mod slots;
 pub mod storage;
 pub mod text;
 mod toml_text;

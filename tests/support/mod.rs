@@ -175,3 +175,52 @@ pub fn unique_schema() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A component that passes the gate (a manifest, a `handler` export by name) but whose
+/// core module holds `functions` functions of `instructions` additions each: as slow to
+/// compile as the numbers make it.
+pub fn slow_to_compile(id: &str, functions: u32, instructions: u32) -> Vec<u8> {
+    use wasm_encoder::{
+        CodeSection, Component, ComponentExportKind, ComponentExportSection,
+        ComponentInstanceSection, CustomSection, Function, FunctionSection, Instruction, Module,
+        ModuleSection, TypeSection, ValType,
+    };
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32], [ValType::I32]);
+    let mut declared = FunctionSection::new();
+    let mut code = CodeSection::new();
+    for _ in 0..functions {
+        declared.function(0);
+        let mut body = Function::new([]);
+        for _ in 0..instructions {
+            body.instruction(&Instruction::LocalGet(0))
+                .instruction(&Instruction::I32Const(1))
+                .instruction(&Instruction::I32Add)
+                .instruction(&Instruction::LocalSet(0));
+        }
+        body.instruction(&Instruction::LocalGet(0))
+            .instruction(&Instruction::End);
+        code.function(&body);
+    }
+    let mut module = Module::new();
+    module.section(&types).section(&declared).section(&code);
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    let mut instances = ComponentInstanceSection::new();
+    instances.export_items(Vec::<(&str, ComponentExportKind, u32)>::new());
+    component.section(&instances);
+    let mut exports = ComponentExportSection::new();
+    exports.export(
+        "capstan:plugin/handler@0.1.0",
+        ComponentExportKind::Instance,
+        0,
+        None,
+    );
+    component.section(&exports);
+    let manifest = format!("id = \"{id}\"\nversion = \"0.1.0\"\n[capabilities.routes]\n");
+    component.section(&CustomSection {
+        name: "capstan-manifest".into(),
+        data: manifest.as_bytes().into(),
+    });
+    component.finish()
+}

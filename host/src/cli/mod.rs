@@ -107,6 +107,9 @@ impl PluginArgs {
 /// Parse arguments, run the command, and map failures to exit codes
 /// (1: usage or I/O, 2: refused by the gate, 3: the call failed).
 pub fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(crate::runtime::CHILD_COMMAND) {
+        return crate::runtime::child_main();
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let result = match cli.command {

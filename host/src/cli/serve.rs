@@ -4,7 +4,7 @@ use super::state::DataDir;
 use crate::metrics::{CountingAudit, Metrics};
 use crate::policy::Policy;
 use crate::registry::Registry;
-use crate::runtime::{CacheStats, Runtime};
+use crate::runtime::{CacheStats, CompileBudget, Compiler, Runtime};
 use crate::server::{self, AppState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,17 @@ pub struct Args {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exiting.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     drain_seconds: u64,
+    /// Plugin calls running at once across all plugins (shared fairly; at most the
+    /// engine's instance pool).
+    #[arg(long, default_value_t = crate::engine::POOL_COMPONENT_INSTANCES as usize)]
+    max_concurrent_calls: usize,
+    /// Longest a component may take to compile before its install is refused
+    /// (`compile-budget`); compiling runs in a child process killed at this budget.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    compile_timeout_secs: u64,
+    /// Most memory (address space) the compile child may use.
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    compile_memory_mib: u32,
     /// Largest plugin upload accepted, in bytes.
     #[arg(long, default_value_t = crate::gate::DEFAULT_MAX_COMPONENT_BYTES)]
     max_upload_bytes: usize,
@@ -70,7 +81,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cache = CacheStats::default();
     let metrics = Arc::new(Metrics::new(&cache));
     services.audit = Arc::new(CountingAudit::new(services.audit, metrics.clone()));
-    let runtime = Runtime::with_cache(services, &args.data.path.join(CACHE_DIR), cache)?;
+    let compiler = Compiler::Child {
+        exe: std::env::current_exe()?,
+        budget: CompileBudget {
+            time: std::time::Duration::from_secs(args.compile_timeout_secs),
+            memory_mib: args.compile_memory_mib,
+        },
+    };
+    let runtime = Runtime::with_cache(services, &args.data.path.join(CACHE_DIR), cache)?
+        .compiling_with(compiler);
     let registry = Registry::open(runtime, store, &seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,6 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             registry,
             token_hash,
             metrics,
+            slots: crate::slots::Slots::new(
+                args.max_concurrent_calls
+                    .min(crate::engine::POOL_COMPONENT_INSTANCES as usize),
+            ),
         });
         server::follow_other_hosts(state.clone());
         tracing::info!("listening on http://{address}");

@@ -3,12 +3,21 @@
 //! if its own checksum matches and wasmtime accepts it for this engine; anything else is
 //! recompiled and rewritten, never trusted.
 
+use super::compile::CompileError;
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// Load `artifact`, produced by this host's compiler for `engine`'s settings.
+pub(super) fn load_artifact(engine: &Engine, artifact: &[u8]) -> Result<Component, CompileError> {
+    // SAFETY: the artifact was just produced by this host (in process or by its own
+    // compile child) from a component the gate admitted; wasmtime checks it suits `engine`.
+    unsafe { Component::deserialize(engine, artifact) }
+        .map_err(|e| CompileError::Failed(format!("loading the compiled artifact failed: {e:#}")))
+}
 
 /// Length of the checksum that starts every cache file.
 const CHECKSUM_BYTES: usize = 32;
@@ -54,27 +63,27 @@ impl ArtifactCache {
     }
 
     /// The component with hash `sha256`: from the cache if a valid entry exists, else
-    /// compiled from `bytes` and stored.
+    /// the artifact `compile` produces, stored and loaded.
     pub fn component(
         &self,
         engine: &Engine,
         sha256: &str,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Component> {
+        compile: impl FnOnce() -> Result<Vec<u8>, CompileError>,
+    ) -> Result<Component, CompileError> {
         let path = self.path(sha256);
         if let Some(component) = self.load(engine, &path) {
             self.stats.hits.inc();
             return Ok(component);
         }
         self.stats.misses.inc();
-        let component = Component::new(engine, bytes)?;
-        if let Err(error) = self.store(&path, &component) {
+        let artifact = compile()?;
+        if let Err(error) = self.store(&path, &artifact) {
             tracing::warn!(
                 "cannot write compiled artifact {}: {error:#}",
                 path.display()
             );
         }
-        Ok(component)
+        load_artifact(engine, &artifact)
     }
 
     /// A valid entry at `path`, or None (missing, corrupt, or for another engine).
@@ -102,11 +111,10 @@ impl ArtifactCache {
         }
     }
 
-    /// Write `component` to `path` atomically (a temporary file renamed into place).
-    fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
-        let artifact = component.serialize()?;
-        let mut data = Sha256::digest(&artifact).to_vec();
-        data.extend_from_slice(&artifact);
+    /// Write `artifact` to `path` atomically (a temporary file renamed into place).
+    fn store(&self, path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
+        let mut data = Sha256::digest(artifact).to_vec();
+        data.extend_from_slice(artifact);
         let temporary = path.with_extension(format!("tmp-{}", crate::secrets::random_hex(4)));
         std::fs::write(&temporary, &data)?;
         std::fs::rename(&temporary, path).inspect_err(|_| {
@@ -135,6 +143,12 @@ mod tests {
 
     const COMPONENT: &str = "(component (core module (func (export \"f\"))))";
 
+    fn compiled(engine: &Engine, bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
+        engine
+            .precompile_component(bytes)
+            .map_err(|e| CompileError::Failed(e.to_string()))
+    }
+
     fn cache() -> (tempfile::TempDir, Engine, ArtifactCache) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
@@ -146,8 +160,12 @@ mod tests {
     fn second_load_is_a_hit() {
         let (_dir, engine, cache) = cache();
         let bytes = wat::parse_str(COMPONENT).unwrap();
-        cache.component(&engine, "abc", &bytes).unwrap();
-        cache.component(&engine, "abc", &bytes).unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
         assert_eq!(cache.stats.misses.get(), 1);
         assert_eq!(cache.stats.hits.get(), 1);
     }
@@ -156,16 +174,22 @@ mod tests {
     fn a_corrupt_entry_is_recompiled_and_rewritten() {
         let (_dir, engine, cache) = cache();
         let bytes = wat::parse_str(COMPONENT).unwrap();
-        cache.component(&engine, "abc", &bytes).unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
         let path = cache.path("abc");
         let mut data = std::fs::read(&path).unwrap();
         let last = data.len() - 1;
         data[last] ^= 0xff;
         std::fs::write(&path, &data).unwrap();
-        cache.component(&engine, "abc", &bytes).unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
         assert_eq!(cache.stats.misses.get(), 2);
         assert_ne!(std::fs::read(&path).unwrap(), data, "entry rewritten");
-        cache.component(&engine, "abc", &bytes).unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
         assert_eq!(cache.stats.hits.get(), 1);
     }
 
@@ -173,7 +197,9 @@ mod tests {
     fn an_entry_for_another_engine_is_not_used() {
         let (_dir, engine, cache) = cache();
         let bytes = wat::parse_str(COMPONENT).unwrap();
-        cache.component(&engine, "abc", &bytes).unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let other = Engine::new(&config).unwrap();
@@ -185,7 +211,9 @@ mod tests {
     fn clear_removes_entries() {
         let (_dir, engine, cache) = cache();
         let bytes = wat::parse_str(COMPONENT).unwrap();
-        cache.component(&engine, "abc", &bytes).unwrap();
+        cache
+            .component(&engine, "abc", || compiled(&engine, &bytes))
+            .unwrap();
         assert_eq!(cache.clear().unwrap(), 1);
         assert!(!cache.path("abc").exists());
     }

@@ -2,12 +2,14 @@
 //! call in a fresh, limited store.
 
 mod artifacts;
+mod compile;
 mod limits;
 mod plugin;
 mod state;
 mod views;
 
 pub use artifacts::{ArtifactCache, CacheStats};
+pub use compile::{CHILD_COMMAND, CompileBudget, CompileError, Compiler, child_main};
 pub use limits::CallLimiter;
 pub use plugin::{CallContext, Plugin, Request, Response, Tool, ToolCall};
 pub use state::CallState;
@@ -25,7 +27,7 @@ use crate::secrets::{Keyring, MasterKey, Secrets};
 use crate::storage::{MemoryKv, StateStore};
 use std::sync::Arc;
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 /// The state services capabilities use; shared by every plugin of a host.
 #[derive(Clone)]
@@ -82,6 +84,8 @@ pub struct Runtime {
     engine: Engine,
     services: Services,
     artifacts: Option<ArtifactCache>,
+    compiler: Compiler,
+    compiles: compile::CompileSlots,
     _ticker: EpochTicker,
 }
 
@@ -94,6 +98,8 @@ impl Runtime {
             engine,
             services,
             artifacts: None,
+            compiler: Compiler::InProcess,
+            compiles: compile::CompileSlots::default(),
             _ticker: ticker,
         })
     }
@@ -112,6 +118,12 @@ impl Runtime {
             })?,
         );
         Ok(runtime)
+    }
+
+    /// Compile with `compiler` from now on (the server compiles in a budgeted child).
+    pub fn compiling_with(mut self, compiler: Compiler) -> Runtime {
+        self.compiler = compiler;
+        self
     }
 
     /// Component instances allocated now and the pool's capacity.
@@ -156,11 +168,20 @@ impl Runtime {
     }
 
     fn link(&self, bytes: &[u8], admission: Admission) -> Result<Plugin, InstallError> {
+        let compile = || {
+            self.compiler
+                .precompile(&self.compiles, &self.engine, bytes)
+        };
         let component = match &self.artifacts {
-            Some(cache) => cache.component(&self.engine, &admission.sha256, bytes),
-            None => Component::new(&self.engine, bytes),
+            Some(cache) => cache.component(&self.engine, &admission.sha256, compile),
+            None => {
+                compile().and_then(|artifact| artifacts::load_artifact(&self.engine, &artifact))
+            }
         }
-        .map_err(|e| InstallError::Compile(format!("{e:#}")))?;
+        .map_err(|error| match error {
+            CompileError::OverBudget(why) => InstallError::CompileBudget(why),
+            CompileError::Failed(why) => InstallError::Compile(why),
+        })?;
         let linker = self
             .linker_for(&admission)
             .map_err(|e| InstallError::Link(format!("{e:#}")))?;

@@ -26,6 +26,14 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// No call slot: try again after `retry_after_secs` (sent as `Retry-After`).
+    #[error("{message}")]
+    Busy {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        retry_after_secs: u32,
+    },
     /// The operation panicked on its worker thread.
     #[error("the operation panicked")]
     Panicked,
@@ -60,7 +68,9 @@ impl ApiError {
             ApiError::Secret(_) | ApiError::Store(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "storage-failed")
             }
-            ApiError::Refused { status, code, .. } => (*status, code),
+            ApiError::Refused { status, code, .. } | ApiError::Busy { status, code, .. } => {
+                (*status, code)
+            }
             ApiError::Panicked => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -116,14 +126,26 @@ fn registry_status(error: &RegistryError) -> (StatusCode, &'static str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        (
+        let retry_after = match &self {
+            ApiError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: code.to_string(),
                 message: self.public_message(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

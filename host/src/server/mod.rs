@@ -23,6 +23,8 @@ pub struct AppState {
     pub registry: Registry,
     pub token_hash: [u8; 32],
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Call slots, shared fairly between plugins.
+    pub slots: Arc<crate::slots::Slots>,
 }
 
 /// The whole HTTP surface.
@@ -60,7 +62,7 @@ async fn metrics(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> impl axum::response::IntoResponse {
     let text = state.metrics.render(
-        &state.registry.in_flight(),
+        &state.slots.in_flight(),
         state.registry.runtime().pool_usage(),
     );
     (

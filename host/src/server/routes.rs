@@ -5,8 +5,8 @@
 use super::error::ApiError;
 use super::{AppState, blocking};
 use crate::error::InvokeError;
-use crate::registry::Unavailable;
 use crate::runtime::Request as PluginRequest;
+use crate::slots::Refusal;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -16,6 +16,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// How long a request waits for a call slot before it is turned away.
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A call that got no slot: 429 when the plugin is at its own cap, 503 when the host
+/// has no slot it may take; either way `Retry-After: 1`.
+pub(super) fn busy(id: &str, refusal: Refusal) -> ApiError {
+    let (status, code, message) = match refusal {
+        Refusal::PluginBusy { limit } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("plugin `{id}` is already running {limit} calls; retry later"),
+        ),
+        Refusal::HostBusy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "host-busy",
+            format!("the host has no call slot for plugin `{id}` now; retry later"),
+        ),
+    };
+    ApiError::Busy {
+        status,
+        code,
+        message,
+        retry_after_secs: 1,
+    }
+}
 
 /// `/plugins/{id}` and `/plugins/{id}/` (path `/`).
 pub async fn root(
@@ -72,21 +98,22 @@ async fn call(
             format!("request rejected: {}", r.body_text()),
         )
     })?;
-    let (plugin, permit) = state.registry.acquire(id).map_err(|why| match why {
-        Unavailable::Missing => ApiError::new(
+    let plugin = state.registry.serving(id).ok_or_else(|| {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "plugin-not-found",
             format!("no enabled plugin `{id}`"),
-        ),
-        Unavailable::Busy { limit } => {
-            state.metrics.observe_error(id, "busy");
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "busy",
-                format!("plugin `{id}` is already running {limit} calls; retry later"),
-            )
-        }
+        )
     })?;
+    let cap = plugin.admission().policy.limits.max_concurrent_calls;
+    let permit = state
+        .slots
+        .take(id, cap, ADMISSION_WAIT)
+        .await
+        .map_err(|refusal| {
+            state.metrics.observe_error(id, "busy");
+            busy(id, refusal)
+        })?;
     let request = PluginRequest {
         method: method.as_str().to_string(),
         path: format!("/{path}"),
