@@ -4,6 +4,8 @@
 mod admin;
 pub mod auth;
 mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod openapi;
 mod routes;
 
