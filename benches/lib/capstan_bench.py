@@ -1,0 +1,114 @@
+"""Helpers for the side-by-side bench scripts: start a `capstan serve`, install plugins
+(with sidecar manifests), time requests. Python standard library only."""
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLUGINS = os.path.join(ROOT, "target/plugins/wasm32-wasip2/release")
+TOKEN = "bench-admin-token-0123456789"
+
+
+class Server:
+    """A `capstan serve` on an ephemeral port with its state under `data_dir`."""
+
+    def __init__(self, binary, data_dir, policy, extra=()):
+        os.makedirs(data_dir, exist_ok=True)
+        policy_path = os.path.join(data_dir, "policy.toml")
+        with open(policy_path, "w") as f:
+            f.write(policy)
+        env = dict(os.environ, CAPSTAN_ADMIN_TOKEN=TOKEN, CAPSTAN_LOG="error")
+        env.pop("RUST_BACKTRACE", None)
+        self.process = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir",
+             os.path.join(data_dir, "data"), "--policy", policy_path, *extra],
+            stdout=subprocess.PIPE, env=env, text=True)
+        first = self.process.stdout.readline().strip()
+        assert first.startswith("listening on http://"), first
+        self.base = first.removeprefix("listening on ")
+        self.host, port = self.base.removeprefix("http://").split(":")
+        self.port = int(port)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+    def admin(self, method, path, body=None, content_type=None):
+        request = urllib.request.Request(self.base + "/admin/v1" + path, data=body, method=method)
+        request.add_header("Authorization", "Bearer " + TOKEN)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def install(self, wasm_name, manifest=None):
+        with open(os.path.join(PLUGINS, wasm_name + ".wasm"), "rb") as f:
+            wasm = f.read()
+        if manifest is None:
+            return self.admin("POST", "/plugins", wasm, "application/wasm")
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, data in (("component", wasm), ("manifest", manifest.encode())):
+            parts.append(
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode()
+                + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.admin("POST", "/plugins", body, "multipart/form-data; boundary=" + boundary)
+
+    def pid(self):
+        return self.process.pid
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection timing GETs."""
+
+    def __init__(self, server):
+        self.connection = http.client.HTTPConnection(server.host, server.port, timeout=60)
+
+    def get(self, path):
+        started = time.perf_counter()
+        self.connection.request("GET", path)
+        response = self.connection.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - started
+
+
+def percentile(samples, p):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def summary(samples):
+    return {"p50_ms": percentile(samples, 0.50) * 1000, "p99_ms": percentile(samples, 0.99) * 1000,
+            "mean_ms": statistics.mean(samples) * 1000}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def write_report(name, markdown, rows):
+    out = os.path.join(ROOT, "target", name)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(markdown)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+    return out
