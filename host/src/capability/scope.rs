@@ -137,10 +137,19 @@ impl CallScope<'_> {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! A scope for unit tests: a plugin id, a call id, a deadline and an in-memory audit.
+    //! For unit tests: a scope (a plugin id, a call id, a deadline and an in-memory
+    //! audit) and grants decided from TOML.
 
     use super::*;
     use crate::audit::MemoryAudit;
+
+    /// The grants a manifest's `[capabilities]` tables (`manifest`) get under a policy's
+    /// (`policy`), both TOML.
+    pub fn grants(manifest: &str, policy: &str) -> crate::capability::Grants {
+        let requested: crate::capability::Requested = toml::from_str(manifest).unwrap();
+        let allowed: crate::capability::Allowed = toml::from_str(policy).unwrap();
+        crate::capability::Grants::decide(&requested, &allowed)
+    }
 
     /// Owns what a [`CallScope`] borrows.
     pub struct TestScope {

@@ -175,13 +175,10 @@ mod tests {
     use crate::bindings::capstan::plugin::types::Error;
     use crate::capability::log::Redactions;
     use crate::capability::scope::testing::TestScope;
-    use crate::capability::{Allowed as PolicyTables, Grants, Requested};
     use std::sync::Arc;
 
     fn decide(manifest: &str, policy: &str) -> Decision<Grant> {
-        let requested: Requested = toml::from_str(manifest).unwrap();
-        let allowed: PolicyTables = toml::from_str(policy).unwrap();
-        Grants::decide(&requested, &allowed).http
+        crate::capability::scope::testing::grants(manifest, policy).http
     }
 
     /// A resolver that must never be asked: the tests below are refused before any lookup.

@@ -130,14 +130,11 @@ mod tests {
     use crate::bindings::capstan::plugin::kv::Host;
     use crate::bindings::capstan::plugin::types::Error;
     use crate::capability::scope::testing::TestScope;
-    use crate::capability::{Allowed as PolicyTables, Grants, Requested};
     use crate::storage::MemoryKv;
 
     /// The kv decision for a manifest and a policy slice written as TOML.
     fn decide(manifest: &str, policy: &str) -> Decision<Grant> {
-        let requested: Requested = toml::from_str(manifest).unwrap();
-        let allowed: PolicyTables = toml::from_str(policy).unwrap();
-        Grants::decide(&requested, &allowed).kv
+        crate::capability::scope::testing::grants(manifest, policy).kv
     }
 
     #[test]

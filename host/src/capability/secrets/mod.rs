@@ -104,15 +104,12 @@ mod tests {
     use crate::bindings::capstan::plugin::types::Error;
     use crate::capability::log::Redactions;
     use crate::capability::scope::testing::TestScope;
-    use crate::capability::{Allowed as PolicyTables, Grants, Requested};
     use crate::secrets::{Keyring, MasterKey};
     use crate::storage::MemoryKv;
     use std::sync::Arc;
 
     fn decide(manifest: &str, policy: &str) -> Decision<Grant> {
-        let requested: Requested = toml::from_str(manifest).unwrap();
-        let allowed: PolicyTables = toml::from_str(policy).unwrap();
-        Grants::decide(&requested, &allowed).secrets
+        crate::capability::scope::testing::grants(manifest, policy).secrets
     }
 
     fn vault() -> crate::secrets::Secrets {
