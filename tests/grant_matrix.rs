@@ -11,6 +11,7 @@ fn soon() -> capstan_host::capability::Deadline {
 
 use capstan_host::audit::AuditKind;
 use capstan_host::capability::CapabilityId;
+use capstan_host::runtime::{Caller, next_call_id};
 use capstan_host::{InstallError, InvokeError, Policy};
 use support::{TestHost, get, plugin, shipped_policy, text};
 
@@ -69,7 +70,7 @@ fn kv_imported_but_undeclared_is_refused_at_install() {
         .unwrap_err();
     assert!(
         matches!(&error, InstallError::Undeclared { import, capability: CapabilityId::Kv }
-            if import == "capstan:plugin/kv@0.1.0"),
+            if import == "capstan:plugin/kv@0.2.0"),
         "{error:?}"
     );
     assert_eq!(error.code(), "undeclared-import");
@@ -155,6 +156,13 @@ fn routes_granted_serve_and_withheld_refuse_without_running() {
     );
 }
 
+fn caller() -> Caller {
+    Caller {
+        client_id: "test".into(),
+        client_name: "test".into(),
+    }
+}
+
 #[test]
 fn mcp_granted_tools_list_and_call() {
     let host = TestHost::new();
@@ -165,17 +173,22 @@ fn mcp_granted_tools_list_and_call() {
         .into_iter()
         .map(|t| t.name)
         .collect();
-    assert_eq!(names, ["add", "word-count"]);
+    assert_eq!(names, ["add", "word-count", "text-stats"], "in the plugin's own order");
     assert_eq!(
         tools
-            .call_tool("add", r#"{"a": 2, "b": 40}"#, "test")
+            .call_tool("add", r#"{"a": 2, "b": 40}"#, &caller(), next_call_id())
             .unwrap()
             .unwrap(),
         "42.0"
     );
     assert_eq!(
         tools
-            .call_tool("word-count", r#"{"text": "a b c"}"#, "test")
+            .call_tool(
+                "word-count",
+                r#"{"text": "a b c"}"#,
+                &caller(),
+                next_call_id()
+            )
             .unwrap()
             .unwrap(),
         "3"
@@ -198,7 +211,7 @@ fn mcp_tool_not_exposed_by_policy_is_hidden_and_refused() {
     assert_eq!(names, ["add"]);
     assert_eq!(
         tools
-            .call_tool("word-count", r#"{"text": "x"}"#, "test")
+            .call_tool("word-count", r#"{"text": "x"}"#, &caller(), next_call_id())
             .unwrap_err(),
         InvokeError::ToolNotGranted {
             tool: "word-count".into()
@@ -218,7 +231,7 @@ fn mcp_not_granted_refuses_every_call() {
         })
     ));
     assert!(matches!(
-        tools.call_tool("add", "{}", "t"),
+        tools.call_tool("add", "{}", &caller(), next_call_id()),
         Err(InvokeError::Denied { .. })
     ));
 }

@@ -16,7 +16,7 @@ pub mod routes {
         pub_export_macro: true,
         export_macro_name: "__export_routes",
         default_bindings_module: "capstan_guest::bindings::routes",
-        with: { "capstan:plugin/types@0.1.0": crate::bindings::capstan::plugin::types },
+        with: { "capstan:plugin/types@0.2.0": crate::bindings::capstan::plugin::types },
     });
 }
 
@@ -28,6 +28,6 @@ pub mod tools {
         pub_export_macro: true,
         export_macro_name: "__export_tools",
         default_bindings_module: "capstan_guest::bindings::tools",
-        with: { "capstan:plugin/types@0.1.0": crate::bindings::capstan::plugin::types },
+        with: { "capstan:plugin/types@0.2.0": crate::bindings::capstan::plugin::types },
     });
 }

@@ -17,10 +17,11 @@ impl Tool {
 }
 
 impl CallContext {
-    /// A context for tests and local runs.
-    pub fn local(caller: &str) -> Self {
+    /// A context for tests and local runs: client `client` (its id and its name).
+    pub fn local(client: &str) -> Self {
         CallContext {
-            caller: caller.to_string(),
+            client_id: client.to_string(),
+            client_name: client.to_string(),
             call_id: "local".to_string(),
         }
     }
@@ -36,8 +37,8 @@ pub fn dispatch<P: Plugin>(
     call::<P>(name, arguments, context).map_err(Into::into)
 }
 
-/// Parse `arguments`, call `P::call_tool` and serialise its result, as the host would:
-/// for native tests of a plugin's tools.
+/// Parse `arguments`, call `P::call_tool` and serialise its result as the host receives
+/// it (a string as its text, anything else as JSON): for native tests of a plugin's tools.
 pub fn call<P: Plugin>(
     name: &str,
     arguments: &str,
@@ -49,8 +50,10 @@ pub fn call<P: Plugin>(
         serde_json::from_str(arguments)
             .map_err(|e| Error::InvalidInput(format!("arguments are not JSON: {e}")))?
     };
-    let value = P::call_tool(name, arguments, context)?;
-    Ok(value.to_string())
+    Ok(match P::call_tool(name, arguments, context)? {
+        Value::String(text) => text,
+        value => value.to_string(),
+    })
 }
 
 /// Fetch a required argument of type `T` from a tool's JSON arguments, naming it on error.

@@ -21,8 +21,8 @@ pub trait Plugin {
         Vec::new()
     }
 
-    /// Run tool `name` with its JSON `arguments`; the returned value is sent to the
-    /// client as JSON. Default: `not-found`.
+    /// Run tool `name` with its JSON `arguments`; a returned string is sent to the client
+    /// as that text, any other value as JSON. Default: `not-found`.
     fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
         let _ = (name, arguments, context);
         Err(Error::NotFound)

@@ -30,6 +30,11 @@ pub enum AuditKind {
     PluginChanged,
     /// An operator set a plugin's config (the keys that changed, never secret values).
     ConfigChanged,
+    /// An MCP client called a tool: client, tool, call id, outcome, duration and the
+    /// SHA-256 of the arguments (never the arguments).
+    ToolCall,
+    /// An operator created or revoked an MCP client (never its token).
+    ClientChanged,
 }
 
 /// One audit record.
@@ -82,6 +87,8 @@ impl AuditKind {
             AuditKind::SecretChanged => "secret-changed",
             AuditKind::PluginChanged => "plugin-changed",
             AuditKind::ConfigChanged => "config-changed",
+            AuditKind::ToolCall => "tool-call",
+            AuditKind::ClientChanged => "client-changed",
         }
     }
 }

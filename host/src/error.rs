@@ -1,6 +1,7 @@
 //! Typed errors of the two paths, each with a stable machine-readable `code`.
 
 use crate::capability::CapabilityId;
+use crate::capability::mcp::ToolProblem;
 use crate::manifest::ManifestError;
 
 /// Why an install was refused. Nothing is changed by a refused install.
@@ -28,7 +29,7 @@ pub enum InstallError {
     ManifestConflict,
     #[error("{0}")]
     Manifest(#[from] ManifestError),
-    #[error("`{import}` targets contract {found}; this host implements {host} (major must match, minor may not be newer)", host = crate::contract::VERSION)]
+    #[error("`{import}` targets contract {found}; this host implements {host} (before 1.0 the minor must match; from 1.0 the major must match and the minor may not be newer)", host = crate::contract::VERSION)]
     IncompatibleContract { import: String, found: String },
     #[error("plugin imports `{import}`, which this host does not provide")]
     UnknownImport { import: String },
@@ -63,6 +64,18 @@ pub enum InstallError {
     CompileBudget(String),
     #[error("linking the component failed: {0}")]
     Link(String),
+    #[error("{0}")]
+    Tools(#[from] ToolProblem),
+    #[error(
+        "tool `{exposed}` of plugin `{plugin}` collides with the same name from plugin `{holder}`; rename the tool or the plugin"
+    )]
+    ToolCollision {
+        plugin: String,
+        exposed: String,
+        holder: String,
+    },
+    #[error("listing the plugin's tools at install failed: {0}")]
+    ToolDiscovery(String),
 }
 
 impl InstallError {
@@ -91,6 +104,10 @@ impl InstallError {
             InstallError::Compile(_) => "compile-failed",
             InstallError::CompileBudget(_) => "compile-budget",
             InstallError::Link(_) => "link-failed",
+            InstallError::Tools(ToolProblem::Undeclared { .. }) => "undeclared-tool",
+            InstallError::Tools(ToolProblem::Invalid { .. }) => "invalid-tool",
+            InstallError::ToolCollision { .. } => "tool-collision",
+            InstallError::ToolDiscovery(_) => "tools-failed",
         }
     }
 }

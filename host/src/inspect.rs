@@ -10,9 +10,9 @@ pub const MANIFEST_SECTION: &str = "capstan-manifest";
 /// What a component declares at its top level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inspection {
-    /// Names of top-level imports, e.g. `capstan:plugin/kv@0.1.0`.
+    /// Names of top-level imports, e.g. `capstan:plugin/kv@0.2.0`.
     pub imports: Vec<String>,
-    /// Names of top-level exports, e.g. `capstan:plugin/handler@0.1.0`.
+    /// Names of top-level exports, e.g. `capstan:plugin/handler@0.2.0`.
     pub exports: Vec<String>,
     /// Bytes of the embedded manifest, if any.
     pub manifest: Option<Vec<u8>>,
@@ -97,24 +97,24 @@ mod tests {
     fn lists_top_level_imports_and_exports_only() {
         let component = wat::parse_str(
             r#"(component
-                (import "capstan:plugin/kv@0.1.0" (instance))
+                (import "capstan:plugin/kv@0.2.0" (instance))
                 (component $inner (import "nested:only/thing" (instance)))
                 (@custom "capstan-manifest" "id = \"x\"")
                 (instance $i)
-                (export "capstan:plugin/handler@0.1.0" (instance $i))
+                (export "capstan:plugin/handler@0.2.0" (instance $i))
             )"#,
         )
         .unwrap();
         let inspection = inspect(&component).unwrap();
-        assert_eq!(inspection.imports, ["capstan:plugin/kv@0.1.0"]);
-        assert_eq!(inspection.exports, ["capstan:plugin/handler@0.1.0"]);
+        assert_eq!(inspection.imports, ["capstan:plugin/kv@0.2.0"]);
+        assert_eq!(inspection.exports, ["capstan:plugin/handler@0.2.0"]);
         assert_eq!(inspection.manifest.as_deref(), Some(&b"id = \"x\""[..]));
     }
 
     #[test]
     fn truncated_component_is_malformed() {
         let component =
-            wat::parse_str(r#"(component (import "capstan:plugin/kv@0.1.0" (instance)))"#).unwrap();
+            wat::parse_str(r#"(component (import "capstan:plugin/kv@0.2.0" (instance)))"#).unwrap();
         let cut = &component[..component.len() - 3];
         assert!(matches!(inspect(cut), Err(InstallError::Malformed(_))));
     }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod gate;
 pub mod inspect;
+pub mod json_schema;
 pub mod manifest;
 pub mod metrics;
 pub mod policy;

@@ -54,7 +54,7 @@ pub enum ManifestError {
     #[error("invalid manifest: {0}")]
     Capability(String),
     /// Built for a contract this host cannot run.
-    #[error("plugin targets contract {found}; this host implements {host} (major must match, minor may not be newer)", host = contract::VERSION)]
+    #[error("plugin targets contract {found}; this host implements {host} (before 1.0 the minor must match; from 1.0 the major must match and the minor may not be newer)", host = contract::VERSION)]
     IncompatibleContract { found: String },
 }
 
@@ -119,7 +119,7 @@ mod tests {
             br#"
 id = "counter"
 version = "1.2.3"
-contract = "0.1.0"
+contract = "0.2.0"
 [capabilities.kv]
 max_keys = 10
 [capabilities.routes]
@@ -162,7 +162,7 @@ max_keys = 10
 
     #[test]
     fn newer_contract_is_refused() {
-        for v in ["0.2.0", "1.0.0"] {
+        for v in ["0.1.0", "0.3.0", "1.0.0"] {
             let text = format!("id = \"a\"\nversion = \"1.0.0\"\ncontract = \"{v}\"\n");
             assert!(matches!(
                 Manifest::parse(text.as_bytes()),

@@ -25,6 +25,20 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    plugin: String,
+    tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolOutcomeLabels {
+    plugin: String,
+    tool: String,
+    /// `ok`, `tool-error`, `invalid-arguments`, `busy`, `timeout`, …
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabels {
     plugin: String,
     capability: String,
@@ -43,6 +57,12 @@ pub struct Metrics {
     latency: Family<PluginLabel, Histogram>,
     denials: Family<DenialLabels, Counter>,
     in_flight: Family<PluginLabel, Gauge>,
+    mcp_calls: Family<ToolOutcomeLabels, Counter>,
+    mcp_latency: Family<ToolLabels, Histogram>,
+    /// `tools/list_changed` notifications sent.
+    pub mcp_notifications: Counter,
+    /// Changes of the plugin set fully checked for clients to notify.
+    pub mcp_announcements: Counter,
     pool_instances: Gauge,
     pool_capacity: Gauge,
 }
@@ -57,6 +77,12 @@ impl Metrics {
         );
         let denials = Family::default();
         let in_flight = Family::default();
+        let mcp_calls = Family::default();
+        let mcp_latency = Family::<ToolLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        let mcp_notifications = Counter::default();
+        let mcp_announcements = Counter::default();
         let pool_instances = Gauge::default();
         let pool_capacity = Gauge::default();
         let mut registry = prometheus_client::registry::Registry::with_prefix("capstan");
@@ -86,6 +112,26 @@ impl Metrics {
             in_flight.clone(),
         );
         registry.register(
+            "mcp_calls",
+            "MCP tool calls, by plugin, tool and outcome",
+            mcp_calls.clone(),
+        );
+        registry.register(
+            "mcp_call_duration_seconds",
+            "Wall time of MCP tool calls, from the request to the result",
+            mcp_latency.clone(),
+        );
+        registry.register(
+            "mcp_list_changed",
+            "notifications/tools/list_changed sent to MCP clients whose tool list changed",
+            mcp_notifications.clone(),
+        );
+        registry.register(
+            "mcp_announcements",
+            "Changes of the plugin set checked for MCP clients to notify",
+            mcp_announcements.clone(),
+        );
+        registry.register(
             "pool_component_instances",
             "Component instances allocated from the pooling allocator",
             pool_instances.clone(),
@@ -112,9 +158,30 @@ impl Metrics {
             latency,
             denials,
             in_flight,
+            mcp_calls,
+            mcp_latency,
+            mcp_notifications,
+            mcp_announcements,
             pool_instances,
             pool_capacity,
         }
+    }
+
+    /// Record one MCP call of `tool` of `plugin` that ended with `outcome` after `elapsed`.
+    pub fn observe_tool_call(&self, plugin: &str, tool: &str, outcome: &str, elapsed: Duration) {
+        self.mcp_calls
+            .get_or_create(&ToolOutcomeLabels {
+                plugin: plugin.to_string(),
+                tool: tool.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.mcp_latency
+            .get_or_create(&ToolLabels {
+                plugin: plugin.to_string(),
+                tool: tool.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Record one call of `plugin` that took `elapsed`; `error` is its error code, if any.
@@ -219,6 +286,7 @@ mod tests {
             None,
             "v1".into(),
         ));
+        metrics.observe_tool_call("tools", "add", "ok", Duration::from_millis(2));
         let text = metrics.render(&[("hello".into(), 2)], Some((3, 256)));
         for line in [
             r#"capstan_plugin_calls_total{plugin="hello"} 2"#,
@@ -228,6 +296,8 @@ mod tests {
             r#"capstan_plugin_calls_in_flight{plugin="hello"} 2"#,
             "capstan_pool_component_instances 3",
             "capstan_pool_component_instances_capacity 256",
+            r#"capstan_mcp_calls_total{plugin="tools",tool="add",outcome="ok"} 1"#,
+            r#"capstan_mcp_call_duration_seconds_count{plugin="tools",tool="add"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -4,19 +4,31 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// `per_second` tokens a second with a burst of one second's worth.
+/// A bucket refilled at `per_second` tokens a second, holding at most `burst`.
 pub struct RateLimiter {
     per_second: f64,
+    burst: f64,
     state: Mutex<(f64, Instant)>,
 }
 
 impl RateLimiter {
-    /// A full bucket allowing `per_second` a second.
+    /// A full bucket allowing `per_second` a second, with a burst of one second's worth.
     pub fn new(per_second: u32) -> Self {
         let per_second = f64::from(per_second.max(1));
+        Self::with(per_second, per_second)
+    }
+
+    /// A full bucket allowing `per_minute` a minute, with a burst of one minute's worth.
+    pub fn per_minute(per_minute: u32) -> Self {
+        let per_minute = f64::from(per_minute.max(1));
+        Self::with(per_minute / 60.0, per_minute)
+    }
+
+    fn with(per_second: f64, burst: f64) -> Self {
         RateLimiter {
             per_second,
-            state: Mutex::new((per_second, Instant::now())),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
         }
     }
 
@@ -25,8 +37,8 @@ impl RateLimiter {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = &mut *state;
         let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second)
-            .min(self.per_second);
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -45,6 +57,13 @@ mod tests {
     fn bucket_runs_dry() {
         let limiter = RateLimiter::new(3);
         assert!((0..3).all(|_| limiter.try_take()));
+        assert!(!limiter.try_take());
+    }
+
+    #[test]
+    fn a_per_minute_bucket_allows_a_minute_of_burst() {
+        let limiter = RateLimiter::per_minute(120);
+        assert!((0..120).all(|_| limiter.try_take()));
         assert!(!limiter.try_take());
     }
 }

@@ -24,7 +24,7 @@ pub fn cap(text: &str, max: usize) -> Cow<'_, str> {
 /// Whether `c` must not reach a terminal or a line-oriented log as itself: C0 and C1
 /// controls, DEL, and the Unicode marks that reorder or hide text (bidi overrides,
 /// isolates, zero-width and line separators).
-fn is_unsafe(c: char) -> bool {
+pub fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -216,3 +216,59 @@ fn policy_secret_and_audit_commands_go_through_the_api() {
     assert_eq!(audit.lines().count(), 2, "{audit}");
     assert!(audit.contains("secret `api-token` removed"), "{audit}");
 }
+
+#[test]
+fn mcp_clients_are_created_listed_and_revoked_from_the_cli() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, "[defaults.capabilities.mcp]\n", &[]);
+    let created = ok(
+        &server,
+        &[
+            "mcp",
+            "client",
+            "add",
+            "agent",
+            "--plugin",
+            "tools",
+            "--expires-in",
+            "1h",
+        ],
+    );
+    let id = created
+        .lines()
+        .find_map(|line| line.strip_prefix("client "))
+        .expect("the client id")
+        .to_string();
+    let token = created
+        .lines()
+        .find(|line| line.starts_with("cmcp_"))
+        .expect("the token, shown once");
+    let listed = ok(&server, &["mcp", "client", "list"]);
+    assert!(listed.contains(&id) && listed.contains("agent") && listed.contains("plugins=tools"));
+    assert!(!listed.contains(token), "the list never shows tokens");
+    fails(
+        &cli(
+            &server,
+            &[
+                "mcp",
+                "client",
+                "add",
+                "x",
+                "--plugin",
+                "a",
+                "--plugin",
+                "b",
+                "--bare-names",
+            ],
+        ),
+        2,
+        "refused (invalid-client)",
+    );
+    assert!(ok(&server, &["mcp", "client", "rm", &id]).contains("revoked"));
+    assert!(!ok(&server, &["mcp", "client", "list"]).contains(&id));
+    fails(
+        &cli(&server, &["mcp", "client", "rm", &id]),
+        1,
+        "client-not-found",
+    );
+}

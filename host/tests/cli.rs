@@ -42,7 +42,7 @@ fn inspect_shows_imports_capabilities_and_grants() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("plugin    counter 0.1.0"), "{text}");
-    assert!(text.contains("capstan:plugin/kv@0.1.0"), "{text}");
+    assert!(text.contains("capstan:plugin/kv@0.2.0"), "{text}");
     assert!(text.contains("capability storage.kv"), "{text}");
     assert!(
         text.lines()

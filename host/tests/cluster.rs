@@ -172,3 +172,49 @@ fn a_config_change_through_one_host_is_what_the_other_hosts_plugin_reads() {
     );
     eprintln!("config change seen by the other host in {took:?}");
 }
+
+#[test]
+fn mcp_clients_and_tool_changes_are_shared_by_the_hosts_of_a_cluster() {
+    let Some(url) = postgres_url() else { return };
+    let schema = Schema::new(&url);
+    let (_keep, dir) = temp();
+    let args = schema.serve_args();
+    let policy = format!("{CLUSTER_POLICY}[defaults.capabilities.mcp]\n");
+    let a = start_with(&dir.join("a"), &policy, &args, &[]);
+    let b = start_with(&dir.join("b"), &policy, &args, &[]);
+    assert_eq!(a.install(plugin("bench")).status(), 201);
+
+    // A token made through A works on B.
+    let (id, token) = mcp::client(&a, serde_json::json!({"name": "agent", "plugins": ["*"]}));
+    let on_b = mcp::Mcp::new(&b, Some(&token));
+    eventually(PROPAGATION, "B lists bench's tool", || {
+        on_b.request("tools/list", serde_json::json!({})).1["result"]["tools"]
+            .as_array()
+            .is_some_and(|tools| !tools.is_empty())
+    });
+
+    // B's connected client hears an install made through A.
+    let session = on_b.session();
+    let stream = session.stream();
+    assert_eq!(a.install(plugin("tools")).status(), 201);
+    let heard = stream
+        .next(Duration::from_secs(5))
+        .expect("list_changed on B after an install through A");
+    assert_eq!(heard["method"], "notifications/tools/list_changed");
+    assert!(on_b.list().contains(&"tools__add".to_string()));
+
+    // Revoked through B, the token stops working on A within a second.
+    let on_a = mcp::Mcp::new(&a, Some(&token));
+    assert_eq!(on_a.request("tools/list", serde_json::json!({})).0, 200);
+    assert_eq!(
+        b.admin(Method::DELETE, &format!("/mcp/clients/{id}"))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    let took = eventually(PROPAGATION, "A refuses the token revoked through B", || {
+        on_a.request("tools/list", serde_json::json!({})).0 == 401
+    });
+    eprintln!("revocation took effect on the other host in {took:?}");
+}

@@ -211,7 +211,7 @@ pub fn slow_to_compile(id: &str, functions: u32, instructions: u32) -> Vec<u8> {
     component.section(&instances);
     let mut exports = ComponentExportSection::new();
     exports.export(
-        "capstan:plugin/handler@0.1.0",
+        "capstan:plugin/handler@0.2.0",
         ComponentExportKind::Instance,
         0,
         None,

@@ -265,7 +265,7 @@ mod tests {
             classify("wasi:sockets/tcp@0.2.6"),
             Some(WasiClass::Forbidden(_))
         ));
-        assert_eq!(classify("capstan:plugin/kv@0.1.0"), None);
+        assert_eq!(classify("capstan:plugin/kv@0.2.0"), None);
         assert_eq!(classify("wasi:unknown/thing@1.0.0"), None);
     }
 

@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod inspect;
+mod mcp;
 mod plugin;
 mod policy;
 mod records;
@@ -53,6 +54,9 @@ enum Command {
     /// Show, replace or check a running server's policy.
     #[command(subcommand)]
     Policy(policy::Command),
+    /// Manage a running server's MCP clients, or bridge stdio MCP clients to its /mcp.
+    #[command(subcommand)]
+    Mcp(mcp::Command),
     /// Query a running server's audit trail, newest first.
     Audit {
         /// Only records of this kind (e.g. `denied`, `installed`, `plugin-changed`).
@@ -119,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Plugin(command) => plugin::run(command),
         Command::Policy(command) => policy::run(command),
+        Command::Mcp(command) => mcp::run(command),
         Command::Audit { kind, filter } => records::audit(filter, kind),
         Command::Logs { level, filter } => records::logs(filter, level),
     };

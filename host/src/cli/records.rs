@@ -111,7 +111,12 @@ fn query(
 
 /// A row's `time_ms` as RFC 3339 with milliseconds, in UTC.
 fn time(row: &Value) -> String {
-    let millis = row["time_ms"].as_u64().unwrap_or(0);
+    rfc3339(row["time_ms"].as_i64().unwrap_or(0))
+}
+
+/// Milliseconds since the epoch as RFC 3339 with milliseconds, in UTC.
+pub(super) fn rfc3339(millis: i64) -> String {
+    let millis = u64::try_from(millis).unwrap_or(0);
     humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(millis))
         .to_string()
 }

@@ -3,7 +3,7 @@
 use super::PluginArgs;
 use crate::capability::http::Outbound;
 use crate::runtime::Request;
-use crate::runtime::{Plugin, Runtime, Services};
+use crate::runtime::{Caller, Plugin, Runtime, Services, next_call_id};
 use crate::text::{escape, escape_block};
 use std::process::ExitCode;
 
@@ -74,7 +74,11 @@ fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
         let body = String::from_utf8_lossy(&response.body);
         println!("{}", escape_block(body.trim_end()));
     } else if let Some(tool) = &args.tool {
-        match plugin.call_tool(tool, &args.args, "cli")? {
+        let caller = Caller {
+            client_id: "cli".into(),
+            client_name: "cli".into(),
+        };
+        match plugin.call_tool(tool, &args.args, &caller, next_call_id())? {
             Ok(result) => println!("{}", escape_block(&result)),
             Err(error) => println!("tool error: {}", crate::wit_error::describe(&error)),
         }

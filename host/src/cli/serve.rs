@@ -55,6 +55,18 @@ pub struct Args {
     /// Largest plugin upload accepted, in bytes.
     #[arg(long, default_value_t = crate::gate::DEFAULT_MAX_COMPONENT_BYTES)]
     max_upload_bytes: usize,
+    /// A `Host` (name or name:port) `/mcp` accepts besides the loopback names: needed when
+    /// clients reach this host by another name (DNS-rebinding protection). Repeatable.
+    #[arg(long = "mcp-allowed-host", value_name = "HOST")]
+    mcp_allowed_hosts: Vec<String>,
+    /// A browser `Origin` (e.g. `https://app.example.com`) allowed to call `/mcp`; requests
+    /// from any other origin are refused. Repeatable.
+    #[arg(long = "mcp-allowed-origin", value_name = "ORIGIN")]
+    mcp_allowed_origins: Vec<String>,
+    /// Serve `/mcp` requests that carry no token as this MCP client (its id), for running
+    /// a conformance suite that cannot send a token. Only on a loopback `--listen`.
+    #[arg(long, value_name = "CLIENT_ID")]
+    mcp_anonymous_client: Option<String>,
 }
 
 impl Args {
@@ -67,6 +79,12 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.mcp_anonymous_client.is_none() || args.listen.ip().is_loopback(),
+        "--mcp-anonymous-client serves requests without a token; it is refused on {}, \
+         which is not a loopback address",
+        args.listen
+    );
     let seed = match &args.policy {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -97,7 +115,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let address = listener.local_addr()?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let state = Arc::new(AppState {
+            clients: server::ClientDirectory::new(registry.runtime().services().state.clone()),
             registry,
             token_hash,
             metrics,
@@ -105,15 +125,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.max_concurrent_calls
                     .min(crate::engine::POOL_COMPONENT_INSTANCES as usize),
             ),
+            shutdown: shutdown.clone(),
         });
+        let mcp = server::McpSettings {
+            allowed_hosts: args.mcp_allowed_hosts.clone(),
+            allowed_origins: args.mcp_allowed_origins.clone(),
+            anonymous_client: args.mcp_anonymous_client.clone(),
+        };
         server::follow_other_hosts(state.clone());
         tracing::info!("listening on http://{address}");
         println!("listening on http://{address}");
         let drain = std::time::Duration::from_secs(args.drain_seconds);
         server::run(
             listener,
-            server::router(state, args.max_upload_bytes),
+            server::router(state, args.max_upload_bytes, mcp),
             drain,
+            shutdown,
         )
         .await?;
         anyhow::Ok(())

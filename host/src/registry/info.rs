@@ -1,5 +1,6 @@
 //! What the admin API shows about an installed plugin.
 
+use super::Entry;
 use crate::capability::{CapabilityId, Verdict};
 use crate::runtime::Plugin;
 use serde::Serialize;
@@ -39,18 +40,16 @@ pub struct PluginInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub capabilities: Vec<CapabilityRow>,
+    /// The tools it offers, as MCP clients see them (`<plugin>__<tool>`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
 
 impl PluginInfo {
-    pub(crate) fn of(
-        id: &str,
-        enabled: bool,
-        seq: i64,
-        plugin: Option<&Plugin>,
-        last_error: Option<String>,
-    ) -> Self {
+    pub(super) fn of(id: &str, entry: &Entry) -> Self {
+        let plugin = entry.plugin.as_deref();
         let admission = plugin.map(Plugin::admission);
         let capabilities = admission
             .map(|a| {
@@ -72,13 +71,18 @@ impl PluginInfo {
             } else {
                 PluginStatus::Failed
             },
-            enabled,
-            seq,
+            enabled: entry.enabled,
+            seq: entry.seq,
             version: admission.map(|a| a.manifest.version.clone()),
             sha256: admission.map(|a| a.sha256.clone()),
             description: admission.map(|a| a.manifest.description.clone()),
             capabilities,
-            last_error,
+            tools: entry
+                .tools
+                .iter()
+                .flat_map(|catalog| catalog.tools.iter().map(|tool| tool.exposed.clone()))
+                .collect(),
+            last_error: entry.last_error.clone(),
         }
     }
 }

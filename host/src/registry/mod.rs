@@ -9,6 +9,7 @@ pub use info::{CapabilityRow, PluginInfo, PluginStatus};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::config::{self, Invalid};
+use crate::capability::mcp::{Catalog, LiveCatalog};
 use crate::capability::{CapabilityId, Grants, Verdict};
 use crate::error::InstallError;
 use crate::gate;
@@ -71,6 +72,8 @@ pub struct GrantChange {
 struct Entry {
     /// None when the stored version failed to load at start (see `last_error`).
     plugin: Option<Arc<Plugin>>,
+    /// Its checked tools, when it offers any.
+    tools: Option<Arc<LiveCatalog>>,
     enabled: bool,
     seq: i64,
     last_error: Option<String>,
@@ -92,6 +95,39 @@ fn grant_changes(plugin: &str, before: &Grants, after: &Grants) -> Vec<GrantChan
         .collect()
 }
 
+/// A plugin that serves tools now (enabled, loaded, its `mcp` export granted), with its
+/// checked catalog.
+#[derive(Clone)]
+pub struct ToolServer {
+    pub plugin: Arc<Plugin>,
+    pub tools: Arc<LiveCatalog>,
+}
+
+/// A compiled plugin and its checked tools, before it is stored.
+struct Loaded {
+    plugin: Arc<Plugin>,
+    /// The catalog as stored (JSON) and as served.
+    tools: Option<(String, Arc<LiveCatalog>)>,
+}
+
+/// Run `plugin`'s `list-tools` and check the answer against its manifest (None when it
+/// declares no tools).
+fn discover_tools(plugin: &Plugin) -> Result<Option<(String, Arc<LiveCatalog>)>, InstallError> {
+    let manifest = &plugin.admission().manifest;
+    let Some(request) = &manifest.capabilities.mcp else {
+        return Ok(None);
+    };
+    let offered = plugin
+        .offered_tools()
+        .map_err(|error| InstallError::ToolDiscovery(error.to_string()))?;
+    let catalog = Catalog::check(&manifest.id, request, offered)?;
+    let json = catalog.to_json();
+    Ok(Some((
+        json,
+        Arc::new(LiveCatalog::compile(&manifest.id, catalog)?),
+    )))
+}
+
 /// Installed plugins, persisted in a [`PluginStore`].
 pub struct Registry {
     runtime: Runtime,
@@ -101,6 +137,8 @@ pub struct Registry {
     live: RwLock<BTreeMap<String, Entry>>,
     /// Serialises changes (install, rollback, policy) so none sees another half-done.
     changes: std::sync::Mutex<()>,
+    /// Bumped after every change to the live set, here or caught up from another host.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -125,6 +163,7 @@ impl Registry {
             policy: RwLock::new((Policy::parse(&text)?, text)),
             live: RwLock::new(BTreeMap::new()),
             changes: std::sync::Mutex::new(()),
+            generation: tokio::sync::watch::Sender::new(0),
         };
         for stored in registry.store.plugins()? {
             let entry = registry.restore(&stored);
@@ -137,29 +176,113 @@ impl Registry {
     /// rather than returned, so one broken plugin never stops the others.
     fn restore(&self, stored: &StoredPlugin) -> Entry {
         let loaded = self
-            .store
-            .upload(&stored.id, stored.current_seq)
-            .map_err(RegistryError::from)
-            .and_then(|upload| {
-                upload.ok_or_else(|| RegistryError::NoSuchVersion {
-                    id: stored.id.clone(),
-                    seq: stored.current_seq,
-                })
-            })
-            .and_then(|upload| self.compile(&upload).map(|(plugin, _)| plugin));
-        let (plugin, last_error) = match loaded {
-            Ok(plugin) => (Some(plugin), None),
+            .stored_upload(&stored.id, stored.current_seq)
+            .and_then(|upload| self.load_version(&stored.id, stored.current_seq, &upload));
+        let (plugin, tools, last_error) = match loaded {
+            Ok((loaded, _)) => (
+                Some(loaded.plugin),
+                loaded.tools.map(|(_, live)| live),
+                None,
+            ),
             Err(error) => {
                 tracing::error!(plugin = %stored.id, "loading failed: {error}");
-                (None, Some(error.to_string()))
+                (None, None, Some(error.to_string()))
             }
         };
         Entry {
             plugin,
+            tools,
             enabled: stored.enabled,
             seq: stored.current_seq,
             last_error,
         }
+    }
+
+    /// What version `seq` of `id` was installed from.
+    fn stored_upload(&self, id: &str, seq: i64) -> Result<Upload, RegistryError> {
+        self.store
+            .upload(id, seq)?
+            .ok_or_else(|| RegistryError::NoSuchVersion { id: id.into(), seq })
+    }
+
+    /// Compile version `seq` of `id` (installed from `upload`) and load the tool catalog
+    /// stored with it (versions stored before catalogs were kept run `list-tools` once
+    /// more); also returns the text of the policy it was granted under.
+    fn load_version(
+        &self,
+        id: &str,
+        seq: i64,
+        upload: &Upload,
+    ) -> Result<(Loaded, String), RegistryError> {
+        let (plugin, text) = self.compile(upload)?;
+        let tools = match self.store.tools(id, seq)? {
+            Some(json) => {
+                let catalog = Catalog::from_json(&json).map_err(InstallError::ToolDiscovery)?;
+                let live = LiveCatalog::compile(id, catalog).map_err(InstallError::from)?;
+                Some((json, Arc::new(live)))
+            }
+            None => discover_tools(&plugin)?,
+        };
+        Ok((Loaded { plugin, tools }, text))
+    }
+
+    /// Compile `upload` and discover its tools, outside the change lock.
+    fn prepare(&self, upload: &Upload) -> Result<(Loaded, String), RegistryError> {
+        let (plugin, text) = self.compile(upload)?;
+        let tools = discover_tools(&plugin)?;
+        Ok((Loaded { plugin, tools }, text))
+    }
+
+    /// Refuse `tools` of plugin `id` if a name clients would see is already another
+    /// plugin's.
+    fn check_collisions(&self, id: &str, tools: Option<&LiveCatalog>) -> Result<(), InstallError> {
+        let Some(tools) = tools else {
+            return Ok(());
+        };
+        let live = self.read_live();
+        for (holder, entry) in live.iter().filter(|(other, _)| *other != id) {
+            let Some(theirs) = &entry.tools else {
+                continue;
+            };
+            if let Some(tool) = tools
+                .tools
+                .iter()
+                .find(|tool| theirs.tools.iter().any(|t| t.exposed == tool.exposed))
+            {
+                return Err(InstallError::ToolCollision {
+                    plugin: id.to_string(),
+                    exposed: tool.exposed.clone(),
+                    holder: holder.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Announce a change of the live set to whoever watches it (the MCP gateway).
+    fn announce(&self) {
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// A receiver that sees every change of the live set (installs, upgrades, rollbacks,
+    /// enable/disable, removals, policy changes, and those caught up from other hosts).
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Every plugin that serves tools now, by id.
+    pub fn tool_servers(&self) -> Vec<ToolServer> {
+        self.read_live()
+            .values()
+            .filter(|entry| entry.enabled)
+            .filter_map(|entry| {
+                let plugin = entry.plugin.clone().filter(|p| p.serves_tools())?;
+                Some(ToolServer {
+                    plugin,
+                    tools: entry.tools.clone()?,
+                })
+            })
+            .collect()
     }
 
     /// Catch up with changes another host made to the shared store: adopt its policy,
@@ -199,6 +322,8 @@ impl Registry {
             policy_changed,
             "caught up with the shared store"
         );
+        drop(live);
+        self.announce();
         Ok(())
     }
 
@@ -235,18 +360,22 @@ impl Registry {
         Ok((Arc::new(plugin), text))
     }
 
-    /// Like [`Registry::compile`] under the change lock: compiled again if the policy
-    /// changed since `compiled` was, so what is stored is granted under the policy in force.
+    /// Like [`Registry::prepare`] under the change lock: compiled again if the policy
+    /// changed since `prepared` was, so what is stored is granted under the policy in
+    /// force (the tools, which no policy changes, are kept).
     fn recompile_if_stale(
         &self,
         upload: &Upload,
-        compiled: (Arc<Plugin>, String),
-    ) -> Result<Arc<Plugin>, RegistryError> {
-        let (plugin, text) = compiled;
+        prepared: (Loaded, String),
+    ) -> Result<Loaded, RegistryError> {
+        let (loaded, text) = prepared;
         if text == self.policy_text() {
-            return Ok(plugin);
+            return Ok(loaded);
         }
-        Ok(self.compile(upload)?.0)
+        Ok(Loaded {
+            plugin: self.compile(upload)?.0,
+            tools: loaded.tools,
+        })
     }
 
     fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -262,16 +391,6 @@ impl Registry {
             .clone()
     }
 
-    /// What the version `entry` serves was installed from.
-    fn current_upload(&self, id: &str, entry: &Entry) -> Result<Upload, RegistryError> {
-        self.store
-            .upload(id, entry.seq)?
-            .ok_or_else(|| RegistryError::NoSuchVersion {
-                id: id.into(),
-                seq: entry.seq,
-            })
-    }
-
     /// How `text` would change the grants of installed plugins, without changing anything.
     pub fn policy_dry_run(&self, text: &str) -> Result<Vec<GrantChange>, RegistryError> {
         let policy = Policy::parse(text)?;
@@ -280,7 +399,7 @@ impl Registry {
             let Some(plugin) = &entry.plugin else {
                 continue;
             };
-            let upload = self.current_upload(id, entry)?;
+            let upload = self.stored_upload(id, entry.seq)?;
             let after = gate::admit(
                 &upload.wasm,
                 upload.manifest.as_deref(),
@@ -306,7 +425,7 @@ impl Registry {
             let Some(before) = &entry.plugin else {
                 continue;
             };
-            let upload = self.current_upload(id, entry)?;
+            let upload = self.stored_upload(id, entry.seq)?;
             let plugin = self
                 .runtime
                 .load(&upload.wasm, upload.manifest.as_deref(), &policy)
@@ -330,6 +449,7 @@ impl Registry {
             }
         }
         drop(live);
+        self.announce();
         self.audit(
             "-",
             format!("policy replaced; {} grant changes", changes.len()),
@@ -351,9 +471,9 @@ impl Registry {
     /// no other admin change; the stored state is then checked and the version stored and
     /// swapped in under the lock.
     pub fn install(&self, upload: &Upload) -> Result<PluginInfo, RegistryError> {
-        let compiled = self.compile(upload)?;
+        let prepared = self.prepare(upload)?;
         let _changing = self.lock_changes();
-        let plugin = self.recompile_if_stale(upload, compiled)?;
+        let Loaded { plugin, tools } = self.recompile_if_stale(upload, prepared)?;
         let admission = plugin.admission();
         let id = admission.manifest.id.clone();
         admission
@@ -364,9 +484,14 @@ impl Registry {
                 capability,
                 problem,
             })?;
-        let seq =
-            self.store
-                .add_version(&id, &admission.manifest.version, &admission.sha256, upload)?;
+        self.check_collisions(&id, tools.as_ref().map(|(_, live)| &**live))?;
+        let seq = self.store.add_version(
+            &id,
+            &admission.manifest.version,
+            &admission.sha256,
+            upload,
+            tools.as_ref().map(|(json, _)| json.as_str()),
+        )?;
         {
             let mut live = self.write_live();
             let enabled = live.get(&id).is_none_or(|entry| entry.enabled);
@@ -374,12 +499,14 @@ impl Registry {
                 id.clone(),
                 Entry {
                     plugin: Some(plugin),
+                    tools: tools.map(|(_, live)| live),
                     enabled,
                     seq,
                     last_error: None,
                 },
             );
         }
+        self.announce();
         self.audit(&id, format!("version {seq} is now current"));
         self.info(&id)
     }
@@ -402,22 +529,19 @@ impl Registry {
                 .find(|seq| *seq < current)
                 .ok_or_else(|| RegistryError::NothingToRollBack(id.into()))?,
         };
-        let upload =
-            self.store
-                .upload(id, target)?
-                .ok_or_else(|| RegistryError::NoSuchVersion {
-                    id: id.into(),
-                    seq: target,
-                })?;
-        let compiled = self.compile(&upload)?;
+        let upload = self.stored_upload(id, target)?;
+        let prepared = self.load_version(id, target, &upload)?;
         let _changing = self.lock_changes();
-        let plugin = self.recompile_if_stale(&upload, compiled)?;
+        let Loaded { plugin, tools } = self.recompile_if_stale(&upload, prepared)?;
+        self.check_collisions(id, tools.as_ref().map(|(_, live)| &**live))?;
         self.store.set_current(id, target)?;
         if let Some(entry) = self.write_live().get_mut(id) {
             entry.plugin = Some(plugin);
+            entry.tools = tools.map(|(_, live)| live);
             entry.seq = target;
             entry.last_error = None;
         }
+        self.announce();
         self.audit(
             id,
             format!("rolled back from version {current} to {target}"),
@@ -435,6 +559,7 @@ impl Registry {
         if let Some(entry) = self.write_live().get_mut(id) {
             entry.enabled = enabled;
         }
+        self.announce();
         self.audit(id, if enabled { "enabled" } else { "disabled" }.to_string());
         self.info(id)
     }
@@ -446,6 +571,7 @@ impl Registry {
             return Err(RegistryError::NotFound(id.into()));
         }
         self.write_live().remove(id);
+        self.announce();
         self.audit(id, "removed".to_string());
         Ok(())
     }
@@ -454,15 +580,7 @@ impl Registry {
     pub fn list(&self) -> Vec<PluginInfo> {
         let live = self.read_live();
         live.iter()
-            .map(|(id, entry)| {
-                PluginInfo::of(
-                    id,
-                    entry.enabled,
-                    entry.seq,
-                    entry.plugin.as_deref(),
-                    entry.last_error.clone(),
-                )
-            })
+            .map(|(id, entry)| PluginInfo::of(id, entry))
             .collect()
     }
 
@@ -472,13 +590,7 @@ impl Registry {
         let entry = live
             .get(id)
             .ok_or_else(|| RegistryError::NotFound(id.into()))?;
-        Ok(PluginInfo::of(
-            id,
-            entry.enabled,
-            entry.seq,
-            entry.plugin.as_deref(),
-            entry.last_error.clone(),
-        ))
+        Ok(PluginInfo::of(id, entry))
     }
 
     /// Stored versions of `id`, oldest first.

@@ -11,7 +11,7 @@ mod views;
 pub use artifacts::{ArtifactCache, CacheStats};
 pub use compile::{CHILD_COMMAND, CompileBudget, CompileError, Compiler, child_main};
 pub use limits::CallLimiter;
-pub use plugin::{CallContext, Plugin, Request, Response, Tool, ToolCall};
+pub use plugin::{CallContext, Caller, Plugin, Request, Response, Tool, ToolCall, next_call_id};
 pub use state::CallState;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};

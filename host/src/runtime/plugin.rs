@@ -7,6 +7,7 @@ use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::types::Error as WitError;
 use crate::bindings::exports::capstan::plugin::{handler, mcp};
+use crate::capability::mcp::Offered;
 use crate::capability::{CapabilityId, Deadline, Decision, routes};
 use crate::engine::deadline_ticks;
 use crate::error::{InstallError, InvokeError};
@@ -24,6 +25,19 @@ pub use mcp::{CallContext, Tool};
 pub type ToolCall = Result<String, WitError>;
 
 static CALLS: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh id for one call, unique in this process; it tags the call's log lines and
+/// audit records.
+pub fn next_call_id() -> String {
+    format!("{:x}", CALLS.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Who asks for a tool call: the MCP client (or `cli`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub client_id: String,
+    pub client_name: String,
+}
 
 /// Whether callers may reach one export, decided at load.
 #[derive(Debug)]
@@ -106,12 +120,17 @@ impl Plugin {
         matches!(self.handler, Reach::Open(_))
     }
 
+    /// Whether MCP clients reach the plugin's tools (exported and granted).
+    pub fn serves_tools(&self) -> bool {
+        matches!(self.mcp, Reach::Open(_))
+    }
+
     /// Serve one HTTP request through the plugin's `handler` export. A response the host
     /// will not send (see [`routes::response::check`]) is refused with a plugin log line
     /// naming what was wrong.
     pub fn handle(&self, request: &Request) -> Result<Response, InvokeError> {
         let indices = self.open(&self.handler, CapabilityId::Routes, "handler")?;
-        self.call(|store, instance| {
+        self.call(next_call_id(), |store, instance| {
             let response = indices
                 .load(&mut *store, instance)?
                 .call_handle(&mut *store, request)?;
@@ -126,21 +145,54 @@ impl Plugin {
 
     /// The tools the plugin offers, filtered to those the policy exposes.
     pub fn list_tools(&self) -> Result<Vec<Tool>, InvokeError> {
-        let indices = self.open(&self.mcp, CapabilityId::Mcp, "mcp")?;
-        let tools = self
-            .call(|store, instance| indices.load(&mut *store, instance)?.call_list_tools(store))?;
-        Ok(tools
+        self.open(&self.mcp, CapabilityId::Mcp, "mcp")?;
+        Ok(self
+            .run_list_tools()?
             .into_iter()
             .filter(|tool| self.exposes(&tool.name))
             .collect())
     }
 
-    /// Call tool `name` with JSON `arguments` on behalf of `caller`.
+    /// What the plugin's `list-tools` offers, whatever the policy exposes: the host's own
+    /// discovery call at install, under the plugin's limits and deadline.
+    pub fn offered_tools(&self) -> Result<Vec<Offered>, InvokeError> {
+        Ok(self
+            .run_list_tools()?
+            .into_iter()
+            .map(|tool| Offered {
+                name: tool.name,
+                description: tool.description,
+                input_schema: tool.input_schema,
+            })
+            .collect())
+    }
+
+    fn run_list_tools(&self) -> Result<Vec<Tool>, InvokeError> {
+        let not_exported = || InvokeError::NotExported {
+            plugin: self.context.id.clone(),
+            interface: "mcp",
+        };
+        let withheld;
+        let indices = match &self.mcp {
+            Reach::Open(indices) => indices,
+            Reach::Withheld => {
+                withheld = mcp::GuestIndices::new(&self.pre).map_err(|_| not_exported())?;
+                &withheld
+            }
+            Reach::Absent => return Err(not_exported()),
+        };
+        self.call(next_call_id(), |store, instance| {
+            indices.load(&mut *store, instance)?.call_list_tools(store)
+        })
+    }
+
+    /// Call tool `name` with JSON `arguments` for `caller`, as call `call_id`.
     pub fn call_tool(
         &self,
         name: &str,
         arguments: &str,
-        caller: &str,
+        caller: &Caller,
+        call_id: String,
     ) -> Result<ToolCall, InvokeError> {
         let indices = self.open(&self.mcp, CapabilityId::Mcp, "mcp")?;
         if !self.exposes(name) {
@@ -148,9 +200,10 @@ impl Plugin {
                 tool: name.to_string(),
             });
         }
-        self.call(|store, instance| {
+        self.call(call_id, |store, instance| {
             let context = CallContext {
-                caller: caller.to_string(),
+                client_id: caller.client_id.clone(),
+                client_name: caller.client_name.clone(),
                 call_id: store.data().call_id.clone(),
             };
             indices
@@ -181,7 +234,7 @@ impl Plugin {
     }
 
     /// Whether the policy exposes tool `name`.
-    fn exposes(&self, name: &str) -> bool {
+    pub fn exposes(&self, name: &str) -> bool {
         self.context
             .grants
             .mcp
@@ -189,12 +242,13 @@ impl Plugin {
             .is_some_and(|grant| grant.tools.contains(name))
     }
 
-    /// Run `f` against a fresh instance with this plugin's limits and deadline.
+    /// Run `f` as call `call_id` against a fresh instance with this plugin's limits and
+    /// deadline.
     fn call<R>(
         &self,
+        call_id: String,
         f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, InvokeError> {
-        let call_id = format!("{:x}", CALLS.fetch_add(1, Ordering::Relaxed));
         let limits = &self.context.policy.limits;
         let deadline = Deadline::after(Duration::from_millis(u64::from(limits.deadline_ms)));
         let mut store = Store::new(

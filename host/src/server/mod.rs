@@ -6,10 +6,12 @@ pub mod auth;
 mod error;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+pub mod mcp;
 mod openapi;
 mod routes;
 
 pub use error::ApiError;
+pub use mcp::{ClientDirectory, McpSettings};
 
 use crate::registry::Registry;
 use axum::Router;
@@ -25,12 +27,24 @@ pub struct AppState {
     pub registry: Registry,
     pub token_hash: [u8; 32],
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Call slots, shared fairly between plugins.
+    /// Call slots, shared fairly between plugins (routes and tool calls alike).
     pub slots: Arc<crate::slots::Slots>,
+    /// MCP client tokens, resolved with a short cache.
+    pub clients: ClientDirectory,
+    /// Cancelled when the server stops, ending long-lived MCP streams.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-/// The whole HTTP surface.
-pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
+static ERROR_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh id for a failure that is reported without its details; the host log has them.
+pub(crate) fn next_error_id() -> String {
+    let n = ERROR_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("e{n:06x}")
+}
+
+/// The whole HTTP surface (call inside a tokio runtime: `/mcp` starts a task).
+pub fn router(state: Arc<AppState>, max_upload_bytes: usize, mcp: McpSettings) -> Router {
     // The admin API and /metrics both need the bearer token.
     let token = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
     let admin = admin::routes(max_upload_bytes)
@@ -53,6 +67,7 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize) -> Router {
             any(routes::nested).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
         )
         .merge(metrics)
+        .merge(mcp::routes(state.clone(), mcp))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(error::no_such_endpoint)
@@ -124,17 +139,20 @@ pub(crate) async fn blocking<R: Send + 'static>(
         .map_err(|_| ApiError::Panicked)?
 }
 
-/// Serve `router` on `listener` until SIGTERM or SIGINT, then let in-flight requests
-/// finish for at most `drain`; requests still running after that are dropped.
+/// Serve `router` on `listener` until SIGTERM or SIGINT, then cancel `shutdown` (ending
+/// MCP streams) and let in-flight requests finish for at most `drain`; requests still
+/// running after that are dropped.
 pub async fn run(
     listener: tokio::net::TcpListener,
     router: Router,
     drain: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown_signal().await;
+        shutdown.cancel();
         signalled.notify_one();
     });
     tokio::select! {

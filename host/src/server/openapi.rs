@@ -12,8 +12,9 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "Capstan admin API",
         description = "Install and manage WebAssembly plugins, their settings, the operator \
-                       policy, secrets, and query audit records and plugin logs. Every operation needs \
-                       `Authorization: Bearer <admin token>`; errors are `{code, message}`."
+                       policy, secrets and MCP clients, and query audit records and plugin logs. \
+                       Every operation needs `Authorization: Bearer <admin token>`; errors are \
+                       `{code, message}`."
     ),
     paths(
         admin::install, admin::list, admin::show, admin::enable, admin::disable,
@@ -22,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         admin::get_policy, admin::put_policy, admin::dry_run_policy,
         admin::list_secrets, admin::put_secret, admin::delete_secret,
         admin::audit, admin::logs, admin::clear_cache,
+        admin::create_client, admin::list_clients, admin::revoke_client,
     ),
     modifiers(&BearerToken),
     security(("admin-token" = [])),

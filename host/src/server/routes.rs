@@ -13,9 +13,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// How long a request waits for a call slot before it is turned away.
 const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -180,7 +177,7 @@ fn failure(id: &str, error: InvokeError) -> ApiError {
             format!("plugin `{id}` answered a response the host will not send: {what}"),
         ),
         other => {
-            let error_id = format!("e{:06x}", ERROR_IDS.fetch_add(1, Ordering::Relaxed));
+            let error_id = super::next_error_id();
             tracing::warn!(plugin = %id, error_id = %error_id, "plugin call failed: {other}");
             ApiError::new(
                 StatusCode::BAD_GATEWAY,

@@ -4,6 +4,7 @@ use super::StoreError;
 use crate::capability::Deadline;
 use crate::capability::config::ConfigStore;
 use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
+use crate::capability::mcp::{McpClient, McpClientStore};
 use crate::secrets::{Sealed, SecretError, SecretStore};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +22,8 @@ pub struct MemoryKv {
     namespaces: Mutex<HashMap<String, Namespace>>,
     secrets: Mutex<BTreeMap<(String, String), Sealed>>,
     config: Mutex<HashMap<String, Map<String, Value>>>,
+    /// MCP clients with their token hashes, oldest first.
+    clients: Mutex<Vec<(McpClient, String)>>,
 }
 
 impl MemoryKv {
@@ -149,5 +152,33 @@ impl ConfigStore for MemoryKv {
         let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
         config.insert(plugin.to_string(), values.clone());
         Ok(())
+    }
+}
+
+impl McpClientStore for MemoryKv {
+    fn add_client(&self, client: &McpClient, token_hash: &str) -> Result<(), StoreError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.push((client.clone(), token_hash.to_string()));
+        Ok(())
+    }
+
+    fn clients(&self) -> Result<Vec<McpClient>, StoreError> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(clients.iter().map(|(client, _)| client.clone()).collect())
+    }
+
+    fn client_by_token(&self, token_hash: &str) -> Result<Option<McpClient>, StoreError> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(clients
+            .iter()
+            .find(|(_, hash)| hash == token_hash)
+            .map(|(client, _)| client.clone()))
+    }
+
+    fn remove_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let before = clients.len();
+        clients.retain(|(client, _)| client.id != id);
+        Ok(clients.len() < before)
     }
 }

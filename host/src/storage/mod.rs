@@ -15,12 +15,13 @@ pub use sqlite::SqliteStore;
 
 use crate::capability::config::ConfigStore;
 use crate::capability::kv::KvStore;
+use crate::capability::mcp::McpClientStore;
 use serde::Serialize;
 
 /// Every capability's own state, in one backend: what a host's plugins read and write.
-pub trait StateStore: KvStore + ConfigStore {}
+pub trait StateStore: KvStore + ConfigStore + McpClientStore {}
 
-impl<T: KvStore + ConfigStore> StateStore for T {}
+impl<T: KvStore + ConfigStore + McpClientStore> StateStore for T {}
 
 /// One installed version of a plugin, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -63,13 +64,15 @@ pub struct StoredPlugin {
 /// Installed plugins and every version of each. Each method is one transaction, so a
 /// crash leaves either the old state or the new, never a half-installed plugin.
 pub trait PluginStore: Send + Sync {
-    /// Store a new version and make it current (creating the plugin, enabled, if new).
+    /// Store a new version and make it current (creating the plugin, enabled, if new),
+    /// with its checked tool catalog (JSON) if it offers tools.
     fn add_version(
         &self,
         id: &str,
         version: &str,
         sha256: &str,
         upload: &Upload,
+        tools: Option<&str>,
     ) -> Result<i64, StoreError>;
     /// Make version `seq` current.
     fn set_current(&self, id: &str, seq: i64) -> Result<(), StoreError>;
@@ -81,6 +84,8 @@ pub trait PluginStore: Send + Sync {
     fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError>;
     /// What version `seq` of `id` was installed from.
     fn upload(&self, id: &str, seq: i64) -> Result<Option<Upload>, StoreError>;
+    /// The tool catalog (JSON) stored with version `seq` of `id`, if any.
+    fn tools(&self, id: &str, seq: i64) -> Result<Option<String>, StoreError>;
     /// A host setting (e.g. the admin token hash).
     fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
     fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError>;

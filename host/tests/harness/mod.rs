@@ -6,6 +6,8 @@
 #[path = "../../../tests/support/mod.rs"]
 pub mod support;
 
+pub mod mcp;
+
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -81,6 +83,24 @@ impl Server {
         self.admin(reqwest::Method::POST, "/plugins")
             .header("content-type", "application/wasm")
             .body(bytes)
+            .send()
+            .unwrap()
+    }
+
+    /// Install `bytes` with the sidecar manifest `manifest`.
+    pub fn install_with_manifest(&self, bytes: Vec<u8>, manifest: &str) -> Response {
+        let form = reqwest::blocking::multipart::Form::new()
+            .part(
+                "component",
+                reqwest::blocking::multipart::Part::bytes(bytes).file_name("plugin.wasm"),
+            )
+            .part(
+                "manifest",
+                reqwest::blocking::multipart::Part::text(manifest.to_string())
+                    .file_name("capstan.toml"),
+            );
+        self.admin(reqwest::Method::POST, "/plugins")
+            .multipart(form)
             .send()
             .unwrap()
     }

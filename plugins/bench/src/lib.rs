@@ -1,4 +1,5 @@
-//! Benchmark target: `/noop`, `/kv-get?n=N` and `/kv-set?n=N` (N host calls per request).
+//! Benchmark target: `/noop`, `/kv-get?n=N` and `/kv-set?n=N` (N host calls per request),
+//! and the tool `noop`, the MCP twin of `/noop`.
 
 use capstan_guest::prelude::*;
 
@@ -20,6 +21,21 @@ impl Plugin for Bench {
             _ => {}
         }
         Ok(Response::text(200, "done"))
+    }
+
+    fn tools() -> Vec<Tool> {
+        vec![Tool::new(
+            "noop",
+            "Do nothing and answer `done`.",
+            json!({"type": "object"}),
+        )]
+    }
+
+    fn call_tool(name: &str, _arguments: Value, _context: &CallContext) -> Result<Value, Error> {
+        match name {
+            "noop" => Ok(json!("done")),
+            _ => Err(Error::NotFound),
+        }
     }
 }
 

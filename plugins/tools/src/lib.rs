@@ -1,4 +1,5 @@
-//! MCP tools: `add` two numbers and `word-count` a text.
+//! MCP tools: `add` two numbers, `word-count` a text, and `text-stats`, whose result is
+//! structured (its manifest gives an output schema).
 
 use capstan_guest::mcp::arg;
 use capstan_guest::prelude::*;
@@ -18,11 +19,16 @@ impl Plugin for Tools {
                 "Count the words in a text.",
                 json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
             ),
+            Tool::new(
+                "text-stats",
+                "Count the words, characters and lines of a text.",
+                json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+            ),
         ]
     }
 
     fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
-        capstan_guest::debug!("{} called {name}", context.caller);
+        capstan_guest::debug!("{} called {name}", context.client_name);
         match name {
             "add" => Ok(json!(
                 arg::<f64>(&arguments, "a")? + arg::<f64>(&arguments, "b")?
@@ -32,6 +38,14 @@ impl Plugin for Tools {
                     .split_whitespace()
                     .count()
             )),
+            "text-stats" => {
+                let text = arg::<String>(&arguments, "text")?;
+                Ok(json!({
+                    "words": text.split_whitespace().count(),
+                    "characters": text.chars().count(),
+                    "lines": text.lines().count(),
+                }))
+            }
             _ => Err(Error::NotFound),
         }
     }
@@ -53,6 +67,10 @@ mod tests {
         assert_eq!(
             Tools::call_tool("word-count", json!({"text": "a b  c"}), &ctx).unwrap(),
             json!(3)
+        );
+        assert_eq!(
+            Tools::call_tool("text-stats", json!({"text": "a b\nc"}), &ctx).unwrap(),
+            json!({"words": 3, "characters": 5, "lines": 2})
         );
     }
 

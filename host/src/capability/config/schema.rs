@@ -10,31 +10,7 @@ use std::collections::BTreeSet;
 /// `{"secret": "<name>"}`, never the secret itself.
 pub const SECRET_KEYWORD: &str = "x-capstan-secret";
 
-/// Meta-schemas a settings schema may name in `$schema` (absent means 2020-12).
-const KNOWN_DRAFTS: &[&str] = &[
-    "https://json-schema.org/draft/2020-12/schema",
-    "https://json-schema.org/draft/2019-09/schema",
-    "http://json-schema.org/draft-07/schema#",
-    "http://json-schema.org/draft-07/schema",
-];
-
-/// Why a settings object was refused: the field (a JSON pointer, `/` for the whole
-/// object) and the rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{field}`: {rule}")]
-pub struct Invalid {
-    pub field: String,
-    pub rule: String,
-}
-
-impl Invalid {
-    fn at(field: impl Into<String>, rule: impl Into<String>) -> Invalid {
-        Invalid {
-            field: field.into(),
-            rule: rule.into(),
-        }
-    }
-}
+pub use crate::json_schema::Invalid;
 
 /// A declared settings schema.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,21 +24,12 @@ impl<'a> SettingsSchema<'a> {
         let object = schema
             .as_object()
             .ok_or("the schema must be a table (a JSON Schema object)")?;
-        if let Some(draft) = object.get("$schema")
-            && !draft.as_str().is_some_and(|d| KNOWN_DRAFTS.contains(&d))
-        {
-            return Err(format!(
-                "`$schema` = {draft} is not a meta-schema this host knows ({})",
-                KNOWN_DRAFTS.join(", ")
-            ));
-        }
         match object.get("type") {
             None => {}
             Some(Value::String(t)) if t == "object" => {}
             Some(other) => return Err(format!("`type` must be \"object\", not {other}")),
         }
-        jsonschema::meta::validate(schema).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
-        jsonschema::validator_for(schema).map_err(|e| format!("not a usable JSON Schema: {e}"))?;
+        crate::json_schema::compile(schema)?;
         let this = SettingsSchema { schema };
         for (key, property) in this.properties() {
             if !property.is_object() {
@@ -111,19 +78,7 @@ impl<'a> SettingsSchema<'a> {
         effective.extend(set.clone());
         let validator = jsonschema::validator_for(self.schema)
             .map_err(|e| Invalid::at("/", format!("the plugin's schema is unusable: {e}")))?;
-        let effective = Value::Object(effective);
-        if let Some(error) = validator.iter_errors(&effective).next() {
-            let field = error.instance_path().to_string();
-            let field = if field.is_empty() {
-                "/".to_string()
-            } else {
-                field
-            };
-            return Err(Invalid::at(
-                field,
-                format!("{error} (rule `{}`)", error.kind().keyword()),
-            ));
-        }
+        crate::json_schema::check(&validator, &Value::Object(effective))?;
         Ok(set.clone())
     }
 }

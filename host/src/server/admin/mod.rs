@@ -3,6 +3,7 @@
 
 mod cache;
 mod config;
+mod mcp;
 mod plugins;
 mod policy;
 mod records;
@@ -10,6 +11,7 @@ mod secrets;
 
 pub(super) use cache::*;
 pub(super) use config::*;
+pub(super) use mcp::*;
 pub(super) use plugins::*;
 pub(super) use policy::*;
 pub(super) use records::*;
@@ -56,6 +58,8 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/audit", get(audit))
         .route("/logs", get(logs))
         .route("/cache", delete(clear_cache))
+        .route("/mcp/clients", post(create_client).get(list_clients))
+        .route("/mcp/clients/{id}", delete(revoke_client))
         .fallback(super::error::no_such_endpoint)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
 }

@@ -4,6 +4,7 @@
 //! versioned and serialised by an advisory lock so hosts starting together agree.
 
 mod config;
+mod mcp;
 mod plugins;
 mod records;
 mod secrets;
@@ -90,6 +91,15 @@ const MIGRATIONS: &[&str] = &[
 "#,
     r#"
     ALTER TABLE plugin_versions ADD COLUMN manifest BYTEA;
+"#,
+    r#"
+    ALTER TABLE plugin_versions ADD COLUMN tools TEXT;
+    CREATE TABLE mcp_clients (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        client TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
 "#,
 ];
 /// Advisory lock key serialising migrations ("capstan" in ASCII).

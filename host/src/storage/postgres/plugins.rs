@@ -40,6 +40,7 @@ impl PluginStore for PostgresStore {
         version: &str,
         sha256: &str,
         upload: &Upload,
+        tools: Option<&str>,
     ) -> Result<i64, StoreError> {
         self.changing(async |tx| {
             // Serialise installs of the same id across hosts.
@@ -55,8 +56,9 @@ impl PluginStore for PostgresStore {
                 .map_err(backend)?
                 .get(0);
             tx.execute(
-                "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, manifest, installed_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO plugin_versions
+                 (id, seq, version, sha256, wasm, manifest, tools, installed_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &id,
                     &seq,
@@ -64,6 +66,7 @@ impl PluginStore for PostgresStore {
                     &sha256,
                     &upload.wasm,
                     &upload.manifest,
+                    &tools,
                     &to_millis(SystemTime::now()),
                 ],
             )
@@ -175,6 +178,20 @@ impl PluginStore for PostgresStore {
                 wasm: row.get(0),
                 manifest: row.get(1),
             }))
+        })
+    }
+
+    fn tools(&self, id: &str, seq: i64) -> Result<Option<String>, StoreError> {
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let row = client
+                .query_opt(
+                    "SELECT tools FROM plugin_versions WHERE id = $1 AND seq = $2",
+                    &[&id, &seq],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(row.and_then(|row| row.get(0)))
         })
     }
 

@@ -3,6 +3,7 @@
 //! connection, so read-modify-write updates and quota checks are atomic.
 
 mod config;
+mod mcp;
 mod plugins;
 mod records;
 mod secrets;
@@ -92,6 +93,15 @@ const MIGRATIONS: &[&str] = &[
 ",
     "
     ALTER TABLE plugin_versions ADD COLUMN manifest BLOB;
+",
+    "
+    ALTER TABLE plugin_versions ADD COLUMN tools TEXT;
+    CREATE TABLE mcp_clients (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        client TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
 ",
 ];
 /// State in one SQLite database file.

@@ -13,6 +13,7 @@ impl PluginStore for SqliteStore {
         version: &str,
         sha256: &str,
         upload: &Upload,
+        tools: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -26,8 +27,8 @@ impl PluginStore for SqliteStore {
             )
             .map_err(backend)?;
         tx.execute(
-            "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, manifest, installed_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, manifest, tools, installed_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 id,
                 seq,
@@ -35,6 +36,7 @@ impl PluginStore for SqliteStore {
                 sha256,
                 upload.wasm,
                 upload.manifest,
+                tools,
                 to_millis(SystemTime::now())
             ],
         )
@@ -133,6 +135,18 @@ impl PluginStore for SqliteStore {
                 },
             )
             .optional()
+            .map_err(backend)
+    }
+
+    fn tools(&self, id: &str, seq: i64) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT tools FROM plugin_versions WHERE id = ?1 AND seq = ?2",
+                params![id, seq],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
             .map_err(backend)
     }
 

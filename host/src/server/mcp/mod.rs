@@ -1,0 +1,142 @@
+//! `/mcp`: the MCP gateway. Every enabled plugin whose `mcp` export is granted contributes
+//! its checked tools, named `<plugin>__<tool>`, to clients whose token's scope includes
+//! them. Served over Streamable HTTP by `rmcp` in both protocol generations: the stateless
+//! 2026-07-28 revision (tool-list changes on `subscriptions/listen`) and 2025-11-25 and
+//! older (initialize, sessions, a GET stream for notifications).
+//!
+//! Clients are made only by operators (admin API or CLI); nothing a client can call
+//! touches grants, tokens or the policy.
+
+mod auth;
+mod call;
+pub mod clients;
+mod gateway;
+mod notify;
+
+pub use clients::ClientDirectory;
+
+use super::AppState;
+use crate::capability::mcp::{LiveTool, McpClient};
+use crate::registry::ToolServer;
+use axum::Router;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest `/mcp` request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long a legacy session may stay idle (no request, no notification) before it ends.
+const SESSION_IDLE: Duration = Duration::from_secs(3600);
+
+/// How the operator set up `/mcp`.
+#[derive(Debug, Clone, Default)]
+pub struct McpSettings {
+    /// `Host` values accepted (besides the loopback names); DNS-rebinding protection.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted; a request from any other origin is refused (403).
+    pub allowed_origins: Vec<String>,
+    /// Serve requests without a token as this client (for a conformance suite on a
+    /// loopback listener; `capstan serve` refuses it on any other address).
+    pub anonymous_client: Option<String>,
+}
+
+/// The `Host` names always accepted.
+const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1", "[::1]"];
+
+/// What the gateway's handlers share.
+pub struct Hub {
+    app: Arc<AppState>,
+    settings: McpSettings,
+    subscribers: notify::Subscribers,
+}
+
+/// One tool as one client sees it.
+#[derive(Clone)]
+pub struct Visible {
+    /// The name this client uses (`<plugin>__<tool>`, or the bare name).
+    pub shown: String,
+    pub server: ToolServer,
+    index: usize,
+}
+
+impl Visible {
+    /// The tool itself.
+    pub fn tool(&self) -> &LiveTool {
+        &self.server.tools.tools[self.index]
+    }
+}
+
+impl Hub {
+    fn clients(&self) -> &ClientDirectory {
+        &self.app.clients
+    }
+
+    /// The tools `client` sees, in name order: granted by the policy, in its scope, each
+    /// name once (should two hosts have let two plugins claim one name, the plugin that
+    /// sorts first keeps it).
+    pub fn visible(&self, client: &McpClient) -> Vec<Visible> {
+        let mut taken = BTreeSet::new();
+        let mut tools = Vec::new();
+        for server in self.app.registry.tool_servers() {
+            for (index, tool) in server.tools.tools.iter().enumerate() {
+                if !server.plugin.exposes(&tool.spec.name)
+                    || !client.admits(server.plugin.id(), &tool.exposed)
+                {
+                    continue;
+                }
+                let shown = if client.bare_names {
+                    tool.spec.name.clone()
+                } else {
+                    tool.exposed.clone()
+                };
+                if taken.insert(shown.clone()) {
+                    tools.push(Visible {
+                        shown,
+                        server: server.clone(),
+                        index,
+                    });
+                }
+            }
+        }
+        tools.sort_by(|a, b| a.shown.cmp(&b.shown));
+        tools
+    }
+}
+
+/// The `/mcp` route with its authentication layer, and the task that tells connected
+/// clients when their tool list changes.
+pub fn routes(app: Arc<AppState>, settings: McpSettings) -> Router<Arc<AppState>> {
+    let hub = Arc::new(Hub {
+        app: app.clone(),
+        settings,
+        subscribers: notify::Subscribers::default(),
+    });
+    notify::spawn(hub.clone(), app.registry.watch_changes());
+    let allowed_hosts: Vec<String> = LOOPBACK_HOSTS
+        .iter()
+        .map(|host| host.to_string())
+        .chain(hub.settings.allowed_hosts.iter().cloned())
+        .collect();
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts)
+        .with_allowed_origins(hub.settings.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_cancellation_token(app.shutdown.child_token());
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(SESSION_IDLE);
+    let factory_hub = hub.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(gateway::Gateway::new(factory_hub.clone())),
+        Arc::new(sessions),
+        config,
+    );
+    Router::new()
+        .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(
+            hub,
+            auth::authenticate,
+        ))
+}
