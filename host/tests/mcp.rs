@@ -571,6 +571,18 @@ fn host_origin_size_and_rate_guards_hold() {
         .send()
         .unwrap();
     assert_eq!(cross_site.status(), 403, "an Origin it does not allow");
+    let port = server.base.rsplit(':').next().unwrap();
+    for own in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let same_origin = mcp
+            .modern("tools/list", json!({}))
+            .header("origin", &own)
+            .send()
+            .unwrap();
+        assert_eq!(same_origin.status(), 200, "its own loopback origin {own}");
+    }
     let huge = mcp
         .modern(
             "tools/call",
@@ -592,6 +604,63 @@ fn host_origin_size_and_rate_guards_hold() {
         200,
         "others are not limited"
     );
+}
+
+#[test]
+fn a_2026_notification_without_mcp_method_is_accepted_and_dropped() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let (_, token) = client(&server, json!({"name": "agent", "plugins": ["*"]}));
+    let response = server
+        .http
+        .post(format!("{}/mcp", server.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": "listen:0"}}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let request_without_method = server
+        .http
+        .post(format!("{}/mcp", server.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        request_without_method.status(),
+        400,
+        "requests still need their headers"
+    );
+}
+
+#[test]
+fn a_revoked_clients_listen_stream_ends_at_the_next_change() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let (id, token) = client(&server, json!({"name": "agent", "plugins": ["*"]}));
+    let (_, other) = client(&server, json!({"name": "other", "plugins": ["*"]}));
+    let doomed = Mcp::new(&server, Some(&token)).listen();
+    let kept = Mcp::new(&server, Some(&other)).listen();
+    let revoked = server
+        .admin(Method::DELETE, &format!("/mcp/clients/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    installed(&server, "tools");
+    assert!(doomed.ends_within(Duration::from_secs(10)));
+    let heard = kept
+        .next(Duration::from_secs(10))
+        .expect("the other client hears it");
+    assert_eq!(heard["method"], "notifications/tools/list_changed");
 }
 
 #[test]

@@ -59,8 +59,9 @@ pub struct Args {
     /// clients reach this host by another name (DNS-rebinding protection). Repeatable.
     #[arg(long = "mcp-allowed-host", value_name = "HOST")]
     mcp_allowed_hosts: Vec<String>,
-    /// A browser `Origin` (e.g. `https://app.example.com`) allowed to call `/mcp`; requests
-    /// from any other origin are refused. Repeatable.
+    /// A browser `Origin` (e.g. `https://app.example.com`) allowed to call `/mcp` besides
+    /// this listener's own loopback origins; requests from any other origin are refused.
+    /// Repeatable.
     #[arg(long = "mcp-allowed-origin", value_name = "ORIGIN")]
     mcp_allowed_origins: Vec<String>,
     /// Serve `/mcp` requests that carry no token as this MCP client (its id), for running
@@ -131,7 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             allowed_hosts: args.mcp_allowed_hosts.clone(),
             allowed_origins: args.mcp_allowed_origins.clone(),
             anonymous_client: args.mcp_anonymous_client.clone(),
-        };
+        }
+        .with_own_origins(address);
         server::follow_other_hosts(state.clone());
         tracing::info!("listening on http://{address}");
         println!("listening on http://{address}");

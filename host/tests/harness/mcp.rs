@@ -261,6 +261,20 @@ impl Stream {
         self.messages.recv_timeout(within).ok()
     }
 
+    /// Whether the server ends the stream within `within` (messages before the end are
+    /// skipped).
+    pub fn ends_within(&self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
     /// Messages already received, without waiting.
     pub fn pending(&self) -> Vec<Value> {
         self.messages.try_iter().collect()

@@ -141,11 +141,14 @@ impl ServerHandler for Gateway {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         let client = self.client(&context.request_context().extensions)?;
-        let key = self
-            .hub
-            .subscribers
-            .add_stream(&self.hub, &client, context.sink().clone());
-        context.cancelled().await;
+        let (key, ended) =
+            self.hub
+                .subscribers
+                .add_stream(&self.hub, &client, context.sink().clone());
+        tokio::select! {
+            () = context.cancelled() => {}
+            () = ended.cancelled() => {}
+        }
         self.hub.subscribers.remove(key);
         Ok(())
     }

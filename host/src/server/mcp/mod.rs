@@ -35,7 +35,8 @@ const SESSION_IDLE: Duration = Duration::from_secs(3600);
 pub struct McpSettings {
     /// `Host` values accepted (besides the loopback names); DNS-rebinding protection.
     pub allowed_hosts: Vec<String>,
-    /// Browser `Origin`s accepted; a request from any other origin is refused (403).
+    /// Browser `Origin`s accepted (besides this listener's own loopback origins); a
+    /// request from any other origin is refused (403).
     pub allowed_origins: Vec<String>,
     /// Serve requests without a token as this client (for a conformance suite on a
     /// loopback listener; `capstan serve` refuses it on any other address).
@@ -44,6 +45,20 @@ pub struct McpSettings {
 
 /// The `Host` names always accepted.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1", "[::1]"];
+
+impl McpSettings {
+    /// Also accept the loopback origins of a listener on `address` (a page or client on
+    /// this machine talking to its own host), whatever the operator listed.
+    pub fn with_own_origins(mut self, address: std::net::SocketAddr) -> McpSettings {
+        let port = address.port();
+        self.allowed_origins.extend(
+            ["localhost", "127.0.0.1", "[::1]"]
+                .iter()
+                .map(|host| format!("http://{host}:{port}")),
+        );
+        self
+    }
+}
 
 /// What the gateway's handlers share.
 pub struct Hub {
@@ -124,6 +139,8 @@ pub fn routes(app: Arc<AppState>, settings: McpSettings) -> Router<Arc<AppState>
         .with_allowed_origins(hub.settings.allowed_origins.clone())
         .enforce_origin_validation()
         .with_max_request_body_bytes(MAX_BODY_BYTES)
+        // A request answered in one message gets plain JSON, not a one-event stream.
+        .with_json_response(true)
         .with_cancellation_token(app.shutdown.child_token());
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(SESSION_IDLE);
@@ -135,8 +152,48 @@ pub fn routes(app: Arc<AppState>, settings: McpSettings) -> Router<Arc<AppState>
     );
     Router::new()
         .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn(accept_bare_notifications))
         .layer(axum::middleware::from_fn_with_state(
             hub,
             auth::authenticate,
         ))
+}
+
+/// A 2026-07-28 notification POSTed without `Mcp-Method` (the revision leaves the headers
+/// of notification POSTs undefined, and some clients send `notifications/cancelled` that
+/// way) is accepted with 202 and dropped, as a stateless server drops every notification;
+/// any other request goes on unchanged.
+async fn accept_bare_notifications(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let modern = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|version| version >= "2026-07-28");
+    if request.method() != axum::http::Method::POST || !modern || headers.contains_key("mcp-method")
+    {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let notification = serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|message| {
+        message.get("id").is_none()
+            && message
+                .get("method")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|method| method.starts_with("notifications/"))
+    });
+    if notification {
+        return axum::http::StatusCode::ACCEPTED.into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }

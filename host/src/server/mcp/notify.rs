@@ -1,7 +1,8 @@
 //! `notifications/tools/list_changed`: after every change of the live plugin set (made
 //! here or caught up from another host), each connected client whose own tool list
 //! changed is told, on its legacy session's GET stream or its 2026 `subscriptions/listen`
-//! stream. Clients whose list did not change hear nothing; revoked clients are dropped.
+//! stream. Clients whose list did not change hear nothing; revoked clients are dropped
+//! (and their listen streams ended) at the next change.
 
 use super::Hub;
 use crate::capability::mcp::McpClient;
@@ -11,14 +12,15 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 /// Where one client listens.
 #[derive(Clone)]
 enum Target {
     /// A legacy session (its GET stream).
     Session(Peer<RoleServer>),
-    /// A 2026 `subscriptions/listen` stream.
-    Stream(SubscriptionSink),
+    /// A 2026 `subscriptions/listen` stream, and the token that ends it.
+    Stream(SubscriptionSink, CancellationToken),
 }
 
 #[derive(Clone)]
@@ -66,9 +68,17 @@ impl Subscribers {
         self.add(hub, client, Target::Session(peer));
     }
 
-    /// A 2026 listen stream; returns the key to remove it by when it ends.
-    pub fn add_stream(&self, hub: &Hub, client: &McpClient, sink: SubscriptionSink) -> u64 {
-        self.add(hub, client, Target::Stream(sink))
+    /// A 2026 listen stream; returns the key to remove it by when it ends, and a token
+    /// cancelled when the server ends it (its client was revoked).
+    pub fn add_stream(
+        &self,
+        hub: &Hub,
+        client: &McpClient,
+        sink: SubscriptionSink,
+    ) -> (u64, CancellationToken) {
+        let ended = CancellationToken::new();
+        let key = self.add(hub, client, Target::Stream(sink, ended.clone()));
+        (key, ended)
     }
 
     pub fn remove(&self, key: u64) {
@@ -99,6 +109,9 @@ impl Subscribers {
         let mut told = Vec::new();
         for subscriber in subscribers {
             let Some(client) = live.get(&subscriber.client) else {
+                if let Target::Stream(_, ended) = &subscriber.target {
+                    ended.cancel();
+                }
                 gone.push(subscriber.key);
                 continue;
             };
@@ -110,7 +123,7 @@ impl Subscribers {
                 Target::Session(peer) => {
                     !peer.is_transport_closed() && peer.notify_tool_list_changed().await.is_ok()
                 }
-                Target::Stream(sink) => !matches!(
+                Target::Stream(sink, _) => !matches!(
                     sink.notify_tool_list_changed().await,
                     Err(SubscriptionSendError::SubscriptionClosed)
                 ),
