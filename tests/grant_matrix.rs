@@ -173,7 +173,11 @@ fn mcp_granted_tools_list_and_call() {
         .into_iter()
         .map(|t| t.name)
         .collect();
-    assert_eq!(names, ["add", "word-count", "text-stats"], "in the plugin's own order");
+    assert_eq!(
+        names,
+        ["add", "word-count", "text-stats"],
+        "in the plugin's own order"
+    );
     assert_eq!(
         tools
             .call_tool("add", r#"{"a": 2, "b": 40}"#, &caller(), next_call_id())

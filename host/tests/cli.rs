@@ -71,7 +71,7 @@ fn inspect_json_is_machine_readable() {
     assert_eq!(json["grants"]["mcp"]["decision"], "granted");
     assert_eq!(
         json["grants"]["mcp"]["grant"]["tools"],
-        serde_json::json!(["add", "word-count"])
+        serde_json::json!(["add", "text-stats", "word-count"])
     );
 }
 

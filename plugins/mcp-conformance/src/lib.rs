@@ -1,7 +1,9 @@
 //! The tools the official MCP conformance suite (`@modelcontextprotocol/conformance`) calls
 //! by fixed name: `test_simple_text` returns a text, `test_error_handling` fails, which the
-//! gateway returns as a result with `isError: true`. Served without the `<plugin>__`
-//! prefix to a client created with `bare_names` (see scripts/mcp-conformance).
+//! gateway returns as a result with `isError: true`, and `json_schema_2020_12_tool` has the
+//! input schema whose 2020-12 keywords the suite expects `tools/list` to keep as written.
+//! Served without the `<plugin>__` prefix to a client created with `bare_names` (see
+//! scripts/mcp-conformance).
 
 use capstan_guest::prelude::*;
 
@@ -21,12 +23,39 @@ impl Plugin for McpConformance {
                 "Tests error response handling",
                 no_arguments,
             ),
+            // The schema of the suite's json-schema-2020-12 scenario, verbatim.
+            Tool::new(
+                "json_schema_2020_12_tool",
+                "Tool with JSON Schema 2020-12 features",
+                json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "type": "object",
+                    "$defs": {"address": {
+                        "$anchor": "addressDef",
+                        "type": "object",
+                        "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+                    }},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "address": {"$ref": "#/$defs/address"},
+                        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                        "phone": {"type": "string"},
+                        "email": {"type": "string"},
+                    },
+                    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+                    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+                    "then": {"required": ["phone"]},
+                    "else": {"required": ["email"]},
+                    "additionalProperties": false,
+                }),
+            ),
         ]
     }
 
     fn call_tool(name: &str, _arguments: Value, _context: &CallContext) -> Result<Value, Error> {
         match name {
             "test_simple_text" => Ok(json!("This is a simple text response for testing.")),
+            "json_schema_2020_12_tool" => Ok(json!("ok")),
             "test_error_handling" => Err(Error::Internal(
                 "This tool intentionally returns an error for testing".into(),
             )),
