@@ -5,21 +5,13 @@ mod harness;
 
 use harness::support::plugin;
 use harness::*;
-use reqwest::blocking::multipart::{Form, Part};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Install the sleeper component under `id` with a sidecar manifest.
 fn install_as(server: &Server, id: &str) {
     let manifest = format!("id = \"{id}\"\nversion = \"0.1.0\"\n[capabilities.routes]\n");
-    let form = Form::new()
-        .part("component", Part::bytes(plugin("hostile_sleeper")))
-        .part("manifest", Part::bytes(manifest.into_bytes()));
-    let response = server
-        .admin(reqwest::Method::POST, "/plugins")
-        .multipart(form)
-        .send()
-        .unwrap();
+    let response = server.install_with_manifest(plugin("hostile_sleeper"), &manifest);
     assert_eq!(response.status(), 201, "{id}: {}", response.text().unwrap());
 }
 
