@@ -81,6 +81,33 @@ class Connection:
         response.read()
         return response.status, time.perf_counter() - started
 
+    def post(self, path, body, headers):
+        started = time.perf_counter()
+        self.connection.request("POST", path, body, headers)
+        response = self.connection.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - started
+
+
+def mcp_client(server, plugins):
+    """A new MCP client token scoped to `plugins`."""
+    body = json.dumps({"name": "bench", "plugins": plugins}).encode()
+    status, answer = server.admin("POST", "/mcp/clients", body, "application/json")
+    assert status == 201, answer
+    return json.loads(answer)["token"]
+
+
+def tool_call(token, name, arguments):
+    """The path, body and headers of a 2026-07-28 `tools/call` of `name`."""
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": name, "arguments": arguments, "_meta": meta}})
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json",
+               "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name}
+    return "/mcp", body, headers
+
 
 def percentile(samples, p):
     ordered = sorted(samples)
