@@ -351,6 +351,10 @@ fn logs_are_persisted_and_queryable(logs: &dyn LogSink) {
     };
     logs.write(line("a", LogLevel::Debug, "quiet"));
     logs.write(line("a", LogLevel::Warn, "loud"));
+    logs.write(LogRecord {
+        call_id: "c2".into(),
+        ..line("a", LogLevel::Info, "another call")
+    });
     logs.write(line("b", LogLevel::Error, "other"));
     let messages = |q: LogQuery| -> Vec<String> {
         logs.query(&q)
@@ -364,10 +368,18 @@ fn logs_are_persisted_and_queryable(logs: &dyn LogSink) {
         limit: 10,
         ..LogQuery::default()
     };
-    assert_eq!(messages(of_a.clone()), ["loud", "quiet"]);
+    assert_eq!(messages(of_a.clone()), ["another call", "loud", "quiet"]);
     assert_eq!(
         messages(LogQuery {
-            level: Some(LogLevel::Info),
+            call: Some("c2".into()),
+            ..LogQuery::default()
+        }),
+        ["another call"],
+        "the lines of one call"
+    );
+    assert_eq!(
+        messages(LogQuery {
+            level: Some(LogLevel::Warn),
             ..of_a
         }),
         ["loud"]

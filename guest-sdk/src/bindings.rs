@@ -20,6 +20,30 @@ pub mod routes {
     });
 }
 
+/// The `jobs` export (`[capabilities.jobs]`).
+pub mod scheduled {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "scheduled",
+        pub_export_macro: true,
+        export_macro_name: "__export_scheduled",
+        default_bindings_module: "capstan_guest::bindings::scheduled",
+        with: { "capstan:plugin/types@0.2.0": crate::bindings::capstan::plugin::types },
+    });
+}
+
+/// The `lifecycle` export (`[capabilities.lifecycle]`).
+pub mod hooks {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "hooks",
+        pub_export_macro: true,
+        export_macro_name: "__export_hooks",
+        default_bindings_module: "capstan_guest::bindings::hooks",
+        with: { "capstan:plugin/types@0.2.0": crate::bindings::capstan::plugin::types },
+    });
+}
+
 /// The `mcp` export (`[capabilities.mcp]`).
 pub mod tools {
     wit_bindgen::generate!({

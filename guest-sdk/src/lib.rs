@@ -32,6 +32,7 @@ pub mod bindings;
 pub mod config;
 mod error;
 pub mod http;
+pub mod job;
 pub mod kv;
 pub mod log;
 pub mod mcp;
@@ -50,9 +51,10 @@ pub use capstan_guest_macros::plugin_exports as __plugin_exports;
 
 /// The names a plugin usually needs: `use capstan_guest::prelude::*;`.
 pub mod prelude {
+    pub use crate::job::RunContext;
     pub use crate::mcp::{CallContext, Tool};
     pub use crate::route::{Request, Response};
-    pub use crate::{Error, Plugin, config, http, kv, log, secrets};
+    pub use crate::{Error, Plugin, config, http, job, kv, log, secrets};
     pub use serde_json::{Value, json};
 }
 
@@ -60,12 +62,13 @@ pub mod prelude {
 pub const MANIFEST_SECTION: &str = "capstan-manifest";
 
 /// Export `$ty` (which implements [`Plugin`]) as the services its manifest declares
-/// (`handler` for `[capabilities.routes]`, `mcp` for `[capabilities.mcp]`) and embed the
+/// (`handler` for `[capabilities.routes]`, `mcp` for `[capabilities.mcp]`, `jobs` for
+/// `[capabilities.jobs]`, `lifecycle` for `[capabilities.lifecycle]`) and embed the
 /// manifest.
 ///
 /// - `export_plugin!(MyPlugin)` reads and embeds `capstan.toml` from the crate root.
 /// - `export_plugin!(MyPlugin, manifest = "path/from/crate/root.toml")` uses another file.
-/// - `export_plugin!(MyPlugin, manifest = none, exports = [routes, mcp])` embeds nothing
+/// - `export_plugin!(MyPlugin, manifest = none, exports = [routes, mcp, jobs, lifecycle])` embeds nothing
 ///   (ship a sidecar `capstan.toml` next to the `.wasm`) and exports what it lists.
 #[macro_export]
 macro_rules! export_plugin {

@@ -1,12 +1,14 @@
 //! The trait a plugin implements; the export macro wires it to the component's exports.
 
 use crate::Error;
+use crate::job::RunContext;
 use crate::mcp::{CallContext, Tool};
 use crate::route::{Request, Response};
 use serde_json::Value;
 
 /// A Capstan plugin. Implement the methods for what the manifest declares: `handle` for
-/// `[capabilities.routes]`, `tools` and `call_tool` for `[capabilities.mcp]`.
+/// `[capabilities.routes]`, `tools` and `call_tool` for `[capabilities.mcp]`, `run_job`
+/// for `[capabilities.jobs]`, and any of the `on_*` hooks for `[capabilities.lifecycle]`.
 pub trait Plugin {
     /// Handle an HTTP request routed to `/plugins/<id>/…`. An `Err` becomes a response
     /// with the status that fits it (403 for `denied`, 404 for `not-found`, …) and the
@@ -26,5 +28,37 @@ pub trait Plugin {
     fn call_tool(name: &str, arguments: Value, context: &CallContext) -> Result<Value, Error> {
         let _ = (name, arguments, context);
         Err(Error::NotFound)
+    }
+
+    /// Run job `name` (from `[capabilities.jobs.<name>]`). Check `job::cancelled()` in
+    /// long loops and send `job::heartbeat` with progress. An `Err` marks the run failed
+    /// (and retried if the job declares `retry`). Default: `not-found`.
+    fn run_job(name: &str, context: &RunContext) -> Result<(), Error> {
+        let _ = (name, context);
+        Err(Error::NotFound)
+    }
+
+    /// After this version was installed, or upgraded to from `previous_version`, before
+    /// it serves; an `Err` refuses the install. Must be idempotent. Default: nothing.
+    fn on_install(previous_version: Option<&str>) -> Result<(), Error> {
+        let _ = previous_version;
+        Ok(())
+    }
+
+    /// Before the plugin is removed (best effort, a short budget). Default: nothing.
+    fn on_remove() -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// After the operator changed the plugin's settings. Default: nothing.
+    fn on_config_changed() -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// After the operator set or deleted secret `name` (its value is not passed; read
+    /// it with `secrets::get`). Default: nothing.
+    fn on_secret_changed(name: &str) -> Result<(), Error> {
+        let _ = name;
+        Ok(())
     }
 }

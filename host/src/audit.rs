@@ -35,6 +35,10 @@ pub enum AuditKind {
     ToolCall,
     /// An operator created or revoked an MCP client (never its token).
     ClientChanged,
+    /// A lifecycle hook ran: which, and its outcome.
+    Hook,
+    /// An operator started a job run or asked one to stop.
+    JobControl,
 }
 
 /// One audit record.
@@ -89,6 +93,8 @@ impl AuditKind {
             AuditKind::ConfigChanged => "config-changed",
             AuditKind::ToolCall => "tool-call",
             AuditKind::ClientChanged => "client-changed",
+            AuditKind::Hook => "hook",
+            AuditKind::JobControl => "job-control",
         }
     }
 }

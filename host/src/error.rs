@@ -43,7 +43,7 @@ pub enum InstallError {
         import: String,
         capability: CapabilityId,
     },
-    #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key, interface = capability.info().interface)]
+    #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key, interface = capability.export_interface().unwrap_or(capability.info().interface))]
     MissingExport { capability: CapabilityId },
     #[error(
         "component sha256 {actual} does not match the policy's pin {expected} for plugin `{plugin}`"
@@ -76,6 +76,8 @@ pub enum InstallError {
     },
     #[error("listing the plugin's tools at install failed: {0}")]
     ToolDiscovery(String),
+    #[error("its {hook} hook failed: {why}; the version serving now keeps serving")]
+    HookFailed { hook: &'static str, why: String },
 }
 
 impl InstallError {
@@ -108,6 +110,7 @@ impl InstallError {
             InstallError::Tools(ToolProblem::Invalid { .. }) => "invalid-tool",
             InstallError::ToolCollision { .. } => "tool-collision",
             InstallError::ToolDiscovery(_) => "tools-failed",
+            InstallError::HookFailed { .. } => "hook-failed",
         }
     }
 }

@@ -185,22 +185,19 @@ fn check_exports(exports: &[String], manifest: &Manifest) -> Result<(), InstallE
     for name in exports {
         if let Some((interface, version)) = contract::parse_interface(name) {
             check_version(name, version)?;
-            if let Some(id) = CapabilityId::from_interface(interface)
-                && id.info().direction == Direction::Export
-            {
+            if let Some(id) = CapabilityId::from_export(interface) {
                 exported.insert(id);
             }
         }
     }
-    let offered: Vec<CapabilityId> = CapabilityId::ALL
+    let offered: Vec<(CapabilityId, &str)> = CapabilityId::ALL
         .iter()
-        .copied()
-        .filter(|id| id.info().direction == Direction::Export)
+        .filter_map(|id| Some((*id, id.export_interface()?)))
         .collect();
     if exported.is_empty() {
         let wanted: Vec<String> = offered
             .iter()
-            .map(|id| format!("`{}/{}`", contract::PACKAGE, id.info().interface))
+            .map(|(_, interface)| format!("`{}/{interface}`", contract::PACKAGE))
             .collect();
         return Err(InstallError::NotAPlugin(format!(
             "it exports none of {} (exports: [{}])",
@@ -208,7 +205,7 @@ fn check_exports(exports: &[String], manifest: &Manifest) -> Result<(), InstallE
             exports.join(", ")
         )));
     }
-    for id in offered {
+    for (id, _) in offered {
         if manifest.capabilities.declares(id) && !exported.contains(&id) {
             return Err(InstallError::MissingExport { capability: id });
         }

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod rate;
 pub mod registry;
 pub mod runtime;
+pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod slots;

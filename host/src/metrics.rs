@@ -39,6 +39,20 @@ struct ToolOutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    plugin: String,
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    plugin: String,
+    job: String,
+    /// `succeeded`, `failed`, `cancelled`, `timed-out`, `abandoned`.
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabels {
     plugin: String,
     capability: String,
@@ -59,6 +73,9 @@ pub struct Metrics {
     in_flight: Family<PluginLabel, Gauge>,
     mcp_calls: Family<ToolOutcomeLabels, Counter>,
     mcp_latency: Family<ToolLabels, Histogram>,
+    runs: Family<RunLabels, Counter>,
+    run_duration: Family<JobLabels, Histogram>,
+    job_lag: Histogram,
     /// `tools/list_changed` notifications sent.
     pub mcp_notifications: Counter,
     /// Changes of the plugin set fully checked for clients to notify.
@@ -81,6 +98,11 @@ impl Metrics {
         let mcp_latency = Family::<ToolLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
         );
+        let runs = Family::default();
+        let run_duration = Family::<JobLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        let job_lag = Histogram::new(LATENCY_BUCKETS);
         let mcp_notifications = Counter::default();
         let mcp_announcements = Counter::default();
         let pool_instances = Gauge::default();
@@ -122,6 +144,21 @@ impl Metrics {
             mcp_latency.clone(),
         );
         registry.register(
+            "job_runs",
+            "Job runs that ended, by plugin, job and final state",
+            runs.clone(),
+        );
+        registry.register(
+            "job_run_duration_seconds",
+            "Wall time of job runs",
+            run_duration.clone(),
+        );
+        registry.register(
+            "job_scheduler_lag_seconds",
+            "How late scheduled runs started: start time minus the tick they are for",
+            job_lag.clone(),
+        );
+        registry.register(
             "mcp_list_changed",
             "notifications/tools/list_changed sent to MCP clients whose tool list changed",
             mcp_notifications.clone(),
@@ -160,11 +197,40 @@ impl Metrics {
             in_flight,
             mcp_calls,
             mcp_latency,
+            runs,
+            run_duration,
+            job_lag,
             mcp_notifications,
             mcp_announcements,
             pool_instances,
             pool_capacity,
         }
+    }
+
+    /// Count a run of `plugin`'s `job` that ended in `state`.
+    pub fn observe_run(&self, plugin: &str, job: &str, state: crate::capability::jobs::RunState) {
+        self.runs
+            .get_or_create(&RunLabels {
+                plugin: plugin.to_string(),
+                job: job.to_string(),
+                state: state.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// Record how long a run of `plugin`'s `job` took.
+    pub fn observe_run_duration(&self, plugin: &str, job: &str, elapsed: Duration) {
+        self.run_duration
+            .get_or_create(&JobLabels {
+                plugin: plugin.to_string(),
+                job: job.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Record how late a scheduled run started.
+    pub fn observe_job_lag(&self, lag: Duration) {
+        self.job_lag.observe(lag.as_secs_f64());
     }
 
     /// Record one MCP call of `tool` of `plugin` that ended with `outcome` after `elapsed`.

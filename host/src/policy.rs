@@ -253,7 +253,14 @@ mod tests {
             .copied()
             .filter(|id| eff.capabilities.allows(*id))
             .collect();
-        assert_eq!(allowed, [CapabilityId::Log, CapabilityId::Config]);
+        assert_eq!(
+            allowed,
+            [
+                CapabilityId::Log,
+                CapabilityId::Config,
+                CapabilityId::Lifecycle
+            ]
+        );
         assert_eq!(eff.limits.memory_mib, 64);
     }
 

@@ -1,6 +1,7 @@
 //! `capstan_guest::export_plugin!` expands to this macro, which reads the plugin's
 //! manifest at compile time and exports exactly the services it declares (`routes`,
-//! `mcp`), so a component never offers an export its manifest does not mention. A
+//! `mcp`, `jobs`, `lifecycle`), so a component never offers an export its manifest does
+//! not mention. A
 //! manifest that is not valid TOML, or declares none of them, is a compile error that
 //! names the file.
 
@@ -15,7 +16,12 @@ struct Service {
 }
 
 /// Every export service the SDK can export.
-const SERVICES: &[Service] = &[Service { key: "routes" }, Service { key: "mcp" }];
+const SERVICES: &[Service] = &[
+    Service { key: "routes" },
+    Service { key: "mcp" },
+    Service { key: "jobs" },
+    Service { key: "lifecycle" },
+];
 
 /// `(krate, Type, manifest)` where manifest is a path literal or `none`, optionally
 /// followed by `[routes, mcp]` (required with `none`).
@@ -67,7 +73,8 @@ fn expand(input: Tokens) -> Result<Tokens, String> {
     if declared.is_empty() {
         return Err(
             "export_plugin!: the manifest declares none of [capabilities.routes], \
-                    [capabilities.mcp]; a plugin must offer at least one"
+                    [capabilities.mcp], [capabilities.jobs], [capabilities.lifecycle]; a \
+                    plugin must offer at least one"
                 .into(),
         );
     }
@@ -92,6 +99,41 @@ fn export(krate: &Tokens, ty: &Tokens, service: &Service) -> Tokens {
                 }
             }
             #krate::bindings::routes::__export_routes!(__CapstanExports with_types_in #krate::bindings::routes);
+        },
+        "jobs" => quote! {
+            impl #krate::bindings::scheduled::exports::capstan::plugin::jobs::Guest for __CapstanExports {
+                fn run(
+                    name: ::std::string::String,
+                    context: #krate::job::RunContext,
+                ) -> ::std::result::Result<(), #krate::bindings::capstan::plugin::types::Error> {
+                    <#ty as #krate::Plugin>::run_job(&name, &context).map_err(::core::convert::Into::into)
+                }
+            }
+            #krate::bindings::scheduled::__export_scheduled!(__CapstanExports with_types_in #krate::bindings::scheduled);
+        },
+        "lifecycle" => quote! {
+            impl #krate::bindings::hooks::exports::capstan::plugin::lifecycle::Guest for __CapstanExports {
+                fn on_install(
+                    previous_version: ::std::option::Option<::std::string::String>,
+                ) -> ::std::result::Result<(), #krate::bindings::capstan::plugin::types::Error> {
+                    <#ty as #krate::Plugin>::on_install(previous_version.as_deref()).map_err(::core::convert::Into::into)
+                }
+
+                fn on_remove() -> ::std::result::Result<(), #krate::bindings::capstan::plugin::types::Error> {
+                    <#ty as #krate::Plugin>::on_remove().map_err(::core::convert::Into::into)
+                }
+
+                fn on_config_changed() -> ::std::result::Result<(), #krate::bindings::capstan::plugin::types::Error> {
+                    <#ty as #krate::Plugin>::on_config_changed().map_err(::core::convert::Into::into)
+                }
+
+                fn on_secret_changed(
+                    name: ::std::string::String,
+                ) -> ::std::result::Result<(), #krate::bindings::capstan::plugin::types::Error> {
+                    <#ty as #krate::Plugin>::on_secret_changed(&name).map_err(::core::convert::Into::into)
+                }
+            }
+            #krate::bindings::hooks::__export_hooks!(__CapstanExports with_types_in #krate::bindings::hooks);
         },
         _ => quote! {
             impl #krate::bindings::tools::exports::capstan::plugin::mcp::Guest for __CapstanExports {
@@ -147,7 +189,11 @@ fn listed_services(tokens: &Tokens) -> Result<Vec<&'static Service>, String> {
             SERVICES
                 .iter()
                 .find(|service| service.key == name)
-                .ok_or_else(|| format!("export_plugin!: unknown export `{name}` (routes, mcp)"))
+                .ok_or_else(|| {
+                    format!(
+                        "export_plugin!: unknown export `{name}` (routes, mcp, jobs, lifecycle)"
+                    )
+                })
         })
         .collect()
 }

@@ -18,6 +18,7 @@ pub(crate) struct Declared {
     pub max_keys: u64,
     pub max_bytes: u64,
     config: bool,
+    jobs: bool,
     /// Each settings property's `default`.
     pub config_defaults: serde_json::Map<String, serde_json::Value>,
 }
@@ -44,6 +45,7 @@ impl Declared {
             max_keys: DEFAULT_MAX_KEYS,
             max_bytes: DEFAULT_MAX_BYTES,
             config: true,
+            jobs: true,
             config_defaults: Default::default(),
         }
     }
@@ -77,6 +79,7 @@ impl Declared {
         let http = table("http");
         let secrets = table("secrets");
         let config = table("config");
+        let jobs = table("jobs");
         let config_defaults = config
             .as_ref()
             .and_then(|t| t.get("schema"))
@@ -112,6 +115,7 @@ impl Declared {
             secrets: strings(&secrets, "names").into_iter().collect(),
             secrets_table: secrets.is_some(),
             config: config.is_some(),
+            jobs: jobs.is_some(),
             config_defaults,
         }
     }
@@ -122,6 +126,7 @@ impl Declared {
             Capability::Http => self.http,
             Capability::Secrets => self.secrets_table,
             Capability::Config => self.config,
+            Capability::Jobs => self.jobs,
         }
     }
 

@@ -36,6 +36,7 @@ pub enum Capability {
     Http,
     Secrets,
     Config,
+    Jobs,
 }
 
 impl Capability {
@@ -45,6 +46,7 @@ impl Capability {
             Capability::Http => "http.outbound",
             Capability::Secrets => "secrets",
             Capability::Config => "config",
+            Capability::Jobs => "jobs",
         }
     }
 }
@@ -59,6 +61,8 @@ struct State {
     withheld: BTreeSet<Capability>,
     declared: Option<Declared>,
     config: serde_json::Map<String, serde_json::Value>,
+    cancel_requested: bool,
+    heartbeats: Vec<Option<String>>,
 }
 
 thread_local! {
@@ -141,9 +145,32 @@ pub fn logs() -> Vec<(Level, String)> {
     with(|s| s.logs.clone())
 }
 
+/// Ask the running job to stop, as an operator's cancel would: `job::cancelled()` returns
+/// true from now on (if the manifest declares jobs and they are not withheld).
+pub fn request_cancel() {
+    with(|s| s.cancel_requested = true);
+}
+
+/// The progress of every heartbeat the job sent, in order.
+pub fn heartbeats() -> Vec<Option<String>> {
+    with(|s| s.heartbeats.clone())
+}
+
 /// A copy of the plugin's key-value store.
 pub fn kv_snapshot() -> BTreeMap<String, Vec<u8>> {
     with(|s| s.kv.clone())
+}
+
+pub(crate) fn heartbeat(progress: Option<&str>) {
+    with(|s| {
+        if s.check(Capability::Jobs).is_ok() {
+            s.heartbeats.push(progress.map(str::to_string));
+        }
+    });
+}
+
+pub(crate) fn cancelled() -> bool {
+    with(|s| s.check(Capability::Jobs).is_ok() && s.cancel_requested)
 }
 
 pub(crate) fn record_log(level: Level, message: &str) {

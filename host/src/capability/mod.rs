@@ -20,10 +20,12 @@ macro_rules! for_each_capability {
                 Http: http => http::Http,
                 Secrets: secrets => secrets::Secrets,
                 Config: config => config::Config,
+                Jobs: jobs => jobs::Jobs,
             }
             exports {
                 Mcp: mcp => mcp::Mcp,
                 Routes: routes => routes::Routes,
+                Lifecycle: lifecycle => lifecycle::Lifecycle,
             }
         }
     };
@@ -33,7 +35,9 @@ pub mod config;
 mod decision;
 pub mod http;
 mod id;
+pub mod jobs;
 pub mod kv;
+pub mod lifecycle;
 pub mod log;
 pub mod mcp;
 pub mod routes;
@@ -72,6 +76,9 @@ pub struct CapabilityInfo {
     /// Standard interfaces that map to it too, by full name with version (exact match),
     /// e.g. `wasi:config/store@0.2.0-rc.1`.
     pub standard: &'static [&'static str],
+    /// Contract interfaces the plugin exports for it besides `interface` (an import
+    /// capability may also be a service the host calls, e.g. `jobs`).
+    pub exports: &'static [&'static str],
     pub direction: Direction,
 }
 
@@ -386,12 +393,31 @@ impl CapabilityId {
             .find(|id| id.info().key == key)
     }
 
-    /// The capability implemented by contract interface `interface` (e.g. `handler`).
+    /// The capability implemented by contract interface `interface` (e.g. `kv`).
     pub fn from_interface(interface: &str) -> Option<CapabilityId> {
         CapabilityId::ALL
             .iter()
             .copied()
             .find(|id| id.info().interface == interface)
+    }
+
+    /// The capability a plugin's export of contract interface `interface` serves (e.g.
+    /// `handler` → routes, `jobs` → jobs).
+    pub fn from_export(interface: &str) -> Option<CapabilityId> {
+        CapabilityId::ALL.iter().copied().find(|id| {
+            let info = id.info();
+            (info.direction == Direction::Export && info.interface == interface)
+                || info.exports.contains(&interface)
+        })
+    }
+
+    /// The contract interface the plugin exports for this capability, if it exports one.
+    pub fn export_interface(self) -> Option<&'static str> {
+        let info = self.info();
+        match info.direction {
+            Direction::Export => Some(info.interface),
+            Direction::Import => info.exports.first().copied(),
+        }
     }
 
     /// The capability a standard interface (full name with version) maps to.

@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod inspect;
+mod job;
 mod mcp;
 mod plugin;
 mod policy;
@@ -54,6 +55,9 @@ enum Command {
     /// Show, replace or check a running server's policy.
     #[command(subcommand)]
     Policy(policy::Command),
+    /// A running server's job schedules and runs: list, run now, history, cancel.
+    #[command(subcommand)]
+    Job(job::Command),
     /// Manage a running server's MCP clients, or bridge stdio MCP clients to its /mcp.
     #[command(subcommand)]
     Mcp(mcp::Command),
@@ -124,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(command) => plugin::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Mcp(command) => mcp::run(command),
+        Command::Job(command) => job::run(command),
         Command::Audit { kind, filter } => records::audit(filter, kind),
         Command::Logs { level, filter } => records::logs(filter, level),
     };

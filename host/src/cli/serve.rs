@@ -109,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = Runtime::with_cache(services, &args.data.path.join(CACHE_DIR), cache)?
         .compiling_with(compiler);
+    let jobs: Arc<dyn crate::capability::jobs::JobStore> = store.clone();
     let registry = Registry::open(runtime, store, &seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,7 +128,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .min(crate::engine::POOL_COMPONENT_INSTANCES as usize),
             ),
             shutdown: shutdown.clone(),
+            jobs,
+            host_id: format!("{}-{}", std::process::id(), crate::secrets::random_hex(4)),
         });
+        crate::scheduler::Scheduler::start(state.clone())?;
         let mcp = server::McpSettings {
             allowed_hosts: args.mcp_allowed_hosts.clone(),
             allowed_origins: args.mcp_allowed_origins.clone(),

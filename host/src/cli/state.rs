@@ -8,7 +8,7 @@ use crate::capability::http::Outbound;
 use crate::capability::log::LogSink;
 use crate::runtime::Services;
 use crate::secrets::{Keyring, SecretStore, Secrets};
-use crate::storage::{PluginStore, PostgresStore, SqliteStore, StateStore};
+use crate::storage::{HostStore, PostgresStore, SqliteStore, StateStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub fn open(dir: &Path) -> anyhow::Result<Services> {
 pub fn open_with_store(
     dir: &Path,
     database: Option<(&str, Option<&str>)>,
-) -> anyhow::Result<(Services, Arc<dyn PluginStore>)> {
+) -> anyhow::Result<(Services, Arc<dyn HostStore>)> {
     create_private_dir(dir)?;
     match database {
         Some((url, schema)) => {

@@ -9,6 +9,7 @@ pub use info::{CapabilityRow, PluginInfo, PluginStatus};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::config::{self, Invalid};
+use crate::capability::lifecycle::Hook;
 use crate::capability::mcp::{Catalog, LiveCatalog};
 use crate::capability::{CapabilityId, Grants, Verdict};
 use crate::error::InstallError;
@@ -270,6 +271,56 @@ impl Registry {
         self.generation.subscribe()
     }
 
+    /// Every plugin whose jobs run now (enabled, loaded, `jobs` exported and granted).
+    pub fn job_servers(&self) -> Vec<Arc<Plugin>> {
+        self.read_live()
+            .values()
+            .filter(|entry| entry.enabled)
+            .filter_map(|entry| entry.plugin.clone().filter(|p| p.runs_jobs()))
+            .collect()
+    }
+
+    /// Call `hook` of `plugin` if it has lifecycle hooks, auditing the outcome; `Err`
+    /// says why it failed.
+    fn hook(&self, plugin: &Plugin, hook: &Hook) -> Result<(), String> {
+        let Some(outcome) = plugin.run_hook(hook) else {
+            return Ok(());
+        };
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(crate::wit_error::describe(&error)),
+            Err(error) => Err(error.to_string()),
+        };
+        let subject = match hook {
+            Hook::SecretChanged { name } => format!("{} for secret `{name}`", hook.name()),
+            _ => hook.name().to_string(),
+        };
+        let detail = match &result {
+            Ok(()) => format!("{subject}: ok"),
+            Err(why) => format!("{subject}: failed: {why}"),
+        };
+        self.runtime.services().audit.record(AuditEvent::new(
+            plugin.id(),
+            AuditKind::Hook,
+            Some(CapabilityId::Lifecycle),
+            detail,
+        ));
+        result
+    }
+
+    /// Tell plugin `id` (if it is loaded and has hooks) that its secret `name` was set or
+    /// deleted. A failure is audited; the secret change stands.
+    pub fn secret_changed(&self, id: &str, name: &str) {
+        if let Ok(plugin) = self.loaded(id) {
+            let _ = self.hook(
+                &plugin,
+                &Hook::SecretChanged {
+                    name: name.to_string(),
+                },
+            );
+        }
+    }
+
     /// Every plugin that serves tools now, by id.
     pub fn tool_servers(&self) -> Vec<ToolServer> {
         self.read_live()
@@ -472,6 +523,16 @@ impl Registry {
     /// swapped in under the lock.
     pub fn install(&self, upload: &Upload) -> Result<PluginInfo, RegistryError> {
         let prepared = self.prepare(upload)?;
+        let id = prepared.0.plugin.admission().manifest.id.clone();
+        let previous = self
+            .loaded(&id)
+            .ok()
+            .map(|plugin| plugin.admission().manifest.version.clone());
+        self.hook(&prepared.0.plugin, &Hook::Install { previous })
+            .map_err(|why| InstallError::HookFailed {
+                hook: "on-install",
+                why,
+            })?;
         let _changing = self.lock_changes();
         let Loaded { plugin, tools } = self.recompile_if_stale(upload, prepared)?;
         let admission = plugin.admission();
@@ -564,8 +625,12 @@ impl Registry {
         self.info(id)
     }
 
-    /// Uninstall `id` and all its versions (its kv data and secrets are kept).
+    /// Uninstall `id` and all its versions (its kv data and secrets are kept), after its
+    /// `on-remove` hook (best effort: a failure is audited and the removal goes on).
     pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
+        if let Ok(plugin) = self.loaded(id) {
+            let _ = self.hook(&plugin, &Hook::Remove);
+        }
         let _changing = self.lock_changes();
         if !self.store.remove_plugin(id)? {
             return Err(RegistryError::NotFound(id.into()));
@@ -625,7 +690,7 @@ impl Registry {
         id: &str,
         values: &serde_json::Value,
     ) -> Result<Vec<String>, RegistryError> {
-        let _changing = self.lock_changes();
+        let changing = self.lock_changes();
         let plugin = self.loaded(id)?;
         let request = config_request(&plugin)?;
         let max_bytes = plugin
@@ -650,7 +715,16 @@ impl Registry {
             Some(CapabilityId::Config),
             format!("config set; changed keys: [{}]", changed.join(", ")),
         ));
+        drop(changing);
+        if !changed.is_empty() {
+            let _ = self.hook(&plugin, &Hook::ConfigChanged);
+        }
         Ok(changed)
+    }
+
+    /// The loaded plugin `id`, enabled or not.
+    pub fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
+        self.loaded(id).ok()
     }
 
     /// The loaded plugin `id`.

@@ -11,7 +11,10 @@ mod views;
 pub use artifacts::{ArtifactCache, CacheStats};
 pub use compile::{CHILD_COMMAND, CompileBudget, CompileError, Compiler, child_main};
 pub use limits::CallLimiter;
-pub use plugin::{CallContext, Caller, Plugin, Request, Response, Tool, ToolCall, next_call_id};
+pub use plugin::{
+    CallContext, Caller, Outcome, Plugin, Request, Response, RunContext, Tool, ToolCall,
+    next_call_id,
+};
 pub use state::CallState;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};

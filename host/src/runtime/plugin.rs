@@ -6,7 +6,9 @@ use super::limits::LimitHit;
 use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::types::Error as WitError;
-use crate::bindings::exports::capstan::plugin::{handler, mcp};
+use crate::bindings::exports::capstan::plugin::{handler, jobs, lifecycle, mcp};
+use crate::capability::jobs::RunHandle;
+use crate::capability::lifecycle::Hook;
 use crate::capability::mcp::Offered;
 use crate::capability::{CapabilityId, Deadline, Decision, routes};
 use crate::engine::deadline_ticks;
@@ -16,10 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use handler::{Request, Response};
+pub use jobs::RunContext;
 pub use mcp::{CallContext, Tool};
+
+/// The outcome of a job run or hook that ran: ok, or the plugin's typed error.
+pub type Outcome = Result<(), WitError>;
 
 /// The outcome of a tool call that ran: the plugin's own result or its typed error.
 pub type ToolCall = Result<String, WitError>;
@@ -67,6 +73,8 @@ pub struct Plugin {
     pre: InstancePre<CallState>,
     handler: Reach<handler::GuestIndices>,
     mcp: Reach<mcp::GuestIndices>,
+    jobs: Reach<jobs::GuestIndices>,
+    lifecycle: Reach<lifecycle::GuestIndices>,
     context: Arc<PluginContext>,
     admission: Admission,
 }
@@ -89,15 +97,21 @@ impl Plugin {
     ) -> Result<Plugin, InstallError> {
         let handler = handler::GuestIndices::new(&pre).ok();
         let mcp = mcp::GuestIndices::new(&pre).ok();
-        if handler.is_none() && mcp.is_none() {
+        let jobs = jobs::GuestIndices::new(&pre).ok();
+        let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
+        if handler.is_none() && mcp.is_none() && jobs.is_none() && lifecycle.is_none() {
             return Err(InstallError::NotAPlugin(
-                "its `handler` and `mcp` exports do not match the contract's types".into(),
+                "none of its `handler`, `mcp`, `jobs` and `lifecycle` exports matches the \
+                 contract's types"
+                    .into(),
             ));
         }
         let grants = &context.grants;
         Ok(Plugin {
             handler: Reach::decide(handler, &grants.routes),
             mcp: Reach::decide(mcp, &grants.mcp),
+            jobs: Reach::decide(jobs, &grants.jobs),
+            lifecycle: Reach::decide(lifecycle, &grants.lifecycle),
             engine,
             pre,
             context,
@@ -123,6 +137,53 @@ impl Plugin {
     /// Whether MCP clients reach the plugin's tools (exported and granted).
     pub fn serves_tools(&self) -> bool {
         matches!(self.mcp, Reach::Open(_))
+    }
+
+    /// Whether the host runs the plugin's jobs (exported and granted).
+    pub fn runs_jobs(&self) -> bool {
+        matches!(self.jobs, Reach::Open(_))
+    }
+
+    /// Run job `name` as `run`, for `context`, under `deadline`: the run's cancel flag is
+    /// what the plugin's `job.cancelled()` reads, and a stopped run is interrupted at its
+    /// next instruction.
+    pub fn run_job(
+        &self,
+        name: &str,
+        context: &RunContext,
+        run: Arc<RunHandle>,
+        deadline: Duration,
+        call_id: String,
+    ) -> Result<Outcome, InvokeError> {
+        let indices = self.open(&self.jobs, CapabilityId::Jobs, "jobs")?;
+        self.call_within(call_id, deadline, Some(run), |store, instance| {
+            indices
+                .load(&mut *store, instance)?
+                .call_run(store, name, context)
+        })
+    }
+
+    /// Call `hook` if the plugin's lifecycle hooks are exported and granted (None if not),
+    /// under the policy's hook deadline.
+    pub fn run_hook(&self, hook: &Hook) -> Option<Result<Outcome, InvokeError>> {
+        let Reach::Open(indices) = &self.lifecycle else {
+            return None;
+        };
+        let grant = self.context.grants.lifecycle.granted()?;
+        Some(self.call_within(
+            next_call_id(),
+            hook.deadline(grant),
+            None,
+            |store, instance| {
+                let hooks = indices.load(&mut *store, instance)?;
+                match hook {
+                    Hook::Install { previous } => hooks.call_on_install(store, previous.as_deref()),
+                    Hook::Remove => hooks.call_on_remove(store),
+                    Hook::ConfigChanged => hooks.call_on_config_changed(store),
+                    Hook::SecretChanged { name } => hooks.call_on_secret_changed(store, name),
+                }
+            },
+        ))
     }
 
     /// Serve one HTTP request through the plugin's `handler` export. A response the host
@@ -249,15 +310,42 @@ impl Plugin {
         call_id: String,
         f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, InvokeError> {
-        let limits = &self.context.policy.limits;
-        let deadline = Deadline::after(Duration::from_millis(u64::from(limits.deadline_ms)));
+        let budget = Duration::from_millis(u64::from(self.context.policy.limits.deadline_ms));
+        self.call_within(call_id, budget, None, f)
+    }
+
+    /// Like [`Plugin::call`] with its own deadline `budget`; for a job `run`, the call can
+    /// also be stopped through its handle (checked at every epoch tick).
+    fn call_within<R>(
+        &self,
+        call_id: String,
+        budget: Duration,
+        run: Option<Arc<RunHandle>>,
+        f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, InvokeError> {
+        let deadline = Deadline::after(budget);
         let mut store = Store::new(
             &self.engine,
-            CallState::new(self.context.clone(), call_id, deadline),
+            CallState::new(self.context.clone(), call_id, deadline, run.clone()),
         );
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.deadline_ms));
-        store.epoch_deadline_trap();
+        match run {
+            None => {
+                let ms = u32::try_from(budget.as_millis()).unwrap_or(u32::MAX);
+                store.set_epoch_deadline(deadline_ticks(ms));
+                store.epoch_deadline_trap();
+            }
+            Some(run) => {
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(move |_| {
+                    Ok(if run.is_stopped() || deadline.passed() {
+                        UpdateDeadline::Interrupt
+                    } else {
+                        UpdateDeadline::Continue(1)
+                    })
+                });
+            }
+        }
         let result = self
             .pre
             .instantiate(&mut store)
@@ -269,11 +357,16 @@ impl Plugin {
             false => Ok(value),
             true => Err(wasmtime::Error::from(Trap::Interrupt)),
         });
-        result.map_err(|error| self.classify(error, store.data().limiter.hit))
+        result.map_err(|error| self.classify(error, store.data().limiter.hit, budget))
     }
 
     /// Turn a wasmtime error into a typed one, auditing limit hits and traps.
-    fn classify(&self, error: wasmtime::Error, hit: Option<LimitHit>) -> InvokeError {
+    fn classify(
+        &self,
+        error: wasmtime::Error,
+        hit: Option<LimitHit>,
+        budget: Duration,
+    ) -> InvokeError {
         let limits = &self.context.policy.limits;
         let typed = match (hit, error.downcast_ref::<Trap>()) {
             (Some(LimitHit::Memory), _) => InvokeError::MemoryLimit {
@@ -284,7 +377,7 @@ impl Plugin {
                 limit: limits.table_elements,
             },
             (None, Some(Trap::Interrupt)) => InvokeError::Timeout {
-                deadline_ms: limits.deadline_ms,
+                deadline_ms: u32::try_from(budget.as_millis()).unwrap_or(u32::MAX),
             },
             (None, Some(Trap::StackOverflow)) => InvokeError::StackOverflow,
             (None, Some(trap)) => InvokeError::Trap(trap.to_string()),

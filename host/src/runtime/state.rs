@@ -2,6 +2,7 @@
 //! plugin context. Dropped with the store when the call ends.
 
 use super::{CallLimiter, PluginContext};
+use crate::capability::jobs::RunHandle;
 use crate::capability::log::{CallLog, LogLevel, LogSource, LogTarget};
 use crate::capability::wasi::CapturedOutput;
 use crate::capability::{CallScope, Deadline};
@@ -21,14 +22,22 @@ pub struct CallState {
     pub(crate) call_id: String,
     pub(crate) deadline: Deadline,
     pub(crate) log: CallLog,
+    /// The job run this call is, if it is one.
+    pub(crate) run: Option<Arc<RunHandle>>,
     stdout: CapturedOutput,
     stderr: CapturedOutput,
 }
 
 impl CallState {
-    /// Fresh state for call `call_id` of `plugin` ending at `deadline`: empty environment,
-    /// no arguments, no preopened directories, stdio captured.
-    pub fn new(plugin: Arc<PluginContext>, call_id: String, deadline: Deadline) -> Self {
+    /// Fresh state for call `call_id` of `plugin` ending at `deadline` (job run `run`, if
+    /// it is one): empty environment, no arguments, no preopened directories, stdio
+    /// captured.
+    pub fn new(
+        plugin: Arc<PluginContext>,
+        call_id: String,
+        deadline: Deadline,
+        run: Option<Arc<RunHandle>>,
+    ) -> Self {
         let stdout = CapturedOutput::new(STDIO_CAP_BYTES);
         let stderr = CapturedOutput::new(STDIO_CAP_BYTES);
         let wasi = WasiCtx::builder()
@@ -43,6 +52,7 @@ impl CallState {
             call_id,
             deadline,
             log: CallLog::default(),
+            run,
             stdout,
             stderr,
         }

@@ -4,6 +4,7 @@
 use super::CallState;
 use crate::capability::config::ConfigHost;
 use crate::capability::http::HttpHost;
+use crate::capability::jobs::JobHost;
 use crate::capability::kv::KvHost;
 use crate::capability::log::LogHost;
 use crate::capability::secrets::SecretsHost;
@@ -57,6 +58,12 @@ impl CallViews for CallState {
             grant: granted(&plugin.grants.secrets),
             secrets: &plugin.services.secrets,
             redactions: &mut self.log.redactions,
+        }
+    }
+
+    fn jobs(&mut self) -> JobHost<'_> {
+        JobHost {
+            run: self.run.as_deref(),
         }
     }
 

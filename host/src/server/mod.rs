@@ -31,8 +31,12 @@ pub struct AppState {
     pub slots: Arc<crate::slots::Slots>,
     /// MCP client tokens, resolved with a short cache.
     pub clients: ClientDirectory,
-    /// Cancelled when the server stops, ending long-lived MCP streams.
+    /// Cancelled when the server stops, ending long-lived MCP streams and the scheduler.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The job run table (shared by the hosts of a cluster).
+    pub jobs: Arc<dyn crate::capability::jobs::JobStore>,
+    /// This host's id in the run table's leases (random per process).
+    pub host_id: String,
 }
 
 static ERROR_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         admin::list_secrets, admin::put_secret, admin::delete_secret,
         admin::audit, admin::logs, admin::clear_cache,
         admin::create_client, admin::list_clients, admin::revoke_client,
+        admin::list_jobs, admin::run_job, admin::list_runs, admin::show_run, admin::cancel_run,
     ),
     modifiers(&BearerToken),
     security(("admin-token" = [])),

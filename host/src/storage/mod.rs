@@ -18,6 +18,12 @@ use crate::capability::kv::KvStore;
 use crate::capability::mcp::McpClientStore;
 use serde::Serialize;
 
+/// What a server keeps besides its plugins' state: the installed plugins and the job run
+/// table (SQLite for one host, PostgreSQL for a cluster).
+pub trait HostStore: PluginStore + crate::capability::jobs::JobStore {}
+
+impl<T: PluginStore + crate::capability::jobs::JobStore> HostStore for T {}
+
 /// Every capability's own state, in one backend: what a host's plugins read and write.
 pub trait StateStore: KvStore + ConfigStore + McpClientStore {}
 

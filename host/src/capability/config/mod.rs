@@ -72,6 +72,7 @@ impl Capability for Config {
         key: "config",
         interface: "config",
         standard: &[WASI_RC, WASI_DRAFT],
+        exports: &[],
         direction: Direction::Import,
     };
 

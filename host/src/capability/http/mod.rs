@@ -90,6 +90,7 @@ impl Capability for Http {
         key: "http",
         interface: "http",
         standard: &[],
+        exports: &[],
         direction: Direction::Import,
     };
 

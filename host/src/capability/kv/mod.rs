@@ -60,6 +60,7 @@ impl Capability for Kv {
         key: "kv",
         interface: "kv",
         standard: &[],
+        exports: &[],
         direction: Direction::Import,
     };
 

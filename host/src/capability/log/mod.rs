@@ -24,6 +24,7 @@ impl Baseline for Log {
         key: "log",
         interface: "log",
         standard: &[],
+        exports: &[],
         direction: Direction::Import,
     };
 

@@ -60,6 +60,8 @@ pub struct LogQuery {
     pub level: Option<LogLevel>,
     pub since: Option<SystemTime>,
     pub until: Option<SystemTime>,
+    /// Only the lines of this call (a job run's, a tool call's).
+    pub call: Option<String>,
     /// At most this many, newest first (capped at [`crate::audit::MAX_QUERY_ROWS`]).
     pub limit: u32,
 }
@@ -71,6 +73,7 @@ impl LogQuery {
             && self.level.is_none_or(|l| record.level >= l)
             && self.since.is_none_or(|t| record.time >= t)
             && self.until.is_none_or(|t| record.time < t)
+            && self.call.as_ref().is_none_or(|c| *c == record.call_id)
     }
 }
 

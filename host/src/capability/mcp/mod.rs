@@ -76,6 +76,7 @@ impl Capability for Mcp {
         key: "mcp",
         interface: "mcp",
         standard: &[],
+        exports: &[],
         direction: Direction::Export,
     };
 

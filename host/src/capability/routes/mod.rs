@@ -33,6 +33,7 @@ impl Capability for Routes {
         key: "routes",
         interface: "handler",
         standard: &[],
+        exports: &[],
         direction: Direction::Export,
     };
 

@@ -41,6 +41,7 @@ impl Capability for Secrets {
         key: "secrets",
         interface: "secrets",
         standard: &[],
+        exports: &[],
         direction: Direction::Import,
     };
 

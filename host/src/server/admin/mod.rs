@@ -3,6 +3,7 @@
 
 mod cache;
 mod config;
+mod jobs;
 mod mcp;
 mod plugins;
 mod policy;
@@ -11,6 +12,7 @@ mod secrets;
 
 pub(super) use cache::*;
 pub(super) use config::*;
+pub(super) use jobs::*;
 pub(super) use mcp::*;
 pub(super) use plugins::*;
 pub(super) use policy::*;
@@ -58,6 +60,11 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/audit", get(audit))
         .route("/logs", get(logs))
         .route("/cache", delete(clear_cache))
+        .route("/plugins/{id}/jobs", get(list_jobs))
+        .route("/plugins/{id}/jobs/{name}/run", post(run_job))
+        .route("/runs", get(list_runs))
+        .route("/runs/{run}", get(show_run))
+        .route("/runs/{run}/cancel", post(cancel_run))
         .route("/mcp/clients", post(create_client).get(list_clients))
         .route("/mcp/clients/{id}", delete(revoke_client))
         .fallback(super::error::no_such_endpoint)

@@ -31,6 +31,7 @@ pub async fn install(
     WasmUpload(body): WasmUpload,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
     let info = on_registry(&state, move |registry| registry.install(&body)).await?;
+    super::plugin_changed(&state, info.id.clone()).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -79,9 +80,9 @@ pub async fn disable(
     State(state): State<Arc<AppState>>,
     Path(PluginId { id }): Path<PluginId>,
 ) -> Result<Json<PluginInfo>, ApiError> {
-    Ok(Json(
-        on_registry(&state, move |r| r.set_enabled(&id, false)).await?,
-    ))
+    let info = on_registry(&state, move |r| r.set_enabled(&id, false)).await?;
+    super::plugin_changed(&state, info.id.clone()).await?;
+    Ok(Json(info))
 }
 
 /// `GET /admin/v1/plugins/{id}/versions`.
@@ -207,9 +208,9 @@ pub async fn rollback(
     body: Option<Json<RollbackRequest>>,
 ) -> Result<Json<PluginInfo>, ApiError> {
     let to = body.and_then(|Json(b)| b.seq);
-    Ok(Json(
-        on_registry(&state, move |r| r.rollback(&id, to)).await?,
-    ))
+    let info = on_registry(&state, move |r| r.rollback(&id, to)).await?;
+    super::plugin_changed(&state, info.id.clone()).await?;
+    Ok(Json(info))
 }
 
 /// `DELETE /admin/v1/plugins/{id}`.
@@ -222,6 +223,8 @@ pub async fn remove(
     State(state): State<Arc<AppState>>,
     Path(PluginId { id }): Path<PluginId>,
 ) -> Result<StatusCode, ApiError> {
-    on_registry(&state, move |r| r.remove(&id)).await?;
+    let removed = id.clone();
+    on_registry(&state, move |r| r.remove(&removed)).await?;
+    super::plugin_changed(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

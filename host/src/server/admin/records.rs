@@ -44,6 +44,8 @@ pub struct LogFilter {
     pub since: Option<i64>,
     /// Lines before this time.
     pub until: Option<i64>,
+    /// Only the lines of this call id (a job run's `call_id`, a tool call's).
+    pub call: Option<String>,
     /// Most lines returned (default 100, at most 10000).
     pub limit: Option<u32>,
 }
@@ -133,6 +135,7 @@ pub async fn logs(
         level: filter.level,
         since: filter.since.map(from_millis),
         until: filter.until.map(from_millis),
+        call: filter.call,
         limit: filter.limit.unwrap_or(DEFAULT_LIMIT),
     };
     blocking(move || {

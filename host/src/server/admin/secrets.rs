@@ -110,6 +110,7 @@ pub async fn put_secret(
             .secrets
             .set(&plugin, &name, &value)?;
         audit_secret(&state, &plugin, format!("secret `{name}` set"));
+        state.registry.secret_changed(&plugin, &name);
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -140,6 +141,7 @@ pub async fn delete_secret(
             ));
         }
         audit_secret(&state, &plugin, format!("secret `{name}` removed"));
+        state.registry.secret_changed(&plugin, &name);
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -4,6 +4,7 @@
 //! versioned and serialised by an advisory lock so hosts starting together agree.
 
 mod config;
+mod jobs;
 mod mcp;
 mod plugins;
 mod records;
@@ -100,6 +101,30 @@ const MIGRATIONS: &[&str] = &[
         client TEXT NOT NULL,
         created_ms BIGINT NOT NULL
     );
+"#,
+    r#"
+    CREATE TABLE job_runs (
+        id TEXT PRIMARY KEY,
+        plugin TEXT NOT NULL,
+        job TEXT NOT NULL,
+        scheduled_ms BIGINT NOT NULL,
+        attempt BIGINT NOT NULL,
+        cause TEXT NOT NULL,
+        state TEXT NOT NULL,
+        host TEXT,
+        lease_until_ms BIGINT,
+        started_ms BIGINT,
+        finished_ms BIGINT,
+        heartbeat_ms BIGINT,
+        progress TEXT,
+        error TEXT,
+        call_id TEXT,
+        cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+        skipped BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (plugin, job, scheduled_ms, attempt)
+    );
+    CREATE INDEX job_runs_by_state ON job_runs (state, plugin);
+    CREATE INDEX job_runs_by_job ON job_runs (plugin, job, scheduled_ms);
 "#,
 ];
 /// Advisory lock key serialising migrations ("capstan" in ASCII).

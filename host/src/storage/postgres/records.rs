@@ -130,6 +130,7 @@ impl LogSink for PostgresStore {
                     "SELECT time_ms, plugin, call_id, level, source, message FROM logs
                      WHERE ($1::TEXT IS NULL OR plugin = $1) AND level >= $2
                        AND ($3::BIGINT IS NULL OR time_ms >= $3) AND ($4::BIGINT IS NULL OR time_ms < $4)
+                       AND ($6::TEXT IS NULL OR call_id = $6)
                      ORDER BY id DESC LIMIT $5",
                     &[
                         &query.plugin,
@@ -137,6 +138,7 @@ impl LogSink for PostgresStore {
                         &query.since.map(to_millis),
                         &query.until.map(to_millis),
                         &i64::from(query.limit.clamp(1, MAX_QUERY_ROWS)),
+                        &query.call,
                     ],
                 )
                 .await

@@ -3,6 +3,7 @@
 //! connection, so read-modify-write updates and quota checks are atomic.
 
 mod config;
+mod jobs;
 mod mcp;
 mod plugins;
 mod records;
@@ -102,6 +103,30 @@ const MIGRATIONS: &[&str] = &[
         client TEXT NOT NULL,
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE job_runs (
+        id TEXT PRIMARY KEY,
+        plugin TEXT NOT NULL,
+        job TEXT NOT NULL,
+        scheduled_ms INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        cause TEXT NOT NULL,
+        state TEXT NOT NULL,
+        host TEXT,
+        lease_until_ms INTEGER,
+        started_ms INTEGER,
+        finished_ms INTEGER,
+        heartbeat_ms INTEGER,
+        progress TEXT,
+        error TEXT,
+        call_id TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (plugin, job, scheduled_ms, attempt)
+    );
+    CREATE INDEX job_runs_by_state ON job_runs (state, plugin);
+    CREATE INDEX job_runs_by_job ON job_runs (plugin, job, scheduled_ms);
 ",
 ];
 /// State in one SQLite database file.

@@ -126,6 +126,7 @@ impl LogSink for SqliteStore {
                 "SELECT time_ms, plugin, call_id, level, source, message FROM logs
                  WHERE (?1 IS NULL OR plugin = ?1) AND level >= ?2
                    AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR time_ms < ?4)
+                   AND (?6 IS NULL OR call_id = ?6)
                  ORDER BY id DESC LIMIT ?5",
             )
             .map_err(backend)?;
@@ -136,7 +137,8 @@ impl LogSink for SqliteStore {
                     query.level.map_or(0, LogLevel::rank),
                     query.since.map(to_millis),
                     query.until.map(to_millis),
-                    query.limit.clamp(1, MAX_QUERY_ROWS)
+                    query.limit.clamp(1, MAX_QUERY_ROWS),
+                    query.call
                 ],
                 |row| {
                     Ok((
