@@ -7,6 +7,7 @@
 //! the job's deadline; its outcome, duration and lag are recorded and counted.
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::capability::jobs::Schedule;
 use crate::capability::jobs::store::Claimable;
 use crate::capability::jobs::{
     Grant, Job, JobStore, LastRun, NewRun, Run, RunHandle, RunState, Trigger,
@@ -15,10 +16,11 @@ use crate::error::InvokeError;
 use crate::runtime::{Plugin, RunContext, next_call_id};
 use crate::server::AppState;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often the scheduler looks at its runs and the schedules.
+/// How often the scheduler looks at its runs (leases, cancels); it also wakes when a
+/// schedule may be due and when one of its runs ends.
 pub const TICK: Duration = Duration::from_millis(250);
 /// How long a claimed run is held without renewal before other hosts call it abandoned.
 pub const LEASE: Duration = Duration::from_secs(5);
@@ -52,6 +54,8 @@ pub struct Scheduler {
     host: String,
     active: Mutex<HashMap<String, Active>>,
     tracked: Mutex<HashMap<(String, String), Tracked>>,
+    /// Set (and signalled) to wake the loop before its tick: a run ended.
+    wake: (Mutex<bool>, Condvar),
 }
 
 impl Scheduler {
@@ -63,6 +67,7 @@ impl Scheduler {
             app,
             active: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
+            wake: (Mutex::new(false), Condvar::new()),
         });
         let looping = scheduler.clone();
         std::thread::Builder::new()
@@ -87,8 +92,33 @@ impl Scheduler {
             }
             self.schedule_due();
             self.claim_and_start();
-            std::thread::sleep(TICK.saturating_sub(started.elapsed()));
+            self.sleep(TICK.saturating_sub(started.elapsed()));
         }
+    }
+
+    /// Wait at most `most`, less if a schedule's next check falls earlier or a run ends.
+    fn sleep(&self, most: Duration) {
+        let earliest = self
+            .tracked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|t| t.next_check.saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(most);
+        let (woken, signal) = &self.wake;
+        let guard = woken.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut guard, _) = signal
+            .wait_timeout_while(guard, most.min(earliest), |woken| !*woken)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard = false;
+    }
+
+    /// Wake the loop now.
+    fn nudge(&self) {
+        let (woken, signal) = &self.wake;
+        *woken.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        signal.notify_one();
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
@@ -203,13 +233,13 @@ impl Scheduler {
 
     /// Queue every tick that is due, asking the store only about jobs that may be due.
     fn schedule_due(&self) {
-        let now = Instant::now();
         for (plugin, grant) in self.serving() {
             let sha256 = &plugin.admission().sha256;
             for (name, job) in &grant.jobs {
                 let key = (plugin.id().to_string(), name.clone());
                 let anchor_ms = {
                     let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = Instant::now();
                     match tracked.get(&key) {
                         Some(t) if t.sha256 == *sha256 && t.next_check > now => continue,
                         Some(t) if t.sha256 == *sha256 => t.anchor_ms,
@@ -243,7 +273,7 @@ impl Scheduler {
                         match job.schedule.next_after(last, anchor_ms, now_ms) {
                             Some(next) => {
                                 Duration::from_millis(u64::try_from(next - now_ms).unwrap_or(0))
-                                    .clamp(TICK, Duration::from_secs(30))
+                                    .clamp(Duration::from_millis(5), Duration::from_secs(30))
                             }
                             None => TICK,
                         }
@@ -407,6 +437,17 @@ impl Scheduler {
         if let Err(error) = self.store.prune(&run.plugin, &run.job, retention) {
             tracing::warn!("pruning the run history failed: {error}");
         }
+        // An `every` job is due one gap after this end: check then, not a tick later.
+        if let Schedule::Every(gap) = &job.schedule
+            && let Some(tracked) = self
+                .tracked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&(run.plugin.clone(), run.job.clone()))
+        {
+            tracked.next_check = Instant::now() + *gap;
+        }
+        self.nudge();
     }
 
     /// Queue a run of `plugin`'s job `job` now (an operator's "run now"), audited.

@@ -182,3 +182,29 @@ fn run_without_a_data_dir_still_reads_the_http_ca_bundle() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("extra CA bundle"), "{}", stderr(&out));
 }
+
+#[test]
+fn run_job_runs_a_granted_job_once_and_refuses_an_ungranted_one() {
+    let granted = capstan(&[
+        "run",
+        &wasm("scheduled"),
+        "--policy",
+        "policy/examples.toml",
+        "--job",
+        "pulse",
+    ]);
+    assert!(granted.status.success(), "{}", stderr(&granted));
+    let printed = stdout(&granted);
+    assert!(printed.contains("job pulse succeeded"), "{printed}");
+    assert!(
+        printed.contains("last progress: pulse for tick"),
+        "{printed}"
+    );
+    let denied = capstan(&["run", &wasm("scheduled"), "--job", "pulse"]);
+    assert_eq!(denied.status.code(), Some(3));
+    assert!(
+        stderr(&denied).contains("not granted jobs"),
+        "{}",
+        stderr(&denied)
+    );
+}

@@ -25,7 +25,17 @@ names = [\"api-token\"]
 ";
 
 fn installed(server: &Server, name: &str) {
-    let response = server.install(plugin(name));
+    let response = match name {
+        "hostile_workers" => {
+            let manifest = std::fs::read_to_string(format!(
+                "{}/../plugins/hostile/workers/capstan.toml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            server.install_with_manifest(plugin(name), &manifest)
+        }
+        _ => server.install(plugin(name)),
+    };
     assert_eq!(
         response.status(),
         201,

@@ -2,8 +2,9 @@
 
 use super::PluginArgs;
 use crate::capability::http::Outbound;
+use crate::capability::jobs::RunHandle;
 use crate::runtime::Request;
-use crate::runtime::{Caller, Plugin, Runtime, Services, next_call_id};
+use crate::runtime::{Caller, Plugin, RunContext, Runtime, Services, next_call_id};
 use crate::text::{escape, escape_block};
 use std::process::ExitCode;
 
@@ -21,6 +22,9 @@ pub struct Args {
     /// List the MCP tools the policy exposes.
     #[arg(long, group = "call")]
     list_tools: bool,
+    /// Run job NAME once, now, under its granted deadline.
+    #[arg(long, value_name = "NAME", group = "call")]
+    job: Option<String>,
     /// JSON arguments for `--tool`.
     #[arg(long, value_name = "JSON", default_value = "{}", requires = "tool")]
     args: String,
@@ -73,6 +77,32 @@ fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
         println!();
         let body = String::from_utf8_lossy(&response.body);
         println!("{}", escape_block(body.trim_end()));
+    } else if let Some(name) = &args.job {
+        let deadline = plugin
+            .admission()
+            .grants
+            .jobs
+            .granted()
+            .and_then(|grant| grant.jobs.get(name))
+            .map(|job| job.deadline)
+            .ok_or_else(|| crate::InvokeError::Denied {
+                plugin: plugin.id().to_string(),
+                capability: crate::capability::CapabilityId::Jobs,
+            })?;
+        let context = RunContext {
+            run_id: "local".into(),
+            scheduled_for: u64::try_from(crate::audit::to_millis(std::time::SystemTime::now()))
+                .unwrap_or(0),
+            attempt: 1,
+        };
+        let run = RunHandle::new();
+        match plugin.run_job(name, &context, run.clone(), deadline, next_call_id())? {
+            Ok(()) => println!("job {} succeeded", escape(name)),
+            Err(error) => println!("job error: {}", crate::wit_error::describe(&error)),
+        }
+        if let Some(Some(progress)) = run.take_beat() {
+            println!("last progress: {}", escape(&progress));
+        }
     } else if let Some(tool) = &args.tool {
         let caller = Caller {
             client_id: "cli".into(),

@@ -1,6 +1,7 @@
 //! Hostile jobs: `patient` works until asked to stop and then stops, `stubborn` ignores
 //! cancel (it keeps sleeping in short steps), `spin` loops in wasm forever, `noop` returns
-//! at once. The manifest a test installs decides their schedules.
+//! at once. It carries no manifest: the sidecar a test or bench installs it with decides
+//! its id and the jobs' schedules (capstan.toml beside it is the usual one).
 
 use capstan_guest::prelude::*;
 use std::hint::black_box;
@@ -39,4 +40,4 @@ impl Plugin for Workers {
     }
 }
 
-capstan_guest::export_plugin!(Workers);
+capstan_guest::export_plugin!(Workers, manifest = none, exports = [jobs]);
