@@ -223,6 +223,56 @@ fn the_jobs_api_refuses_unknown_jobs_ungranted_plugins_and_bad_filters() {
 }
 
 #[test]
+fn a_failed_run_is_retried_as_the_job_says_and_history_is_kept_to_the_retention() {
+    let (_keep, dir) = temp();
+    let policy = POLICY.replace(
+        "max_concurrent_runs = 4",
+        "max_concurrent_runs = 4\nretention = 3",
+    );
+    let server = start(&dir, &policy, &[]);
+    installed(&server, "hostile_workers");
+    let first = run_now(&server, "workers", "fail");
+    eventually(Duration::from_secs(10), "the retry ran", || {
+        runs(&server, "plugin=workers&job=fail&state=failed").len() == 2
+    });
+    let failed = runs(&server, "plugin=workers&job=fail");
+    let attempts: Vec<(i64, &str)> = failed
+        .iter()
+        .map(|r| {
+            (
+                r["attempt"].as_i64().unwrap(),
+                r["trigger"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [(2, "retry"), (1, "manual")],
+        "one retry, no more"
+    );
+    assert_eq!(failed[0]["scheduled_ms"], failed[1]["scheduled_ms"]);
+    assert!(failed[1]["id"] == first.as_str());
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("always fails")
+    );
+
+    for _ in 0..5 {
+        let id = run_now(&server, "workers", "noop");
+        eventually(Duration::from_secs(10), "the run ends", || {
+            state_of(&server, &id) == "succeeded"
+        });
+    }
+    assert_eq!(
+        runs(&server, "plugin=workers&job=noop").len(),
+        3,
+        "only the newest 3 runs are kept"
+    );
+}
+
+#[test]
 fn disabling_a_plugin_cancels_its_running_jobs() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
@@ -308,6 +358,20 @@ fn hooks_see_installs_settings_and_secret_names_and_a_failing_install_keeps_the_
     assert_eq!(server.install(variant(plugin("hooks"), "v2")).status(), 201);
     assert_eq!(state()["upgraded-from"], "0.1.0");
     assert_eq!(state()["installs"], "2");
+
+    assert_eq!(server.json(Method::DELETE, "/plugins/hooks").0, 204);
+    let (_, audit) = server.json(Method::GET, "/audit?plugin=hooks&kind=hook&limit=100");
+    let hooks: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(hooks.first(), Some(&"on-remove: ok"), "{hooks:?}");
+    assert!(
+        hooks.contains(&"on-install: failed: invalid input: refuse_install is set"),
+        "{hooks:?}"
+    );
 }
 
 /// Drops the test's schema when the test ends.

@@ -1,6 +1,6 @@
 //! Hostile jobs: `patient` works until asked to stop and then stops, `stubborn` ignores
 //! cancel (it keeps sleeping in short steps), `spin` loops in wasm forever, `noop` returns
-//! at once. It carries no manifest: the sidecar a test or bench installs it with decides
+//! at once, `fail` fails. It carries no manifest: the sidecar a test or bench installs it with decides
 //! its id and the jobs' schedules (capstan.toml beside it is the usual one).
 
 use capstan_guest::prelude::*;
@@ -35,6 +35,7 @@ impl Plugin for Workers {
                 }
             }
             "noop" => Ok(()),
+            "fail" => Err(Error::Internal("this job always fails".into())),
             _ => Err(Error::NotFound),
         }
     }
