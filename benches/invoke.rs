@@ -1,12 +1,16 @@
-//! Invocation cost: a fresh-instance call of `hello`, and the cost of one kv host call on
-//! each backend, derived from a request making N kv calls against a no-op request of the
-//! same plugin measured in the same run (per call = (kv-N − noop) / N).
+//! Invocation cost: a fresh-instance call of `hello`, and the cost of one kv host call and
+//! of one SQL point query or upsert on each backend, derived from a request making N such
+//! calls against a no-op request of the same plugin measured in the same run (per call =
+//! (op-N − noop) / N).
 //!
 //! Run: `scripts/build-plugins && cargo bench --bench invoke`. PostgreSQL is included when
 //! CAPSTAN_TEST_DATABASE_URL is set (the bench uses, then drops, its own schema).
 
+use capstan_host::capability::sql::SqlEngine;
 use capstan_host::runtime::Request;
-use capstan_host::storage::{MemoryKv, PostgresStore, SqliteStore, StateStore};
+use capstan_host::storage::{
+    MemoryKv, PostgresSql, PostgresStore, SqliteSql, SqliteStore, StateStore,
+};
 use capstan_host::{Plugin, Policy, Runtime, Services};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -37,14 +41,30 @@ fn get(path: &str, query: &str) -> Request {
 
 fn load(state: Arc<dyn StateStore>, name: &str) -> (Runtime, Plugin) {
     let (services, _audit, _logs) = Services::in_memory();
-    let runtime = Runtime::new(Services { state, ..services }).expect("runtime");
+    load_with(Services { state, ..services }, name)
+}
+
+/// `name` loaded over `services`, its SQL migrations applied.
+fn load_with(services: Services, name: &str) -> (Runtime, Plugin) {
+    let runtime = Runtime::new(services).expect("runtime");
     let policy = Policy::parse(
-        "[defaults.capabilities.routes]\n[defaults.capabilities.kv]\n[defaults.log]\nlevel = \"error\"\n",
+        "[defaults.capabilities.routes]\n[defaults.capabilities.kv]\n\
+         [defaults.capabilities.sql]\n[defaults.log]\nlevel = \"error\"\n",
     )
     .expect("policy");
     let plugin = runtime
         .load(&plugin_bytes(name), None, &policy)
         .expect("load");
+    let admission = plugin.admission();
+    if let Some(request) = &admission.manifest.capabilities.sql {
+        capstan_host::capability::sql::migrate(
+            &*runtime.services().sql,
+            plugin.id(),
+            request,
+            &admission.grants.sql,
+        )
+        .expect("migrations");
+    }
     (runtime, plugin)
 }
 
@@ -63,25 +83,61 @@ fn fresh_instance(c: &mut Criterion) {
     group.finish();
 }
 
+/// A state backend and the operations measured on it.
+struct Backend {
+    name: &'static str,
+    state: Arc<dyn StateStore>,
+    sql: Arc<dyn SqlEngine>,
+    ops: &'static [&'static str],
+}
+
 fn kv_backends(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut backends: Vec<(&str, Arc<dyn StateStore>)> = vec![
-        ("memory", Arc::new(MemoryKv::default())),
-        (
-            "sqlite",
-            Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("sqlite")),
-        ),
+    let (services, _audit, _logs) = Services::in_memory();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("sqlite"));
+    let mut backends = vec![
+        Backend {
+            name: "memory",
+            state: Arc::new(MemoryKv::default()),
+            sql: services.sql.clone(),
+            ops: &["kv-get", "kv-set"],
+        },
+        Backend {
+            name: "sqlite",
+            state: sqlite,
+            sql: Arc::new(SqliteSql::open(&dir.path().join("sql")).expect("sqlite sql")),
+            ops: &["kv-get", "kv-set", "sql-get", "sql-set"],
+        },
     ];
     let schema = format!("capstan_bench_{}", std::process::id());
     let postgres = std::env::var("CAPSTAN_TEST_DATABASE_URL")
         .ok()
         .map(|url| Arc::new(PostgresStore::connect(&url, Some(&schema)).expect("postgres")));
     if let Some(store) = &postgres {
-        backends.push(("postgres", store.clone()));
+        let sql = PostgresSql::new(store.clone(), services.secrets.clone());
+        backends.push(Backend {
+            name: "postgres",
+            state: store.clone(),
+            sql: Arc::new(sql),
+            ops: &["kv-get", "kv-set", "sql-get", "sql-set"],
+        });
     }
-    for (name, kv) in backends {
-        let (_runtime, bench) = load(kv, "bench");
-        let mut group = c.benchmark_group(format!("kv {name}"));
+    for Backend {
+        name,
+        state,
+        sql,
+        ops,
+    } in backends
+    {
+        let (_runtime, bench) = load_with(
+            Services {
+                state,
+                sql,
+                ..services.clone()
+            },
+            "bench",
+        );
+        let mut group = c.benchmark_group(format!("store {name}"));
         group
             .sample_size(20)
             .measurement_time(Duration::from_secs(4));
@@ -89,7 +145,7 @@ fn kv_backends(c: &mut Criterion) {
         group.bench_function("noop (baseline)", |b| {
             b.iter(|| black_box(bench.handle(&noop).unwrap()))
         });
-        for op in ["kv-get", "kv-set"] {
+        for &op in ops {
             let request = get(&format!("/{op}"), &format!("n={KV_CALLS}"));
             group.bench_function(format!("{op} x{KV_CALLS}"), |b| {
                 b.iter(|| black_box(bench.handle(&request).unwrap()))

@@ -143,8 +143,19 @@ fn a_secret_value_never_leaks_into_logs_audit_errors_listings_or_the_database() 
     assert!(leaks.is_empty(), "secret value leaked: {leaks:?}");
 
     drop((snoop, other, runtime, services));
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.path().to_path_buf()];
+    while let Some(next) = dirs.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for path in files {
         let bytes = std::fs::read(&path).unwrap();
         let hits = bytes
             .windows(VALUE.len())

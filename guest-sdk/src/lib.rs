@@ -39,6 +39,7 @@ pub mod mcp;
 mod plugin;
 pub mod route;
 pub mod secrets;
+pub mod sql;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
@@ -54,7 +55,7 @@ pub mod prelude {
     pub use crate::job::RunContext;
     pub use crate::mcp::{CallContext, Tool};
     pub use crate::route::{Request, Response};
-    pub use crate::{Error, Plugin, config, http, job, kv, log, secrets};
+    pub use crate::{Error, Plugin, config, http, job, kv, log, secrets, sql};
     pub use serde_json::{Value, json};
 }
 

@@ -2,6 +2,7 @@
 
 use crate::capability::CapabilityId;
 use crate::capability::mcp::ToolProblem;
+use crate::capability::sql::MigrationError;
 use crate::manifest::ManifestError;
 
 /// Why an install was refused. Nothing is changed by a refused install.
@@ -78,6 +79,15 @@ pub enum InstallError {
     ToolDiscovery(String),
     #[error("its {hook} hook failed: {why}; the version serving now keeps serving")]
     HookFailed { hook: &'static str, why: String },
+    #[error(
+        "the plugin speaks {wanted} SQL and this host's databases are {host}: install it on a host of that kind, or build it with dialect = \"portable\""
+    )]
+    DialectUnavailable {
+        wanted: &'static str,
+        host: &'static str,
+    },
+    #[error("{0}; the version serving now keeps serving and its database is unchanged")]
+    Migration(#[from] MigrationError),
 }
 
 impl InstallError {
@@ -111,6 +121,9 @@ impl InstallError {
             InstallError::ToolCollision { .. } => "tool-collision",
             InstallError::ToolDiscovery(_) => "tools-failed",
             InstallError::HookFailed { .. } => "hook-failed",
+            InstallError::DialectUnavailable { .. } => "dialect-unavailable",
+            InstallError::Migration(MigrationError::Edited { .. }) => "migration-edited",
+            InstallError::Migration(_) => "migration-failed",
         }
     }
 }

@@ -12,8 +12,9 @@ use std::sync::LazyLock;
 static ID_PATTERN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new("^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
 
-/// Largest manifest accepted, embedded or sidecar.
-pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
+/// Largest manifest accepted, embedded or sidecar (it carries the plugin's SQL
+/// migrations).
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 
 /// A parsed and validated manifest.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

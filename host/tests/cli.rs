@@ -208,3 +208,17 @@ fn run_job_runs_a_granted_job_once_and_refuses_an_ungranted_one() {
         stderr(&denied)
     );
 }
+
+#[test]
+fn run_applies_a_plugins_migrations_before_the_call() {
+    let out = capstan(&[
+        "run",
+        &wasm("notes"),
+        "--policy",
+        "policy/examples.toml",
+        "--get",
+        "/notes",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("HTTP 200"), "{}", stdout(&out));
+}

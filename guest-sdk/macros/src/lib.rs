@@ -60,12 +60,20 @@ fn expand(input: Tokens) -> Result<Tokens, String> {
                 Some(listed) => listed,
                 None => declared_services(&text, &path)?,
             };
-            let path = path.display().to_string();
+            let (embedded, sources) = with_migrations(&text, &path)?;
+            let bytes = proc_macro2::Literal::byte_string(embedded.as_bytes());
+            let length = embedded.len();
+            let tracked = sources.iter().map(|source| {
+                let source = source.display().to_string();
+                quote! { const _: &[u8] = include_bytes!(#source); }
+            });
             let embed = quote! {
+                // Rebuild when the manifest or a migration changes.
+                #(#tracked)*
                 #[cfg(target_arch = "wasm32")]
                 #[used]
                 #[unsafe(link_section = "capstan-manifest")]
-                static __CAPSTAN_MANIFEST: [u8; include_bytes!(#path).len()] = *include_bytes!(#path);
+                static __CAPSTAN_MANIFEST: [u8; #length] = *#bytes;
             };
             (declared, embed)
         }
@@ -158,6 +166,49 @@ fn manifest_path(relative: &str) -> Result<PathBuf, String> {
     let root = std::env::var("CARGO_MANIFEST_DIR")
         .map_err(|_| "export_plugin!: CARGO_MANIFEST_DIR is not set (build with cargo)")?;
     Ok(PathBuf::from(root).join(relative))
+}
+
+/// The manifest to embed: `text`, plus the crate's `migrations/*.sql` (beside the
+/// manifest) as `[capabilities.sql.migrations]` when it declares `[capabilities.sql]` and
+/// lists none itself; and every file it was made from.
+fn with_migrations(text: &str, path: &std::path::Path) -> Result<(String, Vec<PathBuf>), String> {
+    let manifest: toml::Table = toml::from_str(text)
+        .map_err(|e| format!("export_plugin!: {} is not valid TOML: {e}", path.display()))?;
+    let sql = manifest
+        .get("capabilities")
+        .and_then(|c| c.get("sql"))
+        .and_then(toml::Value::as_table);
+    let mut sources = vec![path.to_path_buf()];
+    if sql.is_none_or(|sql| sql.contains_key("migrations")) {
+        return Ok((text.to_string(), sources));
+    }
+    let dir = path.with_file_name("migrations");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok((text.to_string(), sources));
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|file| file.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    let mut migrations = toml::Table::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sql = std::fs::read_to_string(file)
+            .map_err(|e| format!("export_plugin!: cannot read {}: {e}", file.display()))?;
+        migrations.insert(name, toml::Value::String(sql));
+    }
+    sources.extend(files);
+    let rendered = toml::to_string(&migrations)
+        .map_err(|e| format!("export_plugin!: cannot embed the migrations: {e}"))?;
+    Ok((
+        format!("{text}\n[capabilities.sql.migrations]\n{rendered}"),
+        sources,
+    ))
 }
 
 /// The services `[capabilities]` of manifest `text` declares, in registry order.

@@ -19,6 +19,9 @@ pub(crate) struct Declared {
     pub max_bytes: u64,
     config: bool,
     jobs: bool,
+    sql: bool,
+    /// The SQL migrations, in name order.
+    pub migrations: Vec<(String, String)>,
     /// Each settings property's `default`.
     pub config_defaults: serde_json::Map<String, serde_json::Value>,
 }
@@ -46,6 +49,8 @@ impl Declared {
             max_bytes: DEFAULT_MAX_BYTES,
             config: true,
             jobs: true,
+            sql: true,
+            migrations: Vec::new(),
             config_defaults: Default::default(),
         }
     }
@@ -80,6 +85,8 @@ impl Declared {
         let secrets = table("secrets");
         let config = table("config");
         let jobs = table("jobs");
+        let sql = table("sql");
+        let migrations = migrations_of(sql.as_ref());
         let config_defaults = config
             .as_ref()
             .and_then(|t| t.get("schema"))
@@ -116,6 +123,8 @@ impl Declared {
             secrets_table: secrets.is_some(),
             config: config.is_some(),
             jobs: jobs.is_some(),
+            sql: sql.is_some(),
+            migrations,
             config_defaults,
         }
     }
@@ -127,6 +136,7 @@ impl Declared {
             Capability::Secrets => self.secrets_table,
             Capability::Config => self.config,
             Capability::Jobs => self.jobs,
+            Capability::Sql => self.sql,
         }
     }
 
@@ -160,4 +170,37 @@ impl Declared {
             p_scheme == scheme && host_ok && port_ok
         })
     }
+}
+
+/// The migrations a plugin carries: `[capabilities.sql.migrations]` if the manifest has
+/// them, else the crate's `migrations/*.sql` (what the export macro embeds), by name.
+fn migrations_of(sql: Option<&toml::Table>) -> Vec<(String, String)> {
+    let inline = sql
+        .and_then(|t| t.get("migrations"))
+        .and_then(toml::Value::as_table)
+        .map(|t| {
+            t.iter()
+                .filter_map(|(name, text)| Some((name.clone(), text.as_str()?.to_string())))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if !inline.is_empty() || sql.is_none() {
+        return inline;
+    }
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .map(|dir| std::path::Path::new(&dir).join("migrations"))
+        .ok();
+    let mut files: Vec<(String, String)> = dir
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "sql"))
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            Some((name, std::fs::read_to_string(entry.path()).ok()?))
+        })
+        .collect();
+    files.sort();
+    files
 }

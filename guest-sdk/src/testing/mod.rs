@@ -21,6 +21,7 @@
 
 pub mod kv;
 mod manifest;
+pub(crate) mod sql;
 
 use crate::Error;
 use crate::http::{Request as HttpRequest, Response as HttpResponse};
@@ -37,6 +38,7 @@ pub enum Capability {
     Secrets,
     Config,
     Jobs,
+    Sql,
 }
 
 impl Capability {
@@ -47,6 +49,7 @@ impl Capability {
             Capability::Secrets => "secrets",
             Capability::Config => "config",
             Capability::Jobs => "jobs",
+            Capability::Sql => "sql",
         }
     }
 }
@@ -94,9 +97,11 @@ impl State {
     }
 }
 
-/// Forget every key, secret, canned response, recorded request, log line and withholding.
+/// Forget every key, secret, canned response, recorded request, log line, withholding and
+/// SQL table.
 pub fn reset() {
     with(|s| *s = State::default());
+    sql::reset();
 }
 
 /// Answer as if the operator's policy withheld `capability`: every call is `denied`.

@@ -21,6 +21,7 @@ macro_rules! for_each_capability {
                 Secrets: secrets => secrets::Secrets,
                 Config: config => config::Config,
                 Jobs: jobs => jobs::Jobs,
+                Sql: sql => sql::Sql,
             }
             exports {
                 Mcp: mcp => mcp::Mcp,
@@ -43,6 +44,7 @@ pub mod mcp;
 pub mod routes;
 mod scope;
 pub mod secrets;
+pub mod sql;
 pub mod wasi;
 
 pub use decision::{Decision, Verdict};

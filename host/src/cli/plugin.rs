@@ -60,9 +60,12 @@ pub enum Command {
     /// Show or set a plugin's settings (`config`).
     #[command(subcommand)]
     Config(super::config::Command),
-    /// Uninstall a plugin and all its versions (its kv data and secrets are kept).
+    /// Uninstall a plugin and all its versions (its data is kept unless --purge).
     Remove {
         id: String,
+        /// Also delete its SQL database, kv data, secrets and settings.
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -129,10 +132,19 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Command::Remove { id, remote } => {
+        Command::Remove { id, purge, remote } => {
             let client = Client::new(&remote)?;
-            client.send(client.request(Method::DELETE, &format!("/plugins/{id}")))?;
-            println!("removed {id}");
+            let request = client.request(Method::DELETE, &format!("/plugins/{id}"));
+            let request = if purge {
+                request.query(&[("purge", "true")])
+            } else {
+                request
+            };
+            client.send(request)?;
+            println!(
+                "removed {id}{}",
+                if purge { " and purged its data" } else { "" }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -50,6 +50,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let admission = plugin.admission();
+    if let Some(request) = &admission.manifest.capabilities.sql
+        && let Err(error) = crate::capability::sql::migrate(
+            &*runtime.services().sql,
+            plugin.id(),
+            request,
+            &admission.grants.sql,
+        )
+    {
+        eprintln!("refused (migration): {error}");
+        return Ok(ExitCode::from(2));
+    }
     for _ in 0..args.repeat.max(1) {
         if let Err(error) = call_once(&plugin, &args) {
             eprintln!("call failed ({}): {error}", error.code());

@@ -6,14 +6,17 @@ use crate::audit::AuditSink;
 use crate::batched::Batched;
 use crate::capability::http::Outbound;
 use crate::capability::log::LogSink;
+use crate::capability::sql::SqlEngine;
 use crate::runtime::Services;
 use crate::secrets::{Keyring, SecretStore, Secrets};
-use crate::storage::{HostStore, PostgresStore, SqliteStore, StateStore};
+use crate::storage::{HostStore, PostgresSql, PostgresStore, SqliteSql, SqliteStore, StateStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "capstan.db";
+/// Directory of the plugins' own SQLite databases inside the data directory.
+pub const SQL_DIR: &str = "sql";
 
 /// Where the host keeps its state.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,29 +56,44 @@ pub fn open_with_store(
                 PostgresStore::connect(url, schema)
                     .map_err(|e| anyhow::anyhow!("opening PostgreSQL state: {e}"))?,
             );
-            Ok((services_over(store.clone(), dir)?, store))
+            let services = services_over(store.clone(), dir, |secrets| {
+                Ok(Arc::new(PostgresSql::new(store.clone(), secrets.clone())))
+            })?;
+            Ok((services, store))
         }
         None => {
             let store = Arc::new(
                 SqliteStore::open(&dir.join(DATABASE_FILE))
                     .map_err(|e| anyhow::anyhow!("opening state: {e}"))?,
             );
-            Ok((services_over(store.clone(), dir)?, store))
+            let services = services_over(store.clone(), dir, |_| {
+                let engine = SqliteSql::open(&dir.join(SQL_DIR))
+                    .map_err(|e| anyhow::anyhow!("opening plugin databases: {e}"))?;
+                Ok(Arc::new(engine))
+            })?;
+            Ok((services, store))
         }
     }
 }
 
-/// Services keeping everything in `store`, with the master key from `dir` or the env.
+/// Services keeping everything in `store`, with the master key from `dir` or the env and
+/// the plugins' SQL databases from `sql` (given the secrets, which seal their passwords).
 /// Audit records and log lines are written in batches by background threads.
-fn services_over<S>(store: Arc<S>, dir: &Path) -> anyhow::Result<Services>
+fn services_over<S>(
+    store: Arc<S>,
+    dir: &Path,
+    sql: impl FnOnce(&Secrets) -> anyhow::Result<Arc<dyn SqlEngine>>,
+) -> anyhow::Result<Services>
 where
     S: StateStore + SecretStore + AuditSink + LogSink + 'static,
 {
     let keyring = Keyring::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secrets = Secrets::new(store.clone(), keyring);
     Ok(Services {
         state: store.clone(),
         outbound: Arc::new(Outbound::from_env()?),
-        secrets: Secrets::new(store.clone(), keyring),
+        sql: sql(&secrets)?,
+        secrets,
         audit: Arc::new(Batched::new(store.clone() as Arc<dyn AuditSink>)?),
         logs: Arc::new(Batched::new(store as Arc<dyn LogSink>)?),
     })

@@ -260,6 +260,27 @@ impl Registry {
         Ok(())
     }
 
+    /// Apply `plugin`'s SQL migrations (if it has a database), recorded; a failure
+    /// leaves the database as it was.
+    fn migrate(&self, plugin: &Plugin) -> Result<(), InstallError> {
+        let admission = plugin.admission();
+        let Some(request) = &admission.manifest.capabilities.sql else {
+            return Ok(());
+        };
+        let engine = &*self.runtime.services().sql;
+        crate::capability::sql::migrate(engine, plugin.id(), request, &admission.grants.sql)?;
+        Ok(())
+    }
+
+    /// The SQL migrations applied to plugin `id`'s database.
+    pub fn migrations(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crate::capability::sql::Applied>, RegistryError> {
+        self.loaded(id)?;
+        Ok(self.runtime.services().sql.applied(id)?)
+    }
+
     /// Announce a change of the live set to whoever watches it (the MCP gateway).
     fn announce(&self) {
         self.generation.send_modify(|generation| *generation += 1);
@@ -528,6 +549,7 @@ impl Registry {
             .loaded(&id)
             .ok()
             .map(|plugin| plugin.admission().manifest.version.clone());
+        self.migrate(&prepared.0.plugin)?;
         self.hook(&prepared.0.plugin, &Hook::Install { previous })
             .map_err(|why| InstallError::HookFailed {
                 hook: "on-install",
@@ -625,9 +647,10 @@ impl Registry {
         self.info(id)
     }
 
-    /// Uninstall `id` and all its versions (its kv data and secrets are kept), after its
-    /// `on-remove` hook (best effort: a failure is audited and the removal goes on).
-    pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
+    /// Uninstall `id` and all its versions, after its `on-remove` hook (best effort: a
+    /// failure is audited and the removal goes on). Its data (SQL database, kv, secrets,
+    /// settings) is kept unless `purge`.
+    pub fn remove(&self, id: &str, purge: bool) -> Result<(), RegistryError> {
         if let Ok(plugin) = self.loaded(id) {
             let _ = self.hook(&plugin, &Hook::Remove);
         }
@@ -638,6 +661,35 @@ impl Registry {
         self.write_live().remove(id);
         self.announce();
         self.audit(id, "removed".to_string());
+        if purge {
+            self.purge(id)?;
+        }
+        Ok(())
+    }
+
+    /// Delete everything plugin `id` kept: its SQL database, kv, secrets and settings.
+    fn purge(&self, id: &str) -> Result<(), RegistryError> {
+        let services = self.runtime.services();
+        services.sql.purge(id)?;
+        let keys = crate::capability::kv::purge(&*services.state, id)?;
+        let names = services
+            .secrets
+            .list(Some(id))
+            .map_err(|e| crate::storage::StoreError::Backend(e.to_string()))?;
+        for (_, name) in &names {
+            services
+                .secrets
+                .remove(id, name)
+                .map_err(|e| crate::storage::StoreError::Backend(e.to_string()))?;
+        }
+        services.state.set_config(id, &serde_json::Map::new())?;
+        self.audit(
+            id,
+            format!(
+                "purged: its SQL database, {keys} kv keys, {} secrets and its settings",
+                names.len()
+            ),
+        );
         Ok(())
     }
 

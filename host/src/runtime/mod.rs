@@ -41,6 +41,8 @@ pub struct Services {
     pub secrets: Secrets,
     pub audit: Arc<dyn AuditSink>,
     pub logs: Arc<dyn LogSink>,
+    /// Every plugin's own SQL database.
+    pub sql: Arc<dyn crate::capability::sql::SqlEngine>,
 }
 
 impl Services {
@@ -64,6 +66,9 @@ impl Services {
             secrets: Secrets::new(store, Keyring::single(MasterKey::generate().0)),
             audit: audit.clone(),
             logs: logs.clone(),
+            sql: Arc::new(
+                crate::storage::SqliteSql::temporary().expect("a temporary SQL directory"),
+            ),
         };
         (services, audit, logs)
     }
@@ -171,6 +176,15 @@ impl Runtime {
     }
 
     fn link(&self, bytes: &[u8], admission: Admission) -> Result<Plugin, InstallError> {
+        if let Some(request) = &admission.manifest.capabilities.sql {
+            let host = self.services.sql.dialect();
+            if !request.dialect.runs_on(host) {
+                return Err(InstallError::DialectUnavailable {
+                    wanted: request.dialect.as_str(),
+                    host: host.as_str(),
+                });
+            }
+        }
         let compile = || {
             self.compiler
                 .precompile(&self.compiles, &self.engine, bytes)

@@ -8,6 +8,7 @@ use crate::capability::jobs::JobHost;
 use crate::capability::kv::KvHost;
 use crate::capability::log::LogHost;
 use crate::capability::secrets::SecretsHost;
+use crate::capability::sql::SqlHost;
 use crate::capability::wasi::BoundedClock;
 use crate::capability::{CallScope, CallViews, Decision};
 use wasmtime_wasi::clocks::WasiClocksCtxView;
@@ -64,6 +65,14 @@ impl CallViews for CallState {
     fn jobs(&mut self) -> JobHost<'_> {
         JobHost {
             run: self.run.as_deref(),
+        }
+    }
+
+    fn sql(&mut self) -> SqlHost<'_> {
+        SqlHost {
+            scope: CallState::scope_of(&self.plugin, &self.call_id, self.deadline),
+            grant: granted(&self.plugin.grants.sql),
+            engine: &*self.plugin.services.sql,
         }
     }
 

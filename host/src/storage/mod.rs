@@ -10,8 +10,8 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use memory::MemoryKv;
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use postgres::{PostgresSql, PostgresStore};
+pub use sqlite::{SqliteSql, SqliteStore};
 
 use crate::capability::config::ConfigStore;
 use crate::capability::kv::KvStore;

@@ -1,5 +1,6 @@
 //! Benchmark target: `/noop`, `/kv-get?n=N` and `/kv-set?n=N` (N host calls per request),
-//! and the tool `noop`, the MCP twin of `/noop`.
+//! `/sql-get?n=N` and `/sql-set?n=N` (a point query and an upsert), and the tool `noop`, the
+//! MCP twin of `/noop`.
 
 use capstan_guest::prelude::*;
 
@@ -18,6 +19,17 @@ impl Plugin for Bench {
         match request.path.as_str() {
             "/kv-get" => (0..n).try_for_each(|_| kv::get("bench-key").map(drop))?,
             "/kv-set" => (0..n).try_for_each(|i| kv::set("bench-key", &i.to_le_bytes()))?,
+            "/sql-get" => (0..n).try_for_each(|_| {
+                sql::query("SELECT v FROM pairs WHERE k = ?", &["bench-key".into()]).map(drop)
+            })?,
+            "/sql-set" => (0..n).try_for_each(|i| {
+                sql::execute(
+                    "INSERT INTO pairs (k, v) VALUES (?, ?) \
+                     ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                    &["bench-key".into(), i.to_string().into()],
+                )
+                .map(drop)
+            })?,
             _ => {}
         }
         Ok(Response::text(200, "done"))

@@ -125,6 +125,23 @@ impl HasData for Kv {
     type Data<'a> = KvHost<'a>;
 }
 
+/// Delete every key of `namespace` (a plugin removed with `purge`); returns how many.
+pub fn purge(store: &dyn KvStore, namespace: &str) -> Result<u64, crate::storage::StoreError> {
+    let deadline = || super::Deadline::after(std::time::Duration::from_secs(30));
+    let mut removed = 0;
+    loop {
+        let page = store.list_keys(namespace, "", None, MAX_PAGE, deadline())?;
+        if page.keys.is_empty() {
+            return Ok(removed);
+        }
+        for key in &page.keys {
+            if store.delete(namespace, key, deadline())? {
+                removed += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,7 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/plugins/{id}/enable", post(enable))
         .route("/plugins/{id}/disable", post(disable))
         .route("/plugins/{id}/versions", get(versions))
+        .route("/plugins/{id}/sql/migrations", get(migrations))
         .route("/plugins/{id}/rollback", post(rollback))
         .route("/plugins/{id}/config", get(get_config).put(put_config))
         .route("/policy", get(get_policy).put(put_policy))

@@ -85,6 +85,19 @@ pub async fn disable(
     Ok(Json(info))
 }
 
+/// `GET /admin/v1/plugins/{id}/sql/migrations`.
+#[utoipa::path(get, path = "/admin/v1/plugins/{id}/sql/migrations", tag = "plugins", params(PluginId),
+    responses(
+        (status = 200, description = "The SQL migrations applied to the plugin's database, in order", body = Vec<crate::capability::sql::Applied>),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
+pub async fn migrations(
+    State(state): State<Arc<AppState>>,
+    Path(PluginId { id }): Path<PluginId>,
+) -> Result<Json<Vec<crate::capability::sql::Applied>>, ApiError> {
+    Ok(Json(on_registry(&state, move |r| r.migrations(&id)).await?))
+}
+
 /// `GET /admin/v1/plugins/{id}/versions`.
 #[utoipa::path(get, path = "/admin/v1/plugins/{id}/versions", tag = "plugins", params(PluginId),
     responses(
@@ -213,18 +226,30 @@ pub async fn rollback(
     Ok(Json(info))
 }
 
-/// `DELETE /admin/v1/plugins/{id}`.
-#[utoipa::path(delete, path = "/admin/v1/plugins/{id}", tag = "plugins", params(PluginId),
+/// Query of a removal.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveQuery {
+    /// Also delete what the plugin kept: its SQL database, kv, secrets and settings.
+    pub purge: Option<bool>,
+}
+
+/// `DELETE /admin/v1/plugins/{id}[?purge=true]`.
+#[utoipa::path(delete, path = "/admin/v1/plugins/{id}", tag = "plugins", params(PluginId, RemoveQuery),
     responses(
-        (status = 204, description = "Removed with all its versions (kv data and secrets are kept)"),
+        (status = 204, description = "Removed with all its versions (its data is kept unless purge)"),
+        (status = 400, description = "Invalid query", body = ErrorBody),
         (status = 404, description = "No such plugin", body = ErrorBody),
     ))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     Path(PluginId { id }): Path<PluginId>,
+    super::ApiQuery(query): super::ApiQuery<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     let removed = id.clone();
-    on_registry(&state, move |r| r.remove(&removed)).await?;
+    let purge = query.purge.unwrap_or(false);
+    on_registry(&state, move |r| r.remove(&removed, purge)).await?;
     super::plugin_changed(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

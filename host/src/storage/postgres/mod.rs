@@ -9,6 +9,9 @@ mod mcp;
 mod plugins;
 mod records;
 mod secrets;
+mod sql;
+
+pub use sql::PostgresSql;
 
 use super::StoreError;
 use crate::capability::Deadline;
@@ -103,6 +106,19 @@ const MIGRATIONS: &[&str] = &[
     );
 "#,
     r#"
+    CREATE TABLE sql_databases (
+        plugin TEXT PRIMARY KEY,
+        schema_name TEXT NOT NULL,
+        role_name TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE sql_migrations (
+        plugin TEXT NOT NULL,
+        name TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        applied_ms BIGINT NOT NULL,
+        PRIMARY KEY (plugin, name)
+    );
     CREATE TABLE job_runs (
         id TEXT PRIMARY KEY,
         plugin TEXT NOT NULL,
@@ -142,6 +158,8 @@ pub struct PostgresStore {
     channel: String,
     /// Random id of this store, sent with each notification so it can ignore its own.
     origin: String,
+    /// The schema Capstan's tables are in, if one was named.
+    schema: Option<String>,
     /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -194,6 +212,7 @@ impl PostgresStore {
             config,
             channel,
             origin: crate::secrets::random_hex(8),
+            schema: schema.map(str::to_string),
             runtime: Some(runtime),
         };
         store.block_on(async {
@@ -209,10 +228,27 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Drop `schema` and everything in it (test clean-up).
+    /// Drop `schema` and everything in it, with the plugin databases (schemas and roles)
+    /// it made (test clean-up).
     pub fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
+            let made = client
+                .query(
+                    &format!("SELECT role_name FROM {schema}.sql_databases"),
+                    &[],
+                )
+                .await
+                .unwrap_or_default();
+            for row in made {
+                let name: String = row.get(0);
+                client
+                    .batch_execute(&format!(
+                        "DROP SCHEMA IF EXISTS {name} CASCADE; DROP ROLE IF EXISTS {name};"
+                    ))
+                    .await
+                    .map_err(backend)?;
+            }
             client
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 .await
@@ -236,22 +272,40 @@ impl PostgresStore {
         deadline: Deadline,
         work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        self.block_on(async {
-            let mut client = tokio::time::timeout(deadline.remaining(), self.pool.get())
-                .await
-                .map_err(|_| StoreError::DeadlinePassed)?
-                .map_err(backend)?;
-            let cancel = client.cancel_token();
-            let outcome = tokio::time::timeout(deadline.remaining(), work(&mut client)).await;
-            match outcome {
-                Ok(result) => result,
-                Err(_) => {
-                    let _ = tokio::time::timeout(CANCEL_WAIT, cancel.cancel_query(NoTls)).await;
-                    drop(deadpool_postgres::Object::take(client));
-                    Err(StoreError::DeadlinePassed)
-                }
-            }
-        })
+        self.block_on(bounded(
+            &self.pool,
+            deadline,
+            || StoreError::DeadlinePassed,
+            backend,
+            work,
+        ))
+    }
+}
+
+/// Run `work` on a connection from `pool`, giving up at `deadline`: waiting for a
+/// connection, for a lock or for a slow statement (`timed_out` then). A statement cut
+/// short is cancelled on the server and its connection closed, never returned to the pool
+/// mid-query; `unavailable` says why no connection could be had.
+pub(super) async fn bounded<R, E>(
+    pool: &Pool,
+    deadline: Deadline,
+    timed_out: impl Fn() -> E,
+    unavailable: impl Fn(deadpool_postgres::PoolError) -> E,
+    work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<R, E>,
+) -> Result<R, E> {
+    let mut client = tokio::time::timeout(deadline.remaining(), pool.get())
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(unavailable)?;
+    let cancel = client.cancel_token();
+    let outcome = tokio::time::timeout(deadline.remaining(), work(&mut client)).await;
+    match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            let _ = tokio::time::timeout(CANCEL_WAIT, cancel.cancel_query(NoTls)).await;
+            drop(deadpool_postgres::Object::take(client));
+            Err(timed_out())
+        }
     }
 }
 

@@ -8,6 +8,9 @@ mod mcp;
 mod plugins;
 mod records;
 mod secrets;
+mod sql;
+
+pub use sql::SqliteSql;
 
 use super::StoreError;
 use crate::capability::Deadline;
