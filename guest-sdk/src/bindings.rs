@@ -44,6 +44,29 @@ pub mod hooks {
     });
 }
 
+/// The `subscriber` export (`[capabilities.events] subscribe`).
+pub mod subscribers {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "subscribers",
+        pub_export_macro: true,
+        export_macro_name: "__export_subscribers",
+        default_bindings_module: "capstan_guest::bindings::subscribers",
+    });
+}
+
+/// The `claim` export (`[capabilities.events] claims`).
+pub mod claims {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "claims",
+        pub_export_macro: true,
+        export_macro_name: "__export_claims",
+        default_bindings_module: "capstan_guest::bindings::claims",
+        with: { "capstan:plugin/types@0.2.0": crate::bindings::capstan::plugin::types },
+    });
+}
+
 /// The `mcp` export (`[capabilities.mcp]`).
 pub mod tools {
     wit_bindgen::generate!({

@@ -31,6 +31,7 @@
 pub mod bindings;
 pub mod config;
 mod error;
+pub mod events;
 pub mod http;
 pub mod job;
 pub mod kv;
@@ -52,10 +53,11 @@ pub use capstan_guest_macros::plugin_exports as __plugin_exports;
 
 /// The names a plugin usually needs: `use capstan_guest::prelude::*;`.
 pub mod prelude {
+    pub use crate::events::{DeliveryError, Event};
     pub use crate::job::RunContext;
     pub use crate::mcp::{CallContext, Tool};
     pub use crate::route::{Request, Response};
-    pub use crate::{Error, Plugin, config, http, job, kv, log, secrets, sql};
+    pub use crate::{Error, Plugin, config, events, http, job, kv, log, secrets, sql};
     pub use serde_json::{Value, json};
 }
 
@@ -64,12 +66,12 @@ pub const MANIFEST_SECTION: &str = "capstan-manifest";
 
 /// Export `$ty` (which implements [`Plugin`]) as the services its manifest declares
 /// (`handler` for `[capabilities.routes]`, `mcp` for `[capabilities.mcp]`, `jobs` for
-/// `[capabilities.jobs]`, `lifecycle` for `[capabilities.lifecycle]`) and embed the
-/// manifest.
+/// `[capabilities.jobs]`, `lifecycle` for `[capabilities.lifecycle]`, `subscriber` and
+/// `claim` for `[capabilities.events]` `subscribe` and `claims`) and embed the manifest.
 ///
 /// - `export_plugin!(MyPlugin)` reads and embeds `capstan.toml` from the crate root.
 /// - `export_plugin!(MyPlugin, manifest = "path/from/crate/root.toml")` uses another file.
-/// - `export_plugin!(MyPlugin, manifest = none, exports = [routes, mcp, jobs, lifecycle])` embeds nothing
+/// - `export_plugin!(MyPlugin, manifest = none, exports = [routes, mcp, jobs, lifecycle, subscriber, claim])` embeds nothing
 ///   (ship a sidecar `capstan.toml` next to the `.wasm`) and exports what it lists.
 #[macro_export]
 macro_rules! export_plugin {

@@ -1,6 +1,7 @@
 //! The trait a plugin implements; the export macro wires it to the component's exports.
 
 use crate::Error;
+use crate::events::{DeliveryError, Event};
 use crate::job::RunContext;
 use crate::mcp::{CallContext, Tool};
 use crate::route::{Request, Response};
@@ -8,7 +9,8 @@ use serde_json::Value;
 
 /// A Capstan plugin. Implement the methods for what the manifest declares: `handle` for
 /// `[capabilities.routes]`, `tools` and `call_tool` for `[capabilities.mcp]`, `run_job`
-/// for `[capabilities.jobs]`, and any of the `on_*` hooks for `[capabilities.lifecycle]`.
+/// for `[capabilities.jobs]`, any of the `on_*` hooks for `[capabilities.lifecycle]`,
+/// `on_event` for `[capabilities.events] subscribe` and `handle_claim` for its `claims`.
 pub trait Plugin {
     /// Handle an HTTP request routed to `/plugins/<id>/…`. An `Err` becomes a response
     /// with the status that fits it (403 for `denied`, 404 for `not-found`, …) and the
@@ -35,6 +37,25 @@ pub trait Plugin {
     /// (and retried if the job declares `retry`). Default: `not-found`.
     fn run_job(name: &str, context: &RunContext) -> Result<(), Error> {
         let _ = (name, context);
+        Err(Error::NotFound)
+    }
+
+    /// Handle an event on a topic the plugin subscribes to. `Ok` acknowledges it;
+    /// `DeliveryError::Retry` asks for it again later (with backoff, then a dead letter),
+    /// `DeliveryError::Reject` makes it a dead letter now. An `Error` from a host call
+    /// turns into `Retry` with `?`. Deliveries are at least once: use `event.id` to
+    /// recognise a redelivery. Default: reject.
+    fn on_event(event: &Event) -> Result<(), DeliveryError> {
+        Err(DeliveryError::Reject(format!(
+            "no handler for events on `{}`",
+            event.topic
+        )))
+    }
+
+    /// Handle a request of a `kind` the plugin claims; the answer goes back to the
+    /// requester. Default: `not-found`.
+    fn handle_claim(kind: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
+        let _ = (kind, payload);
         Err(Error::NotFound)
     }
 

@@ -1,26 +1,47 @@
 //! `capstan_guest::export_plugin!` expands to this macro, which reads the plugin's
 //! manifest at compile time and exports exactly the services it declares (`routes`,
-//! `mcp`, `jobs`, `lifecycle`), so a component never offers an export its manifest does
-//! not mention. A
-//! manifest that is not valid TOML, or declares none of them, is a compile error that
-//! names the file.
+//! `mcp`, `jobs`, `lifecycle`, and `subscriber`/`claim` for events it subscribes to or
+//! kinds it claims), so a component never offers an export its manifest does not
+//! mention. A manifest that is not valid TOML, or declares none of them, is a compile
+//! error that names the file.
 
 use proc_macro::TokenStream;
 use proc_macro2::{TokenStream as Tokens, TokenTree};
 use quote::quote;
 use std::path::PathBuf;
 
-/// An export service, named by the manifest table that declares it.
+/// An export service: its name in `exports = [...]`, the manifest table that declares it
+/// and, when only part of that table does, the list in it that must not be empty.
 struct Service {
+    name: &'static str,
     key: &'static str,
+    list: Option<&'static str>,
+}
+
+const fn whole(key: &'static str) -> Service {
+    Service {
+        name: key,
+        key,
+        list: None,
+    }
 }
 
 /// Every export service the SDK can export.
 const SERVICES: &[Service] = &[
-    Service { key: "routes" },
-    Service { key: "mcp" },
-    Service { key: "jobs" },
-    Service { key: "lifecycle" },
+    whole("routes"),
+    whole("mcp"),
+    whole("jobs"),
+    whole("lifecycle"),
+    Service {
+        name: "subscriber",
+        key: "events",
+        list: Some("subscribe"),
+    },
+    Service {
+        name: "claim",
+        key: "events",
+        list: Some("claims"),
+    },
 ];
 
 /// `(krate, Type, manifest)` where manifest is a path literal or `none`, optionally
@@ -81,8 +102,8 @@ fn expand(input: Tokens) -> Result<Tokens, String> {
     if declared.is_empty() {
         return Err(
             "export_plugin!: the manifest declares none of [capabilities.routes], \
-                    [capabilities.mcp], [capabilities.jobs], [capabilities.lifecycle]; a \
-                    plugin must offer at least one"
+                    [capabilities.mcp], [capabilities.jobs], [capabilities.lifecycle], \
+                    [capabilities.events] subscribe or claims; a plugin must offer at least one"
                 .into(),
         );
     }
@@ -99,7 +120,28 @@ fn expand(input: Tokens) -> Result<Tokens, String> {
 
 /// The glue for one service: its `Guest` impl delegating to `Plugin`, and the export.
 fn export(krate: &Tokens, ty: &Tokens, service: &Service) -> Tokens {
-    match service.key {
+    match service.name {
+        "subscriber" => quote! {
+            impl #krate::bindings::subscribers::exports::capstan::plugin::subscriber::Guest for __CapstanExports {
+                fn on_event(
+                    event: #krate::events::Event,
+                ) -> ::std::result::Result<(), #krate::events::DeliveryError> {
+                    <#ty as #krate::Plugin>::on_event(&event)
+                }
+            }
+            #krate::bindings::subscribers::__export_subscribers!(__CapstanExports with_types_in #krate::bindings::subscribers);
+        },
+        "claim" => quote! {
+            impl #krate::bindings::claims::exports::capstan::plugin::claim::Guest for __CapstanExports {
+                fn handle(
+                    kind: ::std::string::String,
+                    payload: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, #krate::bindings::capstan::plugin::types::Error> {
+                    <#ty as #krate::Plugin>::handle_claim(&kind, &payload).map_err(::core::convert::Into::into)
+                }
+            }
+            #krate::bindings::claims::__export_claims!(__CapstanExports with_types_in #krate::bindings::claims);
+        },
         "routes" => quote! {
             impl #krate::bindings::routes::exports::capstan::plugin::handler::Guest for __CapstanExports {
                 fn handle(request: #krate::route::Request) -> #krate::route::Response {
@@ -218,7 +260,17 @@ fn declared_services(text: &str, path: &std::path::Path) -> Result<Vec<&'static 
     let capabilities = manifest.get("capabilities").and_then(toml::Value::as_table);
     Ok(SERVICES
         .iter()
-        .filter(|service| capabilities.is_some_and(|c| c.contains_key(service.key)))
+        .filter(|service| {
+            let table = capabilities.and_then(|c| c.get(service.key));
+            match (table, service.list) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(table), Some(list)) => table
+                    .get(list)
+                    .and_then(toml::Value::as_array)
+                    .is_some_and(|items| !items.is_empty()),
+            }
+        })
         .collect())
 }
 
@@ -239,10 +291,11 @@ fn listed_services(tokens: &Tokens) -> Result<Vec<&'static Service>, String> {
         .map(|name| {
             SERVICES
                 .iter()
-                .find(|service| service.key == name)
+                .find(|service| service.name == name)
                 .ok_or_else(|| {
                     format!(
-                        "export_plugin!: unknown export `{name}` (routes, mcp, jobs, lifecycle)"
+                        "export_plugin!: unknown export `{name}` (routes, mcp, jobs, lifecycle, \
+                         subscriber, claim)"
                     )
                 })
         })

@@ -20,6 +20,10 @@ pub(crate) struct Declared {
     config: bool,
     jobs: bool,
     sql: bool,
+    events: bool,
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+    request: Vec<String>,
     /// The SQL migrations, in name order.
     pub migrations: Vec<(String, String)>,
     /// Each settings property's `default`.
@@ -50,6 +54,10 @@ impl Declared {
             config: true,
             jobs: true,
             sql: true,
+            events: true,
+            publish: vec![">".into()],
+            subscribe: vec![">".into()],
+            request: vec![">".into()],
             migrations: Vec::new(),
             config_defaults: Default::default(),
         }
@@ -86,6 +94,7 @@ impl Declared {
         let config = table("config");
         let jobs = table("jobs");
         let sql = table("sql");
+        let events = table("events");
         let migrations = migrations_of(sql.as_ref());
         let config_defaults = config
             .as_ref()
@@ -124,6 +133,10 @@ impl Declared {
             config: config.is_some(),
             jobs: jobs.is_some(),
             sql: sql.is_some(),
+            publish: strings(&events, "publish"),
+            subscribe: strings(&events, "subscribe"),
+            request: strings(&events, "request"),
+            events: events.is_some(),
             migrations,
             config_defaults,
         }
@@ -137,7 +150,23 @@ impl Declared {
             Capability::Config => self.config,
             Capability::Jobs => self.jobs,
             Capability::Sql => self.sql,
+            Capability::Events => self.events,
         }
+    }
+
+    /// Whether a declared `publish` pattern selects `topic`.
+    pub fn publishes(&self, topic: &str) -> bool {
+        self.publish.iter().any(|p| topic_matches(p, topic))
+    }
+
+    /// Whether a declared `subscribe` pattern selects `topic`.
+    pub fn subscribes(&self, topic: &str) -> bool {
+        self.subscribe.iter().any(|p| topic_matches(p, topic))
+    }
+
+    /// Whether a declared `request` pattern selects `kind`.
+    pub fn requests(&self, kind: &str) -> bool {
+        self.request.iter().any(|p| topic_matches(p, kind))
     }
 
     /// Whether `url` falls under a declared host pattern (`scheme://host[:port]`, with
@@ -170,6 +199,20 @@ impl Declared {
             p_scheme == scheme && host_ok && port_ok
         })
     }
+}
+
+/// Whether topic pattern `pattern` (`*` one segment, a final `>` the rest) selects `topic`.
+fn topic_matches(pattern: &str, topic: &str) -> bool {
+    let mut parts = topic.split('.');
+    for segment in pattern.split('.') {
+        match (segment, parts.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (literal, Some(part)) if literal == part => {}
+            _ => return false,
+        }
+    }
+    parts.next().is_none()
 }
 
 /// The migrations a plugin carries: `[capabilities.sql.migrations]` if the manifest has

@@ -39,6 +39,7 @@ pub enum Capability {
     Config,
     Jobs,
     Sql,
+    Events,
 }
 
 impl Capability {
@@ -50,6 +51,7 @@ impl Capability {
             Capability::Config => "config",
             Capability::Jobs => "jobs",
             Capability::Sql => "sql",
+            Capability::Events => "events",
         }
     }
 }
@@ -66,6 +68,16 @@ struct State {
     config: serde_json::Map<String, serde_json::Value>,
     cancel_requested: bool,
     heartbeats: Vec<Option<String>>,
+    published: Vec<Published>,
+    answers: HashMap<String, Vec<u8>>,
+}
+
+/// An event the plugin published under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub content_type: String,
 }
 
 thread_local! {
@@ -161,6 +173,31 @@ pub fn heartbeats() -> Vec<Option<String>> {
     with(|s| s.heartbeats.clone())
 }
 
+/// Every event the plugin published, in order.
+pub fn published() -> Vec<Published> {
+    with(|s| s.published.clone())
+}
+
+/// Answer requests of `kind` with `answer`, as the plugin holding its claim would.
+pub fn answer(kind: &str, answer: impl Into<Vec<u8>>) {
+    with(|s| s.answers.insert(kind.to_string(), answer.into()));
+}
+
+/// Deliver `event` to plugin `P` as the host would (its `on_event`), if the manifest
+/// subscribes to the event's topic; else `Reject`, as no such delivery would happen.
+pub fn deliver<P: crate::Plugin>(
+    event: &crate::events::Event,
+) -> Result<(), crate::events::DeliveryError> {
+    let subscribed = with(|s| s.declared().subscribes(&event.topic));
+    if !subscribed {
+        return Err(crate::events::DeliveryError::Reject(format!(
+            "the manifest does not subscribe to `{}`",
+            event.topic
+        )));
+    }
+    P::on_event(event)
+}
+
 /// A copy of the plugin's key-value store.
 pub fn kv_snapshot() -> BTreeMap<String, Vec<u8>> {
     with(|s| s.kv.clone())
@@ -176,6 +213,37 @@ pub(crate) fn heartbeat(progress: Option<&str>) {
 
 pub(crate) fn cancelled() -> bool {
     with(|s| s.check(Capability::Jobs).is_ok() && s.cancel_requested)
+}
+
+pub(crate) fn publish(topic: &str, payload: &[u8], content_type: &str) -> Result<String, Error> {
+    with(|s| {
+        s.check(Capability::Events)?;
+        if topic.split('.').next() == Some("capstan") || !s.declared().publishes(topic) {
+            return Err(Error::Denied(format!(
+                "publishing on `{topic}` is not granted for plugin `{}`",
+                s.declared().id
+            )));
+        }
+        s.published.push(Published {
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            content_type: content_type.to_string(),
+        });
+        Ok(format!("test-event-{}", s.published.len()))
+    })
+}
+
+pub(crate) fn request(kind: &str, _payload: &[u8]) -> Result<Vec<u8>, Error> {
+    with(|s| {
+        s.check(Capability::Events)?;
+        if !s.declared().requests(kind) {
+            return Err(Error::Denied(format!(
+                "requesting `{kind}` is not granted for plugin `{}`",
+                s.declared().id
+            )));
+        }
+        s.answers.get(kind).cloned().ok_or(Error::NotFound)
+    })
 }
 
 pub(crate) fn record_log(level: Level, message: &str) {
