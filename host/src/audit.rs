@@ -39,6 +39,9 @@ pub enum AuditKind {
     Hook,
     /// An operator started a job run or asked one to stop.
     JobControl,
+    /// An event came from outside (the admin API or a publish token), a dead letter was
+    /// replayed, or a removed plugin's pending deliveries were dropped.
+    EventControl,
 }
 
 /// One audit record.
@@ -95,6 +98,7 @@ impl AuditKind {
             AuditKind::ClientChanged => "client-changed",
             AuditKind::Hook => "hook",
             AuditKind::JobControl => "job-control",
+            AuditKind::EventControl => "event-control",
         }
     }
 }

@@ -44,8 +44,11 @@ pub enum InstallError {
         import: String,
         capability: CapabilityId,
     },
-    #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key, interface = capability.export_interface().unwrap_or(capability.info().interface))]
-    MissingExport { capability: CapabilityId },
+    #[error("manifest declares [capabilities.{key}] but the component does not export `capstan:plugin/{interface}`", key = capability.info().key)]
+    MissingExport {
+        capability: CapabilityId,
+        interface: &'static str,
+    },
     #[error(
         "component sha256 {actual} does not match the policy's pin {expected} for plugin `{plugin}`"
     )]
@@ -73,6 +76,14 @@ pub enum InstallError {
     ToolCollision {
         plugin: String,
         exposed: String,
+        holder: String,
+    },
+    #[error(
+        "plugin `{plugin}` claims `{kind}`, which plugin `{holder}` already holds; one plugin handles each kind"
+    )]
+    ClaimTaken {
+        plugin: String,
+        kind: String,
         holder: String,
     },
     #[error("listing the plugin's tools at install failed: {0}")]
@@ -119,6 +130,7 @@ impl InstallError {
             InstallError::Tools(ToolProblem::Undeclared { .. }) => "undeclared-tool",
             InstallError::Tools(ToolProblem::Invalid { .. }) => "invalid-tool",
             InstallError::ToolCollision { .. } => "tool-collision",
+            InstallError::ClaimTaken { .. } => "claim-taken",
             InstallError::ToolDiscovery(_) => "tools-failed",
             InstallError::HookFailed { .. } => "hook-failed",
             InstallError::DialectUnavailable { .. } => "dialect-unavailable",

@@ -185,19 +185,16 @@ fn check_exports(exports: &[String], manifest: &Manifest) -> Result<(), InstallE
     for name in exports {
         if let Some((interface, version)) = contract::parse_interface(name) {
             check_version(name, version)?;
-            if let Some(id) = CapabilityId::from_export(interface) {
-                exported.insert(id);
+            if CapabilityId::from_export(interface).is_some() {
+                exported.insert(interface);
             }
         }
     }
-    let offered: Vec<(CapabilityId, &str)> = CapabilityId::ALL
-        .iter()
-        .filter_map(|id| Some((*id, id.export_interface()?)))
-        .collect();
     if exported.is_empty() {
-        let wanted: Vec<String> = offered
+        let wanted: Vec<String> = CapabilityId::ALL
             .iter()
-            .map(|(_, interface)| format!("`{}/{interface}`", contract::PACKAGE))
+            .flat_map(|id| id.export_interfaces())
+            .map(|interface| format!("`{}/{interface}`", contract::PACKAGE))
             .collect();
         return Err(InstallError::NotAPlugin(format!(
             "it exports none of {} (exports: [{}])",
@@ -205,9 +202,12 @@ fn check_exports(exports: &[String], manifest: &Manifest) -> Result<(), InstallE
             exports.join(", ")
         )));
     }
-    for (id, _) in offered {
-        if manifest.capabilities.declares(id) && !exported.contains(&id) {
-            return Err(InstallError::MissingExport { capability: id });
+    for (capability, interface) in manifest.capabilities.required_exports() {
+        if !exported.contains(interface) {
+            return Err(InstallError::MissingExport {
+                capability,
+                interface,
+            });
         }
     }
     Ok(())

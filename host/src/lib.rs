@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod capability;
 pub mod cli;
 pub mod contract;
+pub mod deliverer;
 pub mod engine;
 pub mod error;
 pub mod gate;

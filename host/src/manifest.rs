@@ -47,6 +47,9 @@ pub enum ManifestError {
     /// `id` does not match `^[a-z][a-z0-9_-]{0,62}$`.
     #[error("invalid plugin id `{0}`: must match ^[a-z][a-z0-9_-]{{0,62}}$")]
     BadId(String),
+    /// `id` is `capstan`, the name the host's own events come from.
+    #[error("plugin id `capstan` is reserved for the host")]
+    ReservedId,
     /// `version` or `contract` is not semver.
     #[error("`{field}` = `{value}` is not a semver version")]
     BadVersion { field: &'static str, value: String },
@@ -88,6 +91,9 @@ impl Manifest {
 
 /// Check a plugin id against the slug rule.
 pub fn validate_id(id: &str) -> Result<(), ManifestError> {
+    if id == crate::capability::events::topic::RESERVED {
+        return Err(ManifestError::ReservedId);
+    }
     if ID_PATTERN.is_match(id) {
         Ok(())
     } else {
@@ -159,6 +165,7 @@ max_keys = 10
             );
         }
         assert!(validate_id(&"a".repeat(63)).is_ok());
+        assert_eq!(validate_id("capstan"), Err(ManifestError::ReservedId));
     }
 
     #[test]

@@ -53,6 +53,26 @@ struct RunLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    plugin: String,
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    /// The subscriber.
+    plugin: String,
+    topic: String,
+    /// `delivered`, `retried` or `dead_lettered`.
+    outcome: String,
+}
+
+/// Distinct topics labelled in event metrics; later ones count under [`OTHER_TOPICS`], so
+/// plugins publishing on ever new topics cannot grow the scrape without bound.
+const MAX_TOPIC_LABELS: usize = 500;
+const OTHER_TOPICS: &str = "_other";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabels {
     plugin: String,
     capability: String,
@@ -76,6 +96,10 @@ pub struct Metrics {
     runs: Family<RunLabels, Counter>,
     run_duration: Family<JobLabels, Histogram>,
     job_lag: Histogram,
+    published: Family<TopicLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    delivery_lag: Histogram,
+    topics: std::sync::Mutex<std::collections::HashSet<String>>,
     /// `tools/list_changed` notifications sent.
     pub mcp_notifications: Counter,
     /// Changes of the plugin set fully checked for clients to notify.
@@ -103,6 +127,9 @@ impl Metrics {
             (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
         );
         let job_lag = Histogram::new(LATENCY_BUCKETS);
+        let published = Family::default();
+        let deliveries = Family::default();
+        let delivery_lag = Histogram::new(LATENCY_BUCKETS);
         let mcp_notifications = Counter::default();
         let mcp_announcements = Counter::default();
         let pool_instances = Gauge::default();
@@ -159,6 +186,21 @@ impl Metrics {
             job_lag.clone(),
         );
         registry.register(
+            "events_published",
+            "Events published, by publishing plugin (`capstan` for the host) and topic",
+            published.clone(),
+        );
+        registry.register(
+            "event_deliveries",
+            "Event deliveries made, by subscriber, topic and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "event_delivery_lag_seconds",
+            "Time from an event's publication to the start of each delivery of it",
+            delivery_lag.clone(),
+        );
+        registry.register(
             "mcp_list_changed",
             "notifications/tools/list_changed sent to MCP clients whose tool list changed",
             mcp_notifications.clone(),
@@ -200,6 +242,10 @@ impl Metrics {
             runs,
             run_duration,
             job_lag,
+            published,
+            deliveries,
+            delivery_lag,
+            topics: std::sync::Mutex::new(std::collections::HashSet::new()),
             mcp_notifications,
             mcp_announcements,
             pool_instances,
@@ -226,6 +272,42 @@ impl Metrics {
                 job: job.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// `topic`, or [`OTHER_TOPICS`] once [`MAX_TOPIC_LABELS`] others have been seen.
+    fn topic_label(&self, topic: &str) -> String {
+        let mut seen = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(topic) || (seen.len() < MAX_TOPIC_LABELS && seen.insert(topic.into())) {
+            topic.to_string()
+        } else {
+            OTHER_TOPICS.to_string()
+        }
+    }
+
+    /// Count an event `plugin` published on `topic`.
+    pub fn observe_published(&self, plugin: &str, topic: &str) {
+        self.published
+            .get_or_create(&TopicLabels {
+                plugin: plugin.to_string(),
+                topic: self.topic_label(topic),
+            })
+            .inc();
+    }
+
+    /// Count a delivery to `plugin` of an event on `topic` that ended with `outcome`.
+    pub fn observe_delivery(&self, plugin: &str, topic: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                plugin: plugin.to_string(),
+                topic: self.topic_label(topic),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Record how long after its publication a delivery started.
+    pub fn observe_delivery_lag(&self, lag: Duration) {
+        self.delivery_lag.observe(lag.as_secs_f64());
     }
 
     /// Record how late a scheduled run started.

@@ -22,6 +22,7 @@ macro_rules! for_each_capability {
                 Config: config => config::Config,
                 Jobs: jobs => jobs::Jobs,
                 Sql: sql => sql::Sql,
+                Events: events => events::Events,
             }
             exports {
                 Mcp: mcp => mcp::Mcp,
@@ -34,6 +35,7 @@ macro_rules! for_each_capability {
 
 pub mod config;
 mod decision;
+pub mod events;
 pub mod http;
 mod id;
 pub mod jobs;
@@ -119,6 +121,16 @@ pub trait Capability: 'static {
     fn check_allowed(allowed: &Self::Allowed) -> Result<(), String> {
         let _ = allowed;
         Ok(())
+    }
+
+    /// The contract interfaces a plugin declaring `request` must export: by default the
+    /// capability's own service interfaces (none for a pure import).
+    fn required_exports(request: &Self::Request) -> Vec<&'static str> {
+        let _ = request;
+        match Self::INFO.direction {
+            Direction::Export => vec![Self::INFO.interface],
+            Direction::Import => Self::INFO.exports.to_vec(),
+        }
     }
 
     /// What a policy allows when it says nothing about this capability: `None` (deny by
@@ -227,6 +239,25 @@ macro_rules! define_registry {
                     $( CapabilityId::$iv => self.$ik.is_some(), )*
                     $( CapabilityId::$ev => self.$ek.is_some(), )*
                 }
+            }
+
+            /// Every contract interface the declared capabilities need the plugin to
+            /// export, with the capability that needs it.
+            pub fn required_exports(&self) -> Vec<(CapabilityId, &'static str)> {
+                let mut required = Vec::new();
+                $(
+                    if let Some(request) = &self.$ik {
+                        required.extend(<$im::$it as Capability>::required_exports(request)
+                            .into_iter().map(|interface| (CapabilityId::$iv, interface)));
+                    }
+                )*
+                $(
+                    if let Some(request) = &self.$ek {
+                        required.extend(<$em::$et as Capability>::required_exports(request)
+                            .into_iter().map(|interface| (CapabilityId::$ev, interface)));
+                    }
+                )*
+                required
             }
 
             /// Check every declared table on its own; `Err` names the table and the problem.
@@ -413,12 +444,12 @@ impl CapabilityId {
         })
     }
 
-    /// The contract interface the plugin exports for this capability, if it exports one.
-    pub fn export_interface(self) -> Option<&'static str> {
+    /// The contract interfaces a plugin may export for this capability.
+    pub fn export_interfaces(self) -> Vec<&'static str> {
         let info = self.info();
         match info.direction {
-            Direction::Export => Some(info.interface),
-            Direction::Import => info.exports.first().copied(),
+            Direction::Export => vec![info.interface],
+            Direction::Import => info.exports.to_vec(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod event;
 mod inspect;
 mod job;
 mod mcp;
@@ -58,6 +59,12 @@ enum Command {
     /// A running server's job schedules and runs: list, run now, history, cancel.
     #[command(subcommand)]
     Job(job::Command),
+    /// Publish events into a running server and list recent ones.
+    #[command(subcommand)]
+    Event(event::EventCommand),
+    /// A running server's event deliveries: list by plugin and state, replay dead letters.
+    #[command(subcommand)]
+    Delivery(event::DeliveryCommand),
     /// Manage a running server's MCP clients, or bridge stdio MCP clients to its /mcp.
     #[command(subcommand)]
     Mcp(mcp::Command),
@@ -129,6 +136,8 @@ pub fn main() -> ExitCode {
         Command::Policy(command) => policy::run(command),
         Command::Mcp(command) => mcp::run(command),
         Command::Job(command) => job::run(command),
+        Command::Event(command) => event::run_event(command),
+        Command::Delivery(command) => event::run_delivery(command),
         Command::Audit { kind, filter } => records::audit(filter, kind),
         Command::Logs { level, filter } => records::logs(filter, level),
     };

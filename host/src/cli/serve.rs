@@ -114,42 +114,54 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let address = listener.local_addr()?;
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let state = Arc::new(AppState {
-            clients: server::ClientDirectory::new(registry.runtime().services().state.clone()),
-            registry,
-            token_hash,
-            metrics,
-            slots: crate::slots::Slots::new(
-                args.max_concurrent_calls
-                    .min(crate::engine::POOL_COMPONENT_INSTANCES as usize),
-            ),
-            shutdown: shutdown.clone(),
-            jobs,
-            host_id: format!("{}-{}", std::process::id(), crate::secrets::random_hex(4)),
-        });
-        crate::scheduler::Scheduler::start(state.clone())?;
-        let mcp = server::McpSettings {
-            allowed_hosts: args.mcp_allowed_hosts.clone(),
-            allowed_origins: args.mcp_allowed_origins.clone(),
-            anonymous_client: args.mcp_anonymous_client.clone(),
-        }
-        .with_own_origins(address);
-        server::follow_other_hosts(state.clone());
-        tracing::info!("listening on http://{address}");
-        println!("listening on http://{address}");
-        let drain = std::time::Duration::from_secs(args.drain_seconds);
-        server::run(
-            listener,
-            server::router(state, args.max_upload_bytes, mcp),
-            drain,
-            shutdown,
-        )
-        .await?;
-        anyhow::Ok(())
-    })?;
+    runtime
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind(args.listen).await?;
+            let address = listener.local_addr()?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let state = Arc::new(AppState {
+                clients: server::ClientDirectory::new(registry.runtime().services().state.clone()),
+                registry,
+                token_hash,
+                metrics,
+                slots: crate::slots::Slots::new(
+                    args.max_concurrent_calls
+                        .min(crate::engine::POOL_COMPONENT_INSTANCES as usize),
+                ),
+                shutdown: shutdown.clone(),
+                jobs,
+                host_id: format!("{}-{}", std::process::id(), crate::secrets::random_hex(4)),
+            });
+            crate::scheduler::Scheduler::start(state.clone())?;
+            let metrics = state.metrics.clone();
+            state
+                .registry
+                .runtime()
+                .services()
+                .events
+                .observe(Box::new(move |plugin, topic| {
+                    metrics.observe_published(plugin, topic)
+                }));
+            let deliverer = crate::deliverer::Deliverer::start(state.clone())?;
+            let mcp = server::McpSettings {
+                allowed_hosts: args.mcp_allowed_hosts.clone(),
+                allowed_origins: args.mcp_allowed_origins.clone(),
+                anonymous_client: args.mcp_anonymous_client.clone(),
+            }
+            .with_own_origins(address);
+            server::follow_other_hosts(state.clone());
+            tracing::info!("listening on http://{address}");
+            println!("listening on http://{address}");
+            let drain = std::time::Duration::from_secs(args.drain_seconds);
+            server::run(
+                listener,
+                server::router(state, args.max_upload_bytes, mcp),
+                drain,
+                shutdown,
+            )
+            .await?;
+            anyhow::Ok((deliverer, drain))
+        })
+        .map(|(deliverer, drain)| deliverer.drain(drain))?;
     Ok(ExitCode::SUCCESS)
 }

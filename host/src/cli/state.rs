@@ -4,6 +4,7 @@
 
 use crate::audit::AuditSink;
 use crate::batched::Batched;
+use crate::capability::events::{Bus, EventStore};
 use crate::capability::http::Outbound;
 use crate::capability::log::LogSink;
 use crate::capability::sql::SqlEngine;
@@ -56,7 +57,7 @@ pub fn open_with_store(
                 PostgresStore::connect(url, schema)
                     .map_err(|e| anyhow::anyhow!("opening PostgreSQL state: {e}"))?,
             );
-            let services = services_over(store.clone(), dir, |secrets| {
+            let services = services_over(store.clone(), store.clone(), dir, |secrets| {
                 Ok(Arc::new(PostgresSql::new(store.clone(), secrets.clone())))
             })?;
             Ok((services, store))
@@ -66,7 +67,7 @@ pub fn open_with_store(
                 SqliteStore::open(&dir.join(DATABASE_FILE))
                     .map_err(|e| anyhow::anyhow!("opening state: {e}"))?,
             );
-            let services = services_over(store.clone(), dir, |_| {
+            let services = services_over(store.clone(), store.clone(), dir, |_| {
                 let engine = SqliteSql::open(&dir.join(SQL_DIR))
                     .map_err(|e| anyhow::anyhow!("opening plugin databases: {e}"))?;
                 Ok(Arc::new(engine))
@@ -76,11 +77,13 @@ pub fn open_with_store(
     }
 }
 
-/// Services keeping everything in `store`, with the master key from `dir` or the env and
-/// the plugins' SQL databases from `sql` (given the secrets, which seal their passwords).
+/// Services keeping everything in `store`, with the master key from `dir` or the env,
+/// events in `events` and the plugins' SQL databases from `sql` (given the secrets, which
+/// seal their passwords).
 /// Audit records and log lines are written in batches by background threads.
 fn services_over<S>(
     store: Arc<S>,
+    events: Arc<dyn EventStore>,
     dir: &Path,
     sql: impl FnOnce(&Secrets) -> anyhow::Result<Arc<dyn SqlEngine>>,
 ) -> anyhow::Result<Services>
@@ -94,6 +97,7 @@ where
         outbound: Arc::new(Outbound::from_env()?),
         sql: sql(&secrets)?,
         secrets,
+        events: Arc::new(Bus::new(events)),
         audit: Arc::new(Batched::new(store.clone() as Arc<dyn AuditSink>)?),
         logs: Arc::new(Batched::new(store as Arc<dyn LogSink>)?),
     })

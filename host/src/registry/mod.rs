@@ -9,6 +9,8 @@ pub use info::{CapabilityRow, PluginInfo, PluginStatus};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::config::{self, Invalid};
+use crate::capability::events::store::NewEvent;
+use crate::capability::events::{ClaimHandler, Directory, Subscriber, Topic, topic};
 use crate::capability::lifecycle::Hook;
 use crate::capability::mcp::{Catalog, LiveCatalog};
 use crate::capability::{CapabilityId, Grants, Verdict};
@@ -18,7 +20,7 @@ use crate::policy::{Policy, PolicyError};
 use crate::runtime::{Plugin, Runtime};
 use crate::storage::{PluginStore, StoreError, StoredPlugin, Upload, VersionInfo};
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,9 @@ pub struct PluginConfig {
     #[schema(value_type = Object)]
     pub effective: serde_json::Map<String, serde_json::Value>,
 }
+
+/// How long publishing one host event may take.
+const HOST_EVENT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Setting holding the current policy's text.
 const POLICY_SETTING: &str = "policy";
@@ -170,6 +175,7 @@ impl Registry {
             let entry = registry.restore(&stored);
             registry.write_live().insert(stored.id, entry);
         }
+        registry.announce();
         Ok(registry)
     }
 
@@ -260,6 +266,30 @@ impl Registry {
         Ok(())
     }
 
+    /// Refuse `plugin` if it claims a kind another installed plugin holds.
+    fn check_claims(&self, plugin: &Plugin) -> Result<(), InstallError> {
+        let live = self.read_live();
+        for kind in plugin.claimed_kinds() {
+            let holder =
+                live.iter()
+                    .filter(|(other, _)| *other != plugin.id())
+                    .find(|(_, entry)| {
+                        entry
+                            .plugin
+                            .as_ref()
+                            .is_some_and(|p| p.claimed_kinds().contains(kind))
+                    });
+            if let Some((holder, _)) = holder {
+                return Err(InstallError::ClaimTaken {
+                    plugin: plugin.id().to_string(),
+                    kind: kind.to_string(),
+                    holder: holder.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Apply `plugin`'s SQL migrations (if it has a database), recorded; a failure
     /// leaves the database as it was.
     fn migrate(&self, plugin: &Plugin) -> Result<(), InstallError> {
@@ -281,9 +311,51 @@ impl Registry {
         Ok(self.runtime.services().sql.applied(id)?)
     }
 
-    /// Announce a change of the live set to whoever watches it (the MCP gateway).
+    /// Announce a change of the live set to whoever watches it (the MCP gateway, the
+    /// scheduler), and tell the events bus who receives and handles what now.
     fn announce(&self) {
+        self.runtime
+            .services()
+            .events
+            .set_directory(self.events_directory());
         self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// Enabled plugins' subscriptions and claims (the first holder by id wins a kind two
+    /// plugins were granted, which install refuses; only a policy change can cause it).
+    fn events_directory(&self) -> Directory {
+        let mut directory = Directory::default();
+        for entry in self.read_live().values().filter(|entry| entry.enabled) {
+            let Some(plugin) = &entry.plugin else {
+                continue;
+            };
+            if plugin.receives_events()
+                && let Some(grant) = plugin.admission().grants.events.granted()
+            {
+                directory.subscribers.push(Subscriber {
+                    plugin: plugin.id().to_string(),
+                    grant: grant.clone(),
+                });
+            }
+            for kind in plugin.claimed_kinds() {
+                let handler: Weak<dyn ClaimHandler> = Arc::downgrade(plugin) as _;
+                directory
+                    .claims
+                    .entry(kind.clone())
+                    .or_insert_with(|| (plugin.id().to_string(), handler));
+            }
+        }
+        directory
+    }
+
+    /// Every plugin that receives events now (enabled, loaded, `subscriber` exported and
+    /// topics granted).
+    pub fn event_subscribers(&self) -> Vec<Arc<Plugin>> {
+        self.read_live()
+            .values()
+            .filter(|entry| entry.enabled)
+            .filter_map(|entry| entry.plugin.clone().filter(|p| p.receives_events()))
+            .collect()
     }
 
     /// A receiver that sees every change of the live set (installs, upgrades, rollbacks,
@@ -526,7 +598,36 @@ impl Registry {
             "-",
             format!("policy replaced; {} grant changes", changes.len()),
         );
+        self.publish_fact(
+            "policy.changed",
+            serde_json::json!({"grant_changes": changes.len()}),
+        );
         Ok(changes)
+    }
+
+    /// Publish a fact about the host on `capstan.<fact>` (failures are logged: the change
+    /// it reports stands).
+    fn publish_fact(&self, fact: &str, payload: serde_json::Value) {
+        let topic = match Topic::parse(&format!("{}.{fact}", topic::RESERVED)) {
+            Ok(topic) => topic,
+            Err(problem) => {
+                tracing::error!("host event topic: {problem}");
+                return;
+            }
+        };
+        let payload = payload.to_string();
+        let event = NewEvent {
+            topic: &topic,
+            source: topic::RESERVED,
+            content_type: "application/json",
+            payload: payload.as_bytes(),
+            retention: crate::capability::events::DEFAULT_RETENTION,
+            retention_count: crate::capability::events::DEFAULT_RETENTION_COUNT,
+        };
+        let deadline = crate::capability::Deadline::after(HOST_EVENT_DEADLINE);
+        if let Err(error) = self.runtime.services().events.publish(&event, deadline) {
+            tracing::warn!(%topic, "publishing a host event failed: {error}");
+        }
     }
 
     fn audit(&self, id: &str, detail: String) {
@@ -550,11 +651,16 @@ impl Registry {
             .ok()
             .map(|plugin| plugin.admission().manifest.version.clone());
         self.migrate(&prepared.0.plugin)?;
-        self.hook(&prepared.0.plugin, &Hook::Install { previous })
-            .map_err(|why| InstallError::HookFailed {
-                hook: "on-install",
-                why,
-            })?;
+        self.hook(
+            &prepared.0.plugin,
+            &Hook::Install {
+                previous: previous.clone(),
+            },
+        )
+        .map_err(|why| InstallError::HookFailed {
+            hook: "on-install",
+            why,
+        })?;
         let _changing = self.lock_changes();
         let Loaded { plugin, tools } = self.recompile_if_stale(upload, prepared)?;
         let admission = plugin.admission();
@@ -568,6 +674,7 @@ impl Registry {
                 problem,
             })?;
         self.check_collisions(&id, tools.as_ref().map(|(_, live)| &**live))?;
+        self.check_claims(&plugin)?;
         let seq = self.store.add_version(
             &id,
             &admission.manifest.version,
@@ -591,7 +698,16 @@ impl Registry {
         }
         self.announce();
         self.audit(&id, format!("version {seq} is now current"));
-        self.info(&id)
+        let info = self.info(&id)?;
+        let fact = match &previous {
+            Some(_) => "upgraded",
+            None => "installed",
+        };
+        self.publish_fact(
+            &format!("plugin.{fact}"),
+            serde_json::json!({"plugin": id, "version": info.version, "previous_version": previous}),
+        );
+        Ok(info)
     }
 
     /// Make an earlier version current: `to`, or the one before the current one.
@@ -617,6 +733,7 @@ impl Registry {
         let _changing = self.lock_changes();
         let Loaded { plugin, tools } = self.recompile_if_stale(&upload, prepared)?;
         self.check_collisions(id, tools.as_ref().map(|(_, live)| &**live))?;
+        self.check_claims(&plugin)?;
         self.store.set_current(id, target)?;
         if let Some(entry) = self.write_live().get_mut(id) {
             entry.plugin = Some(plugin);
@@ -629,7 +746,12 @@ impl Registry {
             id,
             format!("rolled back from version {current} to {target}"),
         );
-        self.info(id)
+        let info = self.info(id)?;
+        self.publish_fact(
+            "plugin.rolled_back",
+            serde_json::json!({"plugin": id, "version": info.version}),
+        );
+        Ok(info)
     }
 
     /// Enable or disable routing and tool calls to `id`.
@@ -643,7 +765,9 @@ impl Registry {
             entry.enabled = enabled;
         }
         self.announce();
-        self.audit(id, if enabled { "enabled" } else { "disabled" }.to_string());
+        let fact = if enabled { "enabled" } else { "disabled" };
+        self.audit(id, fact.to_string());
+        self.publish_fact(&format!("plugin.{fact}"), serde_json::json!({"plugin": id}));
         self.info(id)
     }
 
@@ -661,6 +785,20 @@ impl Registry {
         self.write_live().remove(id);
         self.announce();
         self.audit(id, "removed".to_string());
+        match self.runtime.services().events.store().drop_plugin(id) {
+            Ok(0) => {}
+            Ok(dropped) => self.audit(
+                id,
+                format!("{dropped} event deliveries not yet made were dropped with it"),
+            ),
+            Err(error) => {
+                tracing::warn!(plugin = %id, "dropping its event deliveries failed: {error}")
+            }
+        }
+        self.publish_fact(
+            "plugin.removed",
+            serde_json::json!({"plugin": id, "purged": purge}),
+        );
         if purge {
             self.purge(id)?;
         }

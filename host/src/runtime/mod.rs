@@ -12,8 +12,8 @@ pub use artifacts::{ArtifactCache, CacheStats};
 pub use compile::{CHILD_COMMAND, CompileBudget, CompileError, Compiler, child_main};
 pub use limits::CallLimiter;
 pub use plugin::{
-    CallContext, Caller, Outcome, Plugin, Request, Response, RunContext, Tool, ToolCall,
-    next_call_id,
+    CallContext, Caller, DeliveryError, Outcome, Plugin, Request, Response, RunContext, Tool,
+    ToolCall, next_call_id,
 };
 pub use state::CallState;
 
@@ -43,6 +43,8 @@ pub struct Services {
     pub logs: Arc<dyn LogSink>,
     /// Every plugin's own SQL database.
     pub sql: Arc<dyn crate::capability::sql::SqlEngine>,
+    /// Events between plugins.
+    pub events: Arc<crate::capability::events::Bus>,
 }
 
 impl Services {
@@ -69,6 +71,9 @@ impl Services {
             sql: Arc::new(
                 crate::storage::SqliteSql::temporary().expect("a temporary SQL directory"),
             ),
+            events: Arc::new(crate::capability::events::Bus::new(Arc::new(
+                crate::storage::SqliteStore::open_in_memory().expect("an in-memory event log"),
+            ))),
         };
         (services, audit, logs)
     }
@@ -82,6 +87,8 @@ pub struct PluginContext {
     pub services: Services,
     /// Log lines per second, shared by all calls of this plugin.
     pub log_rate: RateLimiter,
+    /// Events published per second, shared by all calls of this plugin.
+    pub publish_rate: RateLimiter,
     /// Denial records, rate-limited across all calls of this plugin.
     pub denials: Denials,
 }
@@ -209,6 +216,15 @@ impl Runtime {
             id: admission.manifest.id.clone(),
             grants: admission.grants.clone(),
             log_rate: RateLimiter::new(admission.policy.log.lines_per_second),
+            publish_rate: RateLimiter::new(
+                admission
+                    .grants
+                    .events
+                    .granted()
+                    .map_or(crate::capability::events::DEFAULT_PUBLISH_RATE, |grant| {
+                        grant.publish_rate
+                    }),
+            ),
             denials: Denials::default(),
             policy: admission.policy.clone(),
             services: self.services.clone(),

@@ -6,7 +6,8 @@ use super::limits::LimitHit;
 use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::bindings::capstan::plugin::types::Error as WitError;
-use crate::bindings::exports::capstan::plugin::{handler, jobs, lifecycle, mcp};
+use crate::bindings::exports::capstan::plugin::{claim, handler, jobs, lifecycle, mcp, subscriber};
+use crate::capability::events::{ClaimHandler, Delivery, Topic};
 use crate::capability::jobs::RunHandle;
 use crate::capability::lifecycle::Hook;
 use crate::capability::mcp::Offered;
@@ -23,6 +24,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 pub use handler::{Request, Response};
 pub use jobs::RunContext;
 pub use mcp::{CallContext, Tool};
+pub use subscriber::DeliveryError;
 
 /// The outcome of a job run or hook that ran: ok, or the plugin's typed error.
 pub type Outcome = Result<(), WitError>;
@@ -75,6 +77,8 @@ pub struct Plugin {
     mcp: Reach<mcp::GuestIndices>,
     jobs: Reach<jobs::GuestIndices>,
     lifecycle: Reach<lifecycle::GuestIndices>,
+    subscriber: Reach<subscriber::GuestIndices>,
+    claim: Reach<claim::GuestIndices>,
     context: Arc<PluginContext>,
     admission: Admission,
 }
@@ -99,10 +103,18 @@ impl Plugin {
         let mcp = mcp::GuestIndices::new(&pre).ok();
         let jobs = jobs::GuestIndices::new(&pre).ok();
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
-        if handler.is_none() && mcp.is_none() && jobs.is_none() && lifecycle.is_none() {
+        let subscriber = subscriber::GuestIndices::new(&pre).ok();
+        let claim = claim::GuestIndices::new(&pre).ok();
+        if handler.is_none()
+            && mcp.is_none()
+            && jobs.is_none()
+            && lifecycle.is_none()
+            && subscriber.is_none()
+            && claim.is_none()
+        {
             return Err(InstallError::NotAPlugin(
-                "none of its `handler`, `mcp`, `jobs` and `lifecycle` exports matches the \
-                 contract's types"
+                "none of its `handler`, `mcp`, `jobs`, `lifecycle`, `subscriber` and `claim` \
+                 exports matches the contract's types"
                     .into(),
             ));
         }
@@ -112,6 +124,8 @@ impl Plugin {
             mcp: Reach::decide(mcp, &grants.mcp),
             jobs: Reach::decide(jobs, &grants.jobs),
             lifecycle: Reach::decide(lifecycle, &grants.lifecycle),
+            subscriber: Reach::decide(subscriber, &grants.events),
+            claim: Reach::decide(claim, &grants.events),
             engine,
             pre,
             context,
@@ -142,6 +156,49 @@ impl Plugin {
     /// Whether the host runs the plugin's jobs (exported and granted).
     pub fn runs_jobs(&self) -> bool {
         matches!(self.jobs, Reach::Open(_))
+    }
+
+    /// Whether the host delivers events to the plugin (`subscriber` exported, topics
+    /// granted).
+    pub fn receives_events(&self) -> bool {
+        matches!(self.subscriber, Reach::Open(_))
+            && self
+                .context
+                .grants
+                .events
+                .granted()
+                .is_some_and(|grant| !grant.subscribe.is_empty())
+    }
+
+    /// The kinds whose requests reach the plugin (`claim` exported, kinds granted).
+    pub fn claimed_kinds(&self) -> &[Topic] {
+        match (&self.claim, self.context.grants.events.granted()) {
+            (Reach::Open(_), Some(grant)) => &grant.claims,
+            _ => &[],
+        }
+    }
+
+    /// Deliver `delivery` through the plugin's `subscriber` export under its deadline.
+    pub fn deliver(
+        &self,
+        delivery: &Delivery,
+        call_id: String,
+    ) -> Result<Result<(), DeliveryError>, InvokeError> {
+        let indices = self.open(&self.subscriber, CapabilityId::Events, "subscriber")?;
+        let event = subscriber::Event {
+            id: delivery.event_id.clone(),
+            topic: delivery.topic.clone(),
+            source_plugin: delivery.source.clone(),
+            published_at: u64::try_from(delivery.published_ms).unwrap_or(0),
+            attempt: delivery.attempt,
+            content_type: delivery.content_type.clone(),
+            payload: delivery.payload.clone(),
+        };
+        self.call(call_id, |store, instance| {
+            indices
+                .load(&mut *store, instance)?
+                .call_on_event(store, &event)
+        })
     }
 
     /// Run job `name` as `run`, for `context`, under `deadline`: the run's cancel flag is
@@ -394,5 +451,33 @@ impl Plugin {
             typed.to_string(),
         ));
         typed
+    }
+}
+
+impl ClaimHandler for Plugin {
+    fn handle_claim(
+        &self,
+        kind: &Topic,
+        payload: &[u8],
+        budget: Duration,
+    ) -> Result<Vec<u8>, WitError> {
+        let indices = self
+            .open(&self.claim, CapabilityId::Events, "claim")
+            .map_err(|error| WitError::Internal(error.to_string()))?;
+        let ours = Duration::from_millis(u64::from(self.context.policy.limits.deadline_ms));
+        let outcome =
+            self.call_within(next_call_id(), budget.min(ours), None, |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_handle(store, kind.as_str(), payload)
+            });
+        match outcome {
+            Ok(answer) => answer,
+            Err(InvokeError::Timeout { .. }) => Err(WitError::Timeout),
+            Err(error) => Err(WitError::Internal(format!(
+                "plugin `{}` failed to handle `{kind}`: {error}",
+                self.context.id
+            ))),
+        }
     }
 }

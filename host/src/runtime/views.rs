@@ -3,6 +3,7 @@
 
 use super::CallState;
 use crate::capability::config::ConfigHost;
+use crate::capability::events::EventsHost;
 use crate::capability::http::HttpHost;
 use crate::capability::jobs::JobHost;
 use crate::capability::kv::KvHost;
@@ -73,6 +74,16 @@ impl CallViews for CallState {
             scope: CallState::scope_of(&self.plugin, &self.call_id, self.deadline),
             grant: granted(&self.plugin.grants.sql),
             engine: &*self.plugin.services.sql,
+        }
+    }
+
+    fn events(&mut self) -> EventsHost<'_> {
+        let plugin = &*self.plugin;
+        EventsHost {
+            scope: CallState::scope_of(plugin, &self.call_id, self.deadline),
+            grant: granted(&plugin.grants.events),
+            bus: &plugin.services.events,
+            rate: &plugin.publish_rate,
         }
     }
 

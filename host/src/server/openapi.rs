@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "Capstan admin API",
         description = "Install and manage WebAssembly plugins, their settings, the operator \
-                       policy, secrets and MCP clients, and query audit records and plugin logs. \
+                       policy, secrets and MCP clients, publish events and replay dead letters, and \
+                       query audit records and plugin logs. \
                        Every operation needs `Authorization: Bearer <admin token>`; errors are \
                        `{code, message}`."
     ),
@@ -25,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         admin::audit, admin::logs, admin::clear_cache,
         admin::create_client, admin::list_clients, admin::revoke_client,
         admin::list_jobs, admin::run_job, admin::list_runs, admin::show_run, admin::cancel_run,
+        admin::publish_event, admin::list_events, admin::list_deliveries, admin::retry_delivery,
     ),
     modifiers(&BearerToken),
     security(("admin-token" = [])),

@@ -8,7 +8,6 @@ use crate::server::error::{ApiError, ErrorBody};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -50,17 +49,7 @@ pub async fn put_config(
     Path(PluginId { id }): Path<PluginId>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<ConfigChanged>, ApiError> {
-    let Json(values) = body.map_err(|rejection| {
-        ApiError::new(
-            rejection.status(),
-            if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-                "unsupported-media-type"
-            } else {
-                "bad-body"
-            },
-            rejection.body_text(),
-        )
-    })?;
+    let values = super::json_body(body)?;
     let changed = on_registry(&state, move |r| r.set_config(&id, &values)).await?;
     Ok(Json(ConfigChanged { changed }))
 }

@@ -60,17 +60,7 @@ pub async fn create_client(
     State(state): State<Arc<AppState>>,
     body: Result<Json<NewClient>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedClient>), ApiError> {
-    let Json(new) = body.map_err(|rejection| {
-        let status = match rejection.status() {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let code = match status {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
-            _ => "bad-body",
-        };
-        ApiError::new(status, code, rejection.body_text())
-    })?;
+    let new = super::json_body(body)?;
     let client = new.check(SystemTime::now()).map_err(|problem| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -3,6 +3,7 @@
 
 mod cache;
 mod config;
+mod events;
 mod jobs;
 mod mcp;
 mod plugins;
@@ -12,6 +13,7 @@ mod secrets;
 
 pub(super) use cache::*;
 pub(super) use config::*;
+pub(super) use events::*;
 pub(super) use jobs::*;
 pub(super) use mcp::*;
 pub(super) use plugins::*;
@@ -23,7 +25,7 @@ use super::error::ApiError;
 use super::{AppState, blocking};
 use crate::registry::{Registry, RegistryError};
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -68,6 +70,9 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/runs/{run}/cancel", post(cancel_run))
         .route("/mcp/clients", post(create_client).get(list_clients))
         .route("/mcp/clients/{id}", delete(revoke_client))
+        .route("/events", post(publish_event).get(list_events))
+        .route("/deliveries", get(list_deliveries))
+        .route("/deliveries/{id}/retry", post(retry_delivery))
         .fallback(super::error::no_such_endpoint)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
 }
@@ -79,6 +84,19 @@ async fn on_registry<R: Send + 'static>(
 ) -> Result<R, ApiError> {
     let state = state.clone();
     blocking(move || Ok(work(&state.registry)?)).await
+}
+
+/// A JSON body, or a 415 (not JSON) or 400 (malformed, unknown field) naming the problem.
+fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|axum::Json(value)| value).map_err(|rejection| {
+        let (status, code) = match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
+            _ => (StatusCode::BAD_REQUEST, "bad-body"),
+        };
+        ApiError::new(status, code, rejection.body_text())
+    })
 }
 
 /// A UTF-8 text body (policies, secret values).

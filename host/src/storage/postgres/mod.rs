@@ -4,6 +4,7 @@
 //! versioned and serialised by an advisory lock so hosts starting together agree.
 
 mod config;
+mod events;
 mod jobs;
 mod mcp;
 mod plugins;
@@ -142,6 +143,46 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX job_runs_by_state ON job_runs (state, plugin);
     CREATE INDEX job_runs_by_job ON job_runs (plugin, job, scheduled_ms);
 "#,
+    r#"
+    CREATE TABLE events (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        topic TEXT NOT NULL,
+        source TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        published_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        keep_count BIGINT NOT NULL
+    );
+    CREATE INDEX events_by_topic ON events (topic, seq);
+    CREATE TABLE event_deliveries (
+        id TEXT PRIMARY KEY,
+        event_seq BIGINT NOT NULL,
+        plugin TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempt BIGINT NOT NULL DEFAULT 0,
+        due_ms BIGINT NOT NULL,
+        host TEXT,
+        last_error TEXT,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE INDEX event_deliveries_open ON event_deliveries (plugin, topic, source, event_seq)
+        WHERE state IN ('pending', 'leased');
+    CREATE INDEX event_deliveries_by_plugin ON event_deliveries (plugin, state, event_seq);
+    CREATE INDEX event_deliveries_by_event ON event_deliveries (event_seq);
+    CREATE TABLE event_lanes (
+        plugin TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        source TEXT NOT NULL,
+        host TEXT,
+        lease_until_ms BIGINT,
+        touched_ms BIGINT NOT NULL,
+        PRIMARY KEY (plugin, topic, source)
+    );
+"#,
 ];
 /// Advisory lock key serialising migrations ("capstan" in ASCII).
 const MIGRATION_LOCK: i64 = 0x63_61_70_73_74_61_6e;
@@ -156,6 +197,8 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// `NOTIFY` channel for plugin and setting changes (one per schema).
     channel: String,
+    /// `NOTIFY` channel waking other hosts' deliverers when events are published.
+    events_channel: String,
     /// Random id of this store, sent with each notification so it can ignore its own.
     origin: String,
     /// The schema Capstan's tables are in, if one was named.
@@ -185,10 +228,11 @@ impl PostgresStore {
             }
             config.options(format!("-c search_path={schema}"));
         }
-        let channel = match schema {
-            Some(schema) => format!("capstan_changes_{schema}"),
-            None => "capstan_changes".to_string(),
-        };
+        let suffix = schema
+            .map(|schema| format!("_{schema}"))
+            .unwrap_or_default();
+        let channel = format!("capstan_changes{suffix}");
+        let events_channel = format!("capstan_events{suffix}");
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -211,6 +255,7 @@ impl PostgresStore {
             pool,
             config,
             channel,
+            events_channel,
             origin: crate::secrets::random_hex(8),
             schema: schema.map(str::to_string),
             runtime: Some(runtime),

@@ -220,9 +220,17 @@ impl PluginStore for PostgresStore {
     }
 
     fn watch(&self) -> Option<UnboundedReceiver<()>> {
+        Some(self.listen_on(&self.channel))
+    }
+}
+
+impl PostgresStore {
+    /// Notifications on `channel` from other stores, relayed until the receiver is
+    /// dropped (reconnecting after failures).
+    pub(super) fn listen_on(&self, channel: &str) -> UnboundedReceiver<()> {
         let (sender, receiver) = unbounded_channel();
         let config = self.config.clone();
-        let channel = self.channel.clone();
+        let channel = channel.to_string();
         let origin = self.origin.clone();
         self.runtime
             .as_ref()
@@ -230,12 +238,12 @@ impl PluginStore for PostgresStore {
             .spawn(async move {
                 while !sender.is_closed() {
                     if let Err(error) = listen(&config, &channel, &origin, &sender).await {
-                        tracing::warn!("listening for other hosts' changes failed: {error}");
+                        tracing::warn!("listening on {channel} failed: {error}");
                     }
                     tokio::time::sleep(RECONNECT_DELAY).await;
                 }
             });
-        Some(receiver)
+        receiver
     }
 }
 

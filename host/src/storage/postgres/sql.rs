@@ -139,6 +139,14 @@ fn column(row: &Row, index: usize) -> Result<Value, Error> {
     })
 }
 
+/// The statement as PostgreSQL reads it: portable `?` placeholders numbered, native as is.
+fn in_dialect<'a>(grant: &Grant, sql: &'a str) -> Cow<'a, str> {
+    match grant.dialect {
+        Dialect::Portable => numbered(sql),
+        _ => Cow::Borrowed(sql),
+    }
+}
+
 /// `?` placeholders (outside quotes and comments) numbered `$1`, `$2`, … for a portable
 /// statement; `?NNN` keeps its number.
 fn numbered(sql: &str) -> Cow<'_, str> {
@@ -403,10 +411,7 @@ impl SqlEngine for PostgresSql {
         sql: &str,
         params: &[Value],
     ) -> Result<u64, Error> {
-        let sql = match grant.dialect {
-            Dialect::Portable => numbered(sql),
-            _ => Cow::Borrowed(sql),
-        };
+        let sql = in_dialect(grant, sql);
         self.with(plugin, grant, deadline, async |client, schema| {
             Ok(write(client, schema, grant, &[(sql.clone(), params)]).await?[0])
         })
@@ -420,10 +425,7 @@ impl SqlEngine for PostgresSql {
         sql: &str,
         params: &[Value],
     ) -> Result<Rows, Error> {
-        let sql = match grant.dialect {
-            Dialect::Portable => numbered(sql),
-            _ => Cow::Borrowed(sql),
-        };
+        let sql = in_dialect(grant, sql);
         self.with(plugin, grant, deadline, async |client, _| {
             let prepared = client.prepare(&sql).await.map_err(refusal)?;
             let columns: Vec<String> = prepared
@@ -467,13 +469,7 @@ impl SqlEngine for PostgresSql {
     ) -> Result<Vec<u64>, Error> {
         let statements: Vec<(Cow<'_, str>, &[Value])> = statements
             .iter()
-            .map(|s| {
-                let sql = match grant.dialect {
-                    Dialect::Portable => numbered(&s.sql),
-                    _ => Cow::Borrowed(s.sql.as_str()),
-                };
-                (sql, s.params.as_slice())
-            })
+            .map(|s| (in_dialect(grant, &s.sql), s.params.as_slice()))
             .collect();
         self.with(plugin, grant, deadline, async |client, schema| {
             write(client, schema, grant, &statements).await

@@ -3,6 +3,7 @@
 //! connection, so read-modify-write updates and quota checks are atomic.
 
 mod config;
+mod events;
 mod jobs;
 mod mcp;
 mod plugins;
@@ -130,6 +131,46 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX job_runs_by_state ON job_runs (state, plugin);
     CREATE INDEX job_runs_by_job ON job_runs (plugin, job, scheduled_ms);
+",
+    "
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        topic TEXT NOT NULL,
+        source TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        published_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        keep_count INTEGER NOT NULL
+    );
+    CREATE INDEX events_by_topic ON events (topic, seq);
+    CREATE TABLE event_deliveries (
+        id TEXT PRIMARY KEY,
+        event_seq INTEGER NOT NULL,
+        plugin TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        due_ms INTEGER NOT NULL,
+        host TEXT,
+        last_error TEXT,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX event_deliveries_open ON event_deliveries (plugin, topic, source, event_seq)
+        WHERE state IN ('pending', 'leased');
+    CREATE INDEX event_deliveries_by_plugin ON event_deliveries (plugin, state, event_seq);
+    CREATE INDEX event_deliveries_by_event ON event_deliveries (event_seq);
+    CREATE TABLE event_lanes (
+        plugin TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        source TEXT NOT NULL,
+        host TEXT,
+        lease_until_ms INTEGER,
+        touched_ms INTEGER NOT NULL,
+        PRIMARY KEY (plugin, topic, source)
+    ) WITHOUT ROWID;
 ",
 ];
 /// State in one SQLite database file.

@@ -1,0 +1,475 @@
+//! One delivery suite for every event backend (SQLite and PostgreSQL; PostgreSQL runs
+//! when CAPSTAN_TEST_DATABASE_URL is set, mandatory under CI=true). It drives the event
+//! store the way hosts do: publish fans out to subscribers, lanes deliver in publish
+//! order, a retry holds its lane back, a lapsed lease frees the lane for another host
+//! with the same event id, dead letters replay, and retention prunes only what no
+//! delivery waits for.
+
+mod support;
+
+use capstan_host::capability::Deadline;
+use capstan_host::capability::events::store::{Lane, Outcome, Replay};
+use capstan_host::capability::events::{
+    Delivery, DeliveryQuery, DeliveryState, EventQuery, EventStore, NewEvent, Settled, Topic, Want,
+};
+use capstan_host::storage::{PostgresStore, SqliteStore};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A backend under test and whatever must outlive it.
+struct Backend {
+    store: Arc<dyn EventStore>,
+    /// A second handle on the same state (another host), where the backend has one.
+    other: Arc<dyn EventStore>,
+    cleanup: Option<Box<dyn FnOnce()>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup();
+        }
+    }
+}
+
+fn sqlite() -> Option<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    Some(Backend {
+        other: store.clone(),
+        store,
+        cleanup: Some(Box::new(move || drop(dir))),
+    })
+}
+
+fn postgres() -> Option<Backend> {
+    let url = support::postgres_url()?;
+    let schema = support::unique_schema();
+    let store = Arc::new(PostgresStore::connect(&url, Some(&schema)).unwrap());
+    let other = Arc::new(PostgresStore::connect(&url, Some(&schema)).unwrap());
+    let owner = store.clone();
+    Some(Backend {
+        store,
+        other,
+        cleanup: Some(Box::new(move || {
+            owner.drop_schema(&schema).expect("dropping test schema")
+        })),
+    })
+}
+
+fn soon() -> Deadline {
+    Deadline::after(Duration::from_secs(30))
+}
+
+fn publish(store: &dyn EventStore, topic: &str, source: &str, body: &str, to: &[&str]) -> String {
+    let topic = Topic::parse(topic).unwrap();
+    let event = NewEvent {
+        topic: &topic,
+        source,
+        content_type: "text/plain",
+        payload: body.as_bytes(),
+        retention: Duration::from_secs(3600),
+        retention_count: 1000,
+    };
+    store.publish(&event, to, soon()).unwrap().id
+}
+
+fn want(plugin: &str, max_in_flight: u32, lanes: u32, batch: u32) -> Want {
+    Want {
+        plugin: plugin.into(),
+        max_in_flight,
+        lanes,
+        batch,
+        patterns: Vec::new(),
+    }
+}
+
+fn lane_of(batch: &[Delivery]) -> Lane {
+    batch[0].lane()
+}
+
+fn all(batch: &[Delivery], outcome: Outcome) -> Vec<Settled> {
+    batch
+        .iter()
+        .map(|d| Settled {
+            id: d.id.clone(),
+            outcome: outcome.clone(),
+        })
+        .collect()
+}
+
+fn states(store: &dyn EventStore, plugin: &str) -> Vec<(String, DeliveryState, u32)> {
+    let mut rows: Vec<_> = store
+        .deliveries(&DeliveryQuery {
+            plugin: Some(plugin.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.event_id, d.state, d.attempt))
+        .collect();
+    rows.reverse();
+    rows
+}
+
+fn bodies(batch: &[Delivery]) -> Vec<String> {
+    batch
+        .iter()
+        .map(|d| String::from_utf8(d.payload.clone()).unwrap())
+        .collect()
+}
+
+fn each_subscriber_gets_one_delivery_per_event_in_publish_order(b: &Backend) {
+    let store = &*b.store;
+    let first = publish(store, "orders.created", "shop", "1", &["mail", "stats"]);
+    publish(store, "orders.created", "shop", "2", &["mail", "stats"]);
+    publish(store, "orders.created", "shop", "3", &["mail"]);
+    let lanes = store
+        .claim(
+            "h1",
+            &[want("mail", 4, 4, 10), want("stats", 4, 4, 10)],
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(lanes.len(), 2, "one lane per subscriber");
+    let mail = lanes.iter().find(|l| l[0].plugin == "mail").unwrap();
+    let stats = lanes.iter().find(|l| l[0].plugin == "stats").unwrap();
+    assert_eq!(bodies(mail), ["1", "2", "3"]);
+    assert_eq!(bodies(stats), ["1", "2"]);
+    assert_eq!(mail[0].event_id, first);
+    assert_eq!(mail[0].attempt, 1);
+    assert_eq!(mail[0].source, "shop");
+    for lane in &lanes {
+        store
+            .settle("h1", &lane_of(lane), &all(lane, Outcome::Delivered))
+            .unwrap();
+    }
+    assert!(
+        states(store, "mail")
+            .iter()
+            .all(|(_, s, _)| *s == DeliveryState::Delivered)
+    );
+    let again = store
+        .claim("h1", &[want("mail", 4, 4, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "delivered events are not delivered again: {again:?}"
+    );
+}
+
+fn a_retry_holds_its_lane_back_and_comes_first(b: &Backend) {
+    let store = &*b.store;
+    for body in ["a", "b", "c"] {
+        publish(store, "jobs.done", "worker", body, &["sink"]);
+    }
+    let lane = store
+        .claim("h1", &[want("sink", 4, 4, 10)], Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
+    let mut settled = vec![Settled {
+        id: lane[0].id.clone(),
+        outcome: Outcome::Retry {
+            after: Duration::ZERO,
+            error: "not yet".into(),
+        },
+    }];
+    settled.extend(all(&lane[1..], Outcome::Released));
+    store.settle("h1", &lane_of(&lane), &settled).unwrap();
+    let again = store
+        .claim("h1", &[want("sink", 4, 4, 10)], Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        bodies(&again),
+        ["a", "b", "c"],
+        "publish order holds after a retry"
+    );
+    assert_eq!(
+        again.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        [2, 1, 1],
+        "only the retried delivery counts a second attempt"
+    );
+    let rows = states(store, "sink");
+    assert_eq!(rows[0].1, DeliveryState::Leased);
+}
+
+fn a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes(b: &Backend) {
+    let store = &*b.store;
+    publish(store, "a.x", "p", "held", &["sub"]);
+    publish(store, "b.x", "p", "free", &["sub"]);
+    let lanes = store
+        .claim("h1", &[want("sub", 4, 4, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(lanes.len(), 2, "topics are separate lanes");
+    for lane in &lanes {
+        let outcome = if lane[0].topic == "a.x" {
+            Outcome::Retry {
+                after: Duration::from_secs(3600),
+                error: "later".into(),
+            }
+        } else {
+            Outcome::Released
+        };
+        store
+            .settle("h1", &lane_of(lane), &all(lane, outcome))
+            .unwrap();
+    }
+    let lanes = store
+        .claim("h1", &[want("sub", 4, 4, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(
+        lanes.len(),
+        1,
+        "the lane waiting for its retry is not claimed"
+    );
+    assert_eq!(bodies(&lanes[0]), ["free"]);
+}
+
+fn max_in_flight_bounds_lanes_across_hosts(b: &Backend) {
+    for topic in ["t.one", "t.two", "t.three"] {
+        publish(&*b.store, topic, "p", topic, &["busy"]);
+    }
+    let first = b
+        .store
+        .claim("h1", &[want("busy", 2, 8, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let second = b
+        .other
+        .claim("h2", &[want("busy", 2, 8, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        second.is_empty(),
+        "two lanes are leased already: {second:?}"
+    );
+    b.store
+        .settle(
+            "h1",
+            &lane_of(&first[0]),
+            &all(&first[0], Outcome::Delivered),
+        )
+        .unwrap();
+    let third = b
+        .other
+        .claim("h2", &[want("busy", 2, 8, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(third.len(), 1, "a freed lane lets one more in");
+}
+
+fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(b: &Backend) {
+    let id = publish(&*b.store, "orders.created", "shop", "x", &["mail"]);
+    let lease = Duration::from_millis(200);
+    let taken = b
+        .store
+        .claim("dead-host", &[want("mail", 1, 1, 10)], lease)
+        .unwrap()
+        .remove(0);
+    assert!(
+        b.other
+            .claim("h2", &[want("mail", 1, 1, 10)], lease)
+            .unwrap()
+            .is_empty(),
+        "leased to the first host"
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while b.other.reap().unwrap() == 0 {
+        assert!(Instant::now() < until, "the lease never lapsed");
+        std::thread::yield_now();
+    }
+    let again = b
+        .other
+        .claim("h2", &[want("mail", 1, 1, 10)], Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        again[0].event_id, id,
+        "a redelivery carries the same event id"
+    );
+    assert_eq!(again[0].attempt, 2);
+    b.store
+        .settle(
+            "dead-host",
+            &lane_of(&taken),
+            &all(&taken, Outcome::Delivered),
+        )
+        .unwrap();
+    assert_eq!(
+        states(&*b.other, "mail")[0].1,
+        DeliveryState::Leased,
+        "the vanished host's late settle changes nothing"
+    );
+    b.other
+        .settle("h2", &lane_of(&again), &all(&again, Outcome::Delivered))
+        .unwrap();
+    assert_eq!(states(&*b.other, "mail")[0].1, DeliveryState::Delivered);
+}
+
+fn dead_letters_replay_with_a_fresh_attempt_count(b: &Backend) {
+    let store = &*b.store;
+    publish(store, "poison.pill", "p", "x", &["victim"]);
+    let lane = store
+        .claim("h1", &[want("victim", 1, 1, 10)], Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
+    store
+        .settle(
+            "h1",
+            &lane_of(&lane),
+            &all(
+                &lane,
+                Outcome::Dead {
+                    error: "rejected: no".into(),
+                },
+            ),
+        )
+        .unwrap();
+    let dead = store
+        .deliveries(&DeliveryQuery {
+            state: Some(DeliveryState::Dead),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("rejected: no"));
+    let Replay::Replayed(replayed) = store.replay(&dead[0].id).unwrap() else {
+        panic!("a dead letter replays")
+    };
+    assert_eq!(
+        (replayed.state, replayed.attempt),
+        (DeliveryState::Pending, 0)
+    );
+    assert!(matches!(
+        store.replay(&dead[0].id).unwrap(),
+        Replay::NotDead(_)
+    ));
+    assert_eq!(store.replay("0000000000000000").unwrap(), Replay::Missing);
+    let again = store
+        .claim("h1", &[want("victim", 1, 1, 10)], Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempt),
+        (dead[0].id.as_str(), 1)
+    );
+}
+
+fn only_subscribers_at_publish_time_receive_and_removal_drops_pending(b: &Backend) {
+    let store = &*b.store;
+    publish(store, "news.a", "p", "old", &["early"]);
+    publish(store, "news.a", "p", "new", &["early", "late"]);
+    assert_eq!(states(store, "early").len(), 2);
+    assert_eq!(
+        states(store, "late").len(),
+        1,
+        "a later subscriber sees no older event"
+    );
+    assert_eq!(store.drop_plugin("early").unwrap(), 2);
+    assert!(states(store, "early").is_empty());
+    assert_eq!(states(store, "late").len(), 1, "others keep theirs");
+    let listed = store
+        .events(&EventQuery {
+            topic: Some("news.a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 2, "events stay listed");
+    assert_eq!(listed[0].size, 3, "newest first");
+}
+
+fn retention_prunes_only_what_no_delivery_waits_for(b: &Backend) {
+    let store = &*b.store;
+    let topic = Topic::parse("metrics.tick").unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let body = n.to_string();
+        let event = NewEvent {
+            topic: &topic,
+            source: "p",
+            content_type: "text/plain",
+            payload: body.as_bytes(),
+            retention: Duration::from_secs(3600),
+            retention_count: 2,
+        };
+        let to: &[&str] = if n == 0 { &["slow"] } else { &[] };
+        ids.push(store.publish(&event, to, soon()).unwrap().id);
+    }
+    assert_eq!(
+        store.prune().unwrap(),
+        2,
+        "events 1 and 2 are past the count"
+    );
+    let kept: Vec<String> = store
+        .events(&EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        kept,
+        [ids[4].clone(), ids[3].clone(), ids[0].clone()],
+        "event 0 waits for its delivery"
+    );
+}
+
+macro_rules! conformance {
+    ($($backend:ident),*) => {$(
+        mod $backend {
+            #[test]
+            fn each_subscriber_gets_one_delivery_per_event_in_publish_order() {
+                let Some(b) = super::$backend() else { return };
+                super::each_subscriber_gets_one_delivery_per_event_in_publish_order(&b);
+            }
+
+            #[test]
+            fn a_retry_holds_its_lane_back_and_comes_first() {
+                let Some(b) = super::$backend() else { return };
+                super::a_retry_holds_its_lane_back_and_comes_first(&b);
+            }
+
+            #[test]
+            fn a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes() {
+                let Some(b) = super::$backend() else { return };
+                super::a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes(&b);
+            }
+
+            #[test]
+            fn max_in_flight_bounds_lanes_across_hosts() {
+                let Some(b) = super::$backend() else { return };
+                super::max_in_flight_bounds_lanes_across_hosts(&b);
+            }
+
+            #[test]
+            fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event() {
+                let Some(b) = super::$backend() else { return };
+                super::a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(&b);
+            }
+
+            #[test]
+            fn dead_letters_replay_with_a_fresh_attempt_count() {
+                let Some(b) = super::$backend() else { return };
+                super::dead_letters_replay_with_a_fresh_attempt_count(&b);
+            }
+
+            #[test]
+            fn only_subscribers_at_publish_time_receive_and_removal_drops_pending() {
+                let Some(b) = super::$backend() else { return };
+                super::only_subscribers_at_publish_time_receive_and_removal_drops_pending(&b);
+            }
+
+            #[test]
+            fn retention_prunes_only_what_no_delivery_waits_for() {
+                let Some(b) = super::$backend() else { return };
+                super::retention_prunes_only_what_no_delivery_waits_for(&b);
+            }
+        }
+    )*};
+}
+
+conformance!(sqlite, postgres);
