@@ -27,7 +27,7 @@ claims = ["notify.*"]
 [plugins.probe.capabilities.kv]
 [plugins.probe.capabilities.events]
 publish = ["probe.>", "capstan.>"]
-subscribe = ["flaky.>", "stubborn.>", "poison.>", "capstan.plugin.*"]
+subscribe = ["flaky.>", "stubborn.>", "poison.>", "slow.>", "capstan.plugin.*"]
 request = ["notify.*"]
 max_attempts = 3
 backoff = "20ms"
@@ -488,6 +488,71 @@ fn publishing_from_outside_is_checked_and_listed() {
     );
     let (status, _) = server.json(Method::GET, "/deliveries?state=lost");
     assert_eq!(status, 400);
+}
+
+#[test]
+fn a_subscriber_that_always_fails_holds_up_nobody_else() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    install(&server, "probe");
+    install(&server, "notifier");
+    install(&server, "orders");
+    for n in 0..20 {
+        publish(&server, &format!("stubborn.s{n}"), json!({}));
+    }
+    for n in 1..=5 {
+        let order = format!(r#"{{"item":"x","quantity":{n}}}"#);
+        assert_eq!(post(&server, "orders/orders", &order).0, 201);
+    }
+    eventually(WAIT, "the notifier got every order", || {
+        counts(&server)["orders"] == 5
+    });
+    eventually(WAIT, "every stubborn event is a dead letter", || {
+        deliveries(&server, "plugin=probe&state=dead").len() == 20
+    });
+    assert!(deliveries(&server, "plugin=notifier&state=dead").is_empty());
+}
+
+#[test]
+fn sigterm_finishes_the_delivery_in_hand_and_hands_the_rest_back() {
+    let (_keep, dir) = temp();
+    let mut server = start(&dir, POLICY, &[]);
+    install(&server, "probe");
+    let ids: Vec<String> = (0..6)
+        .map(|n| {
+            publish(&server, "slow.work", json!({"n": n}))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let attempts = |server: &Server, id: &str| {
+        post(server, &format!("probe/deliveries?event={id}"), "").1["ok"].clone()
+    };
+    eventually(WAIT, "the first slow event delivered", || {
+        attempts(&server, &ids[0]) == "1,"
+    });
+    terminate(&server);
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    // Restarted, the host delivers what was handed back at once, each event exactly once:
+    // a lease left to lapse would have counted a second attempt.
+    let server = start(&dir, POLICY, &[]);
+    eventually(WAIT, "every slow event delivered", || {
+        deliveries(&server, "plugin=probe&state=delivered")
+            .iter()
+            .filter(|d| d["topic"] == "slow.work")
+            .count()
+            == ids.len()
+    });
+    for id in &ids {
+        assert_eq!(
+            attempts(&server, id),
+            "1,",
+            "event {id} was delivered once, as attempt 1"
+        );
+    }
 }
 
 /// Two hosts on one PostgreSQL: 10,000 orders through both; one host is killed with

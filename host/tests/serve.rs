@@ -300,17 +300,6 @@ fn draining_is_bounded_by_drain_seconds() {
     );
 }
 
-fn terminate(server: &Server) {
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 impl Server {
     fn send_text(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
         let response = self

@@ -170,6 +170,18 @@ pub fn variant(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
     bytes
 }
 
+/// Send the server SIGTERM (it drains and exits).
+pub fn terminate(server: &Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 pub fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();

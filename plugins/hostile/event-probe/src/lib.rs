@@ -2,6 +2,7 @@
 //! /request?kind=K` sends it as a request of `K`, whatever was granted, answering
 //! `{"ok": …}` or `{"error": code, "message": …}` so tests see the host's refusal.
 //! Events on `flaky.…` ask for a retry until their third attempt, on `stubborn.…` always;
+//! events on `slow.…` take 200 ms;
 //! events on `poison.…` are always rejected; every delivery is recorded in kv (`deliveries:<event id>` lists
 //! its attempts; `topic:<topic>` counts them). It carries no manifest: the sidecar a
 //! test installs it with decides what it declares (capstan.toml beside it is the usual one).
@@ -34,6 +35,9 @@ fn outcome(result: Result<Value, Error>) -> Response {
 
 impl Plugin for Probe {
     fn on_event(event: &Event) -> Result<(), DeliveryError> {
+        if event.topic.starts_with("slow.") {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         let key = format!("deliveries:{}", event.id);
         let mut attempts = kv::get(&key)?.unwrap_or_default();
         attempts.extend_from_slice(format!("{},", event.attempt).as_bytes());
