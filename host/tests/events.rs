@@ -555,6 +555,89 @@ fn sigterm_finishes_the_delivery_in_hand_and_hands_the_rest_back() {
     }
 }
 
+#[test]
+fn a_publish_token_publishes_on_its_topics_only_until_revoked() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let created: Value = server
+        .admin(Method::POST, "/events/publishers")
+        .json(&json!({"name": "billing", "topics": ["payments.*"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let id = created["publisher"]["id"].as_str().unwrap().to_string();
+    assert!(token.starts_with("cevt_"), "{created}");
+    let send = |token: &str, method: Method, path: &str, body: Value| {
+        server
+            .http
+            .request(method, format!("{}/admin/v1{path}", server.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let event = json!({"topic": "payments.settled", "payload": {"amount": 5}});
+    let published = send(&token, Method::POST, "/events", event.clone());
+    assert_eq!(published.status(), 201);
+    let record: Value = published.json().unwrap();
+    assert_eq!(record["source"], format!("capstan:publisher:{id}"));
+
+    let outside = send(
+        &token,
+        Method::POST,
+        "/events",
+        json!({"topic": "orders.created", "payload": 1}),
+    );
+    assert_eq!(outside.status(), 403);
+    assert_eq!(
+        outside.json::<Value>().unwrap()["code"],
+        "topic-not-granted"
+    );
+    let reserved = send(
+        &token,
+        Method::POST,
+        "/events",
+        json!({"topic": "capstan.plugin.removed", "payload": 1}),
+    );
+    assert_eq!(reserved.status(), 403);
+    assert_eq!(
+        send(&token, Method::GET, "/plugins", Value::Null).status(),
+        401,
+        "it is not an admin token"
+    );
+    assert_eq!(
+        send(&token, Method::GET, "/events", Value::Null).status(),
+        401
+    );
+    let forged = format!("cevt_{}", "0".repeat(64));
+    assert_eq!(
+        send(&forged, Method::POST, "/events", event.clone()).status(),
+        401
+    );
+
+    let (_, listed) = server.json(Method::GET, "/events/publishers");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        !listed.to_string().contains(&token),
+        "tokens are never listed"
+    );
+    let (status, _) = server.json(Method::DELETE, &format!("/events/publishers/{id}"));
+    assert_eq!(status, 204);
+    assert_eq!(
+        send(&token, Method::POST, "/events", event).status(),
+        401,
+        "revoked"
+    );
+    let (_, published) = server.json(Method::GET, "/events?topic=payments.settled");
+    assert_eq!(
+        published.as_array().unwrap().len(),
+        1,
+        "only the granted publish was stored"
+    );
+}
+
 /// Two hosts on one PostgreSQL: 10,000 orders through both; one host is killed with
 /// SIGKILL mid-stream. The notifier counts each event id once and every redelivery
 /// apart: every stored event is delivered, none twice as a new order.

@@ -46,7 +46,12 @@ pub struct Client {
 impl Client {
     /// A client for `remote`, failing if no token can be found.
     pub fn new(remote: &Remote) -> anyhow::Result<Client> {
-        let token = match std::env::var("CAPSTAN_ADMIN_TOKEN") {
+        Self::with_token(remote, None)
+    }
+
+    /// Like [`Client::new`], sending `token` (e.g. a publish token) when given.
+    pub fn with_token(remote: &Remote, token: Option<String>) -> anyhow::Result<Client> {
+        let token = match token.map_or_else(|| std::env::var("CAPSTAN_ADMIN_TOKEN"), Ok) {
             Ok(token) => token,
             Err(_) => {
                 let path = remote.data.path.join(TOKEN_FILE);

@@ -24,9 +24,15 @@ pub enum EventCommand {
         /// for --file).
         #[arg(long)]
         content_type: Option<String>,
+        /// Publish with this publish token instead of the admin token.
+        #[arg(long, env = "CAPSTAN_PUBLISH_TOKEN", hide_env_values = true)]
+        publish_token: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
+    /// Publish tokens: let another system publish on some topics, without the admin token.
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
     /// Recent events, newest first (without payloads).
     List {
         #[arg(long)]
@@ -36,6 +42,34 @@ pub enum EventCommand {
         source: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PublisherCommand {
+    /// Create a publisher; prints its token once.
+    Add {
+        /// What it is (the system that will publish).
+        name: String,
+        /// A topic pattern it may publish on. Repeatable; at least one.
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
+        /// Lifetime of the token, e.g. `30m`, `90d`.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Every publisher (never with its token).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a publisher: its token stops working on every host.
+    Rm {
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -112,6 +146,7 @@ pub fn run_event(command: EventCommand) -> anyhow::Result<ExitCode> {
             json: payload,
             file,
             content_type,
+            publish_token,
             remote,
         } => {
             let mut body = json!({"topic": topic, "content_type": content_type});
@@ -133,7 +168,7 @@ pub fn run_event(command: EventCommand) -> anyhow::Result<ExitCode> {
             if body["content_type"].is_null() {
                 body.as_object_mut().map(|o| o.remove("content_type"));
             }
-            let api = Client::new(&remote)?;
+            let api = Client::with_token(&remote, publish_token)?;
             let event: Value = api.fetch(api.request(Method::POST, "/events").json(&body))?;
             if !api.json {
                 print_event(&event);
@@ -153,6 +188,65 @@ pub fn run_event(command: EventCommand) -> anyhow::Result<ExitCode> {
                 api.fetch(api.request(Method::GET, "/events").query(&query))?;
             if !api.json {
                 events.iter().for_each(print_event);
+            }
+        }
+        EventCommand::Publisher(command) => return publisher(command),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_publisher(publisher: &Value) {
+    let topics: Vec<String> = publisher["topics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    println!(
+        "{}  {:<20} [{}]{}",
+        text(&publisher["id"]),
+        text(&publisher["name"]),
+        topics.join(", "),
+        publisher["expires_ms"]
+            .as_i64()
+            .map(|at| format!("  expires {}", super::records::rfc3339(at)))
+            .unwrap_or_default(),
+    );
+}
+
+fn publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PublisherCommand::Add {
+            name,
+            topics,
+            expires_in,
+            remote,
+        } => {
+            let api = Client::new(&remote)?;
+            let body = json!({"name": name, "topics": topics, "expires_in": expires_in});
+            let created: Value =
+                api.fetch(api.request(Method::POST, "/events/publishers").json(&body))?;
+            if !api.json {
+                print_publisher(&created["publisher"]);
+                println!(
+                    "token (shown once; send it as `Authorization: Bearer …` to POST /admin/v1/events):"
+                );
+                println!("{}", created["token"].as_str().unwrap_or("-"));
+            }
+        }
+        PublisherCommand::List { remote } => {
+            let api = Client::new(&remote)?;
+            let publishers: Vec<Value> =
+                api.fetch(api.request(Method::GET, "/events/publishers"))?;
+            if !api.json {
+                publishers.iter().for_each(print_publisher);
+            }
+        }
+        PublisherCommand::Rm { id, remote } => {
+            let api = Client::new(&remote)?;
+            api.send(api.request(Method::DELETE, &format!("/events/publishers/{id}")))?;
+            if !api.json {
+                println!("publisher {} revoked", escape(&id));
             }
         }
     }

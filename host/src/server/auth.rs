@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::capability::events::publishers;
 use crate::storage::PluginStore;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -51,24 +52,55 @@ pub fn load_or_create(store: &dyn PluginStore, data_dir: &Path) -> anyhow::Resul
     Ok(hash(&token))
 }
 
-/// Reject admin requests without the right bearer token.
+/// Reject admin requests without the right bearer token. `POST /events` also takes a
+/// publish token (see [`crate::capability::events::publishers`]): the publisher it
+/// belongs to rides along in the request's extensions, for the handler to scope.
 pub async fn require_token(
     State(state): State<Arc<AppState>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let presented = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let valid = presented.is_some_and(|token| bool::from(hash(token).ct_eq(&state.token_hash)));
-    if !valid {
-        return Err(ApiError::new(
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let unauthorized = || {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong admin bearer token",
-        ));
+        )
+    };
+    let Some(token) = presented else {
+        return Err(unauthorized());
+    };
+    if bool::from(hash(&token).ct_eq(&state.token_hash)) {
+        return Ok(next.run(request).await);
     }
-    Ok(next.run(request).await)
+    let publishing =
+        request.method() == axum::http::Method::POST && request.uri().path() == "/events";
+    if !publishing || !token.starts_with(publishers::TOKEN_PREFIX) {
+        return Err(unauthorized());
+    }
+    let token_hash = crate::capability::mcp::clients::token_hash(&token);
+    let app = state.clone();
+    let found = super::blocking(move || {
+        Ok(app
+            .registry
+            .runtime()
+            .services()
+            .state
+            .publisher_by_token(&token_hash)?)
+    })
+    .await?;
+    let now = crate::audit::to_millis(std::time::SystemTime::now());
+    match found {
+        Some(publisher) if publisher.expires_ms.is_none_or(|at| now < at) => {
+            request.extensions_mut().insert(publisher);
+            Ok(next.run(request).await)
+        }
+        _ => Err(unauthorized()),
+    }
 }

@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         admin::create_client, admin::list_clients, admin::revoke_client,
         admin::list_jobs, admin::run_job, admin::list_runs, admin::show_run, admin::cancel_run,
         admin::publish_event, admin::list_events, admin::list_deliveries, admin::retry_delivery,
+        admin::create_publisher, admin::list_publishers, admin::revoke_publisher,
     ),
     modifiers(&BearerToken),
     security(("admin-token" = [])),

@@ -3,6 +3,7 @@
 use super::StoreError;
 use crate::capability::Deadline;
 use crate::capability::config::ConfigStore;
+use crate::capability::events::publishers::{Publisher, PublisherStore};
 use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
 use crate::capability::mcp::{McpClient, McpClientStore};
 use crate::secrets::{Sealed, SecretError, SecretStore};
@@ -22,8 +23,49 @@ pub struct MemoryKv {
     namespaces: Mutex<HashMap<String, Namespace>>,
     secrets: Mutex<BTreeMap<(String, String), Sealed>>,
     config: Mutex<HashMap<String, Map<String, Value>>>,
-    /// MCP clients with their token hashes, oldest first.
-    clients: Mutex<Vec<(McpClient, String)>>,
+    clients: Tokened<McpClient>,
+    publishers: Tokened<Publisher>,
+}
+
+/// Records reached by a bearer token, with their token hashes, oldest first.
+struct Tokened<T>(Mutex<Vec<(T, String)>>);
+
+impl<T> Default for Tokened<T> {
+    fn default() -> Self {
+        Tokened(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Clone> Tokened<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(T, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, record: &T, token_hash: &str) {
+        self.lock().push((record.clone(), token_hash.to_string()));
+    }
+
+    fn all(&self) -> Vec<T> {
+        self.lock()
+            .iter()
+            .map(|(record, _)| record.clone())
+            .collect()
+    }
+
+    fn by_token(&self, token_hash: &str) -> Option<T> {
+        self.lock()
+            .iter()
+            .find(|(_, hash)| hash == token_hash)
+            .map(|(record, _)| record.clone())
+    }
+
+    /// Whether a record `is` picked was removed.
+    fn remove(&self, is: impl Fn(&T) -> bool) -> bool {
+        let mut records = self.lock();
+        let before = records.len();
+        records.retain(|(record, _)| !is(record));
+        records.len() < before
+    }
 }
 
 impl MemoryKv {
@@ -157,28 +199,38 @@ impl ConfigStore for MemoryKv {
 
 impl McpClientStore for MemoryKv {
     fn add_client(&self, client: &McpClient, token_hash: &str) -> Result<(), StoreError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients.push((client.clone(), token_hash.to_string()));
+        self.clients.add(client, token_hash);
         Ok(())
     }
 
     fn clients(&self) -> Result<Vec<McpClient>, StoreError> {
-        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(clients.iter().map(|(client, _)| client.clone()).collect())
+        Ok(self.clients.all())
     }
 
     fn client_by_token(&self, token_hash: &str) -> Result<Option<McpClient>, StoreError> {
-        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(clients
-            .iter()
-            .find(|(_, hash)| hash == token_hash)
-            .map(|(client, _)| client.clone()))
+        Ok(self.clients.by_token(token_hash))
     }
 
     fn remove_client(&self, id: &str) -> Result<bool, StoreError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        let before = clients.len();
-        clients.retain(|(client, _)| client.id != id);
-        Ok(clients.len() < before)
+        Ok(self.clients.remove(|client| client.id == id))
+    }
+}
+
+impl PublisherStore for MemoryKv {
+    fn add_publisher(&self, publisher: &Publisher, token_hash: &str) -> Result<(), StoreError> {
+        self.publishers.add(publisher, token_hash);
+        Ok(())
+    }
+
+    fn publishers(&self) -> Result<Vec<Publisher>, StoreError> {
+        Ok(self.publishers.all())
+    }
+
+    fn publisher_by_token(&self, token_hash: &str) -> Result<Option<Publisher>, StoreError> {
+        Ok(self.publishers.by_token(token_hash))
+    }
+
+    fn remove_publisher(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.publishers.remove(|publisher| publisher.id == id))
     }
 }

@@ -14,6 +14,7 @@ pub use postgres::{PostgresSql, PostgresStore};
 pub use sqlite::{SqliteSql, SqliteStore};
 
 use crate::capability::config::ConfigStore;
+use crate::capability::events::publishers::PublisherStore;
 use crate::capability::kv::KvStore;
 use crate::capability::mcp::McpClientStore;
 use serde::Serialize;
@@ -25,9 +26,9 @@ pub trait HostStore: PluginStore + crate::capability::jobs::JobStore {}
 impl<T: PluginStore + crate::capability::jobs::JobStore> HostStore for T {}
 
 /// Every capability's own state, in one backend: what a host's plugins read and write.
-pub trait StateStore: KvStore + ConfigStore + McpClientStore {}
+pub trait StateStore: KvStore + ConfigStore + McpClientStore + PublisherStore {}
 
-impl<T: KvStore + ConfigStore + McpClientStore> StateStore for T {}
+impl<T: KvStore + ConfigStore + McpClientStore + PublisherStore> StateStore for T {}
 
 /// One installed version of a plugin, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -8,6 +8,7 @@
 pub mod bus;
 mod deny;
 mod host;
+pub mod publishers;
 pub mod store;
 pub mod topic;
 

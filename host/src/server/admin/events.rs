@@ -4,6 +4,7 @@
 use super::ApiQuery;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::CapabilityId;
+use crate::capability::events::publishers::{self, NewPublisher, Publisher};
 use crate::capability::events::store::{NewEvent, Replay};
 use crate::capability::events::{
     DEFAULT_RETENTION, DEFAULT_RETENTION_COUNT, DeliveryQuery, DeliveryRecord, DeliveryState,
@@ -11,13 +12,14 @@ use crate::capability::events::{
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::{AppState, blocking};
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Rows a list returns unless it asks for another number.
 const DEFAULT_LIMIT: u32 = 100;
@@ -160,20 +162,15 @@ pub(crate) async fn publish_as(
             .publish(&event, deadline)?)
     })
     .await?;
-    state
-        .registry
-        .runtime()
-        .services()
-        .audit
-        .record(AuditEvent::new(
-            "-",
-            AuditKind::EventControl,
-            Some(CapabilityId::Events),
-            format!(
-                "{} published event {} on {}",
-                record.source, record.id, record.topic
-            ),
-        ));
+    audit(
+        state,
+        "-",
+        AuditKind::EventControl,
+        format!(
+            "{} published event {} on {}",
+            record.source, record.id, record.topic
+        ),
+    );
     Ok(record)
 }
 
@@ -183,17 +180,172 @@ pub(crate) async fn publish_as(
     responses(
         (status = 201, description = "Published: every plugin subscribed to the topic receives it", body = EventRecord),
         (status = 400, description = "Not JSON, or an unknown field", body = ErrorBody),
+        (status = 403, description = "A publish token whose topics do not include this one", body = ErrorBody),
         (status = 413, description = "Payload over 1 MiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid or reserved topic, payload or content type (named); nothing published", body = ErrorBody),
     ))]
 pub async fn publish_event(
     State(state): State<Arc<AppState>>,
+    publisher: Option<Extension<Publisher>>,
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<EventRecord>), ApiError> {
     let request = super::json_body(body)?;
-    let record = publish_as(&state, ADMIN_SOURCE.to_string(), request).await?;
+    let source = match publisher {
+        None => ADMIN_SOURCE.to_string(),
+        Some(Extension(publisher)) => {
+            let topic = Topic::parse(&request.topic)
+                .map_err(|problem| invalid("invalid-topic", problem))?;
+            if !publisher.may_publish(&topic, crate::audit::to_millis(SystemTime::now())) {
+                audit(
+                    &state,
+                    "-",
+                    AuditKind::Denied,
+                    format!(
+                        "publisher {} refused on topic {topic}, outside its scope",
+                        publisher.id
+                    ),
+                );
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "topic-not-granted",
+                    format!("this publish token may not publish on `{topic}`"),
+                ));
+            }
+            publisher.source()
+        }
+    };
+    let record = publish_as(&state, source, request).await?;
     Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// A publisher just created, with its token (shown this once).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedPublisher {
+    pub publisher: Publisher,
+    /// The bearer token for `POST /admin/v1/events`; store it now, it is never shown again.
+    pub token: String,
+}
+
+/// Path naming a publisher.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PublisherId {
+    /// The publisher's id, as listed.
+    #[param(pattern = "^[0-9a-f]{16}$")]
+    id: String,
+}
+
+/// `POST /admin/v1/events/publishers`.
+#[utoipa::path(post, path = "/admin/v1/events/publishers", tag = "events",
+    request_body(content = NewPublisher, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; the token is in the answer and nowhere else", body = CreatedPublisher),
+        (status = 400, description = "Not JSON, or an unknown field", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "A field broke its rule (named in the message); nothing stored", body = ErrorBody),
+    ))]
+pub async fn create_publisher(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<NewPublisher>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedPublisher>), ApiError> {
+    let new = super::json_body(body)?;
+    let publisher = new
+        .check(SystemTime::now())
+        .map_err(|problem| invalid("invalid-publisher", format!("publisher refused: {problem}")))?;
+    let (token, hash) = publishers::new_token();
+    let stored = publisher.clone();
+    let app = state.clone();
+    blocking(move || {
+        Ok(app
+            .registry
+            .runtime()
+            .services()
+            .state
+            .add_publisher(&stored, &hash)?)
+    })
+    .await?;
+    let topics: Vec<String> = publisher.topics.iter().map(ToString::to_string).collect();
+    audit(
+        &state,
+        "-",
+        AuditKind::EventControl,
+        format!(
+            "publisher {} ({}) created for topics [{}]",
+            publisher.id,
+            crate::text::escape(&publisher.name),
+            topics.join(", ")
+        ),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedPublisher { publisher, token }),
+    ))
+}
+
+/// `GET /admin/v1/events/publishers`.
+#[utoipa::path(get, path = "/admin/v1/events/publishers", tag = "events",
+    responses((status = 200, description = "Every publisher, oldest first, without tokens", body = [Publisher])))]
+pub async fn list_publishers(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Vec<Publisher>>, ApiError> {
+    blocking(move || {
+        Ok(Json(
+            state.registry.runtime().services().state.publishers()?,
+        ))
+    })
+    .await
+}
+
+/// `DELETE /admin/v1/events/publishers/{id}`.
+#[utoipa::path(delete, path = "/admin/v1/events/publishers/{id}", tag = "events", params(PublisherId),
+    responses(
+        (status = 204, description = "Revoked: its token stops working on every host"),
+        (status = 404, description = "No such publisher", body = ErrorBody),
+    ))]
+pub async fn revoke_publisher(
+    State(state): State<Arc<AppState>>,
+    Path(PublisherId { id }): Path<PublisherId>,
+) -> Result<StatusCode, ApiError> {
+    let app = state.clone();
+    let target = id.clone();
+    let removed = blocking(move || {
+        Ok(app
+            .registry
+            .runtime()
+            .services()
+            .state
+            .remove_publisher(&target)?)
+    })
+    .await?;
+    if !removed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "publisher-not-found",
+            format!("no publisher `{}`", crate::text::cap(&id, 64)),
+        ));
+    }
+    audit(
+        &state,
+        "-",
+        AuditKind::EventControl,
+        format!("publisher {id} revoked"),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn audit(state: &AppState, plugin: &str, kind: AuditKind, detail: String) {
+    state
+        .registry
+        .runtime()
+        .services()
+        .audit
+        .record(AuditEvent::new(
+            plugin,
+            kind,
+            Some(CapabilityId::Events),
+            detail,
+        ));
 }
 
 /// `GET /admin/v1/events`.
@@ -280,17 +432,16 @@ pub async fn retry_delivery(
     .await?;
     match replay {
         Replay::Replayed(record) => {
-            let services = state.registry.runtime().services();
-            services.audit.record(AuditEvent::new(
+            audit(
+                &state,
                 &record.plugin,
                 AuditKind::EventControl,
-                Some(CapabilityId::Events),
                 format!(
                     "dead letter {} (event {}) replayed by an operator",
                     record.id, record.event_id
                 ),
-            ));
-            services.events.ready.raise();
+            );
+            state.registry.runtime().services().events.ready.raise();
             Ok(Json(record))
         }
         Replay::NotDead(record) => Err(ApiError::new(

@@ -71,6 +71,11 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/mcp/clients", post(create_client).get(list_clients))
         .route("/mcp/clients/{id}", delete(revoke_client))
         .route("/events", post(publish_event).get(list_events))
+        .route(
+            "/events/publishers",
+            post(create_publisher).get(list_publishers),
+        )
+        .route("/events/publishers/{id}", delete(revoke_publisher))
         .route("/deliveries", get(list_deliveries))
         .route("/deliveries/{id}/retry", post(retry_delivery))
         .fallback(super::error::no_such_endpoint)

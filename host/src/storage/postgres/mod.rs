@@ -8,9 +8,11 @@ mod events;
 mod jobs;
 mod mcp;
 mod plugins;
+mod publishers;
 mod records;
 mod secrets;
 mod sql;
+mod tokens;
 
 pub use sql::PostgresSql;
 
@@ -181,6 +183,14 @@ const MIGRATIONS: &[&str] = &[
         lease_until_ms BIGINT,
         touched_ms BIGINT NOT NULL,
         PRIMARY KEY (plugin, topic, source)
+    );
+"#,
+    r#"
+    CREATE TABLE event_publishers (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        publisher TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
     );
 "#,
 ];

@@ -7,9 +7,11 @@ mod events;
 mod jobs;
 mod mcp;
 mod plugins;
+mod publishers;
 mod records;
 mod secrets;
 mod sql;
+mod tokens;
 
 pub use sql::SqliteSql;
 
@@ -171,6 +173,14 @@ const MIGRATIONS: &[&str] = &[
         touched_ms INTEGER NOT NULL,
         PRIMARY KEY (plugin, topic, source)
     ) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE event_publishers (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        publisher TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
 ",
 ];
 /// State in one SQLite database file.
