@@ -135,7 +135,6 @@ impl Deliverer {
                     // Leave at least half of the plugin's call slots to its routes and tools.
                     lanes: (calls / 2).max(1).min(room as u32),
                     batch: BATCH,
-                    patterns: grant.subscribe.clone(),
                 }
             })
             .collect();
@@ -217,6 +216,18 @@ impl Deliverer {
 
     /// Make one delivery and say how it ended.
     fn deliver(&self, plugin: &Plugin, grant: &Grant, delivery: &Delivery) -> Outcome {
+        if delivery.attempt > grant.max_attempts {
+            // Earlier attempts never settled (their hosts died): do not try again.
+            self.app
+                .metrics
+                .observe_delivery(&delivery.plugin, &delivery.topic, "dead_lettered");
+            return Outcome::Dead {
+                error: format!(
+                    "attempt {} is past the policy's {}; the earlier ones never finished",
+                    delivery.attempt, grant.max_attempts
+                ),
+            };
+        }
         let lag = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()

@@ -34,6 +34,10 @@ pub struct Args {
         requires = "database_url"
     )]
     database_schema: Option<String>,
+    /// Keep events in NATS JetStream (`nats://host:4222[/namespace]`) instead of the state
+    /// database, for clusters whose event traffic outgrows it.
+    #[arg(long, env = "CAPSTAN_EVENTS_URL", value_name = "URL")]
+    events_url: Option<String>,
     /// Policy to start with when the data directory has none yet (afterwards the stored
     /// policy, changed through the admin API, wins); without either nothing is granted.
     #[arg(long, value_name = "FILE")]
@@ -95,7 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => String::new(),
     };
-    let (mut services, store) = super::state::open_with_store(&args.data.path, args.database())?;
+    let (mut services, store) = super::state::open_with_store(
+        &args.data.path,
+        args.database(),
+        args.events_url.as_deref(),
+    )?;
     let token_hash = server::auth::load_or_create(store.as_ref(), &args.data.path)?;
     let cache = CacheStats::default();
     let metrics = Arc::new(Metrics::new(&cache));

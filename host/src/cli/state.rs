@@ -10,7 +10,9 @@ use crate::capability::log::LogSink;
 use crate::capability::sql::SqlEngine;
 use crate::runtime::Services;
 use crate::secrets::{Keyring, SecretStore, Secrets};
-use crate::storage::{HostStore, PostgresSql, PostgresStore, SqliteSql, SqliteStore, StateStore};
+use crate::storage::{
+    HostStore, NatsEvents, PostgresSql, PostgresStore, SqliteSql, SqliteStore, StateStore,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,23 +43,34 @@ impl DataDir {
 
 /// Services backed by SQLite and the key file in `dir` (created if missing).
 pub fn open(dir: &Path) -> anyhow::Result<Services> {
-    open_with_store(dir, None).map(|(services, _)| services)
+    open_with_store(dir, None, None).map(|(services, _)| services)
 }
 
 /// Like [`open`], also returning the store itself (for the plugin registry): PostgreSQL
-/// (URL and optional schema) if given, else SQLite in `dir`.
+/// (URL and optional schema) if given, else SQLite in `dir`; events in NATS JetStream if
+/// `events_url` is given, else in that store.
 pub fn open_with_store(
     dir: &Path,
     database: Option<(&str, Option<&str>)>,
+    events_url: Option<&str>,
 ) -> anyhow::Result<(Services, Arc<dyn HostStore>)> {
     create_private_dir(dir)?;
+    let nats: Option<Arc<dyn EventStore>> = match events_url {
+        Some(url) => {
+            Some(Arc::new(NatsEvents::connect(url).map_err(|e| {
+                anyhow::anyhow!("opening the event log: {e}")
+            })?))
+        }
+        None => None,
+    };
     match database {
         Some((url, schema)) => {
             let store = Arc::new(
                 PostgresStore::connect(url, schema)
                     .map_err(|e| anyhow::anyhow!("opening PostgreSQL state: {e}"))?,
             );
-            let services = services_over(store.clone(), store.clone(), dir, |secrets| {
+            let events = nats.clone().unwrap_or_else(|| store.clone());
+            let services = services_over(store.clone(), events, dir, |secrets| {
                 Ok(Arc::new(PostgresSql::new(store.clone(), secrets.clone())))
             })?;
             Ok((services, store))
@@ -67,7 +80,8 @@ pub fn open_with_store(
                 SqliteStore::open(&dir.join(DATABASE_FILE))
                     .map_err(|e| anyhow::anyhow!("opening state: {e}"))?,
             );
-            let services = services_over(store.clone(), store.clone(), dir, |_| {
+            let events = nats.unwrap_or_else(|| store.clone());
+            let services = services_over(store.clone(), events, dir, |_| {
                 let engine = SqliteSql::open(&dir.join(SQL_DIR))
                     .map_err(|e| anyhow::anyhow!("opening plugin databases: {e}"))?;
                 Ok(Arc::new(engine))

@@ -1,15 +1,17 @@
 //! State behind the host and its capabilities, in one of three backends: in-memory (tests,
 //! `capstan run`), SQLite (the embedded default) and PostgreSQL (several hosts sharing
-//! state). Each capability defines the trait for its own state (e.g. `KvStore`); every
+//! state); events may instead live in NATS JetStream. Each capability defines the trait for its own state (e.g. `KvStore`); every
 //! backend implements them all.
 
 mod error;
 mod memory;
+mod nats;
 mod postgres;
 mod sqlite;
 
 pub use error::StoreError;
 pub use memory::MemoryKv;
+pub use nats::NatsEvents;
 pub use postgres::{PostgresSql, PostgresStore};
 pub use sqlite::{SqliteSql, SqliteStore};
 

@@ -168,8 +168,6 @@ pub struct Want {
     pub lanes: u32,
     /// Deliveries per lane, at most.
     pub batch: u32,
-    /// The topics it receives (for backends that filter on read).
-    pub patterns: Vec<super::Pattern>,
 }
 
 /// Which events to list; unset fields do not filter.
