@@ -1,9 +1,12 @@
-//! One delivery suite for every event backend (SQLite and PostgreSQL; PostgreSQL runs
-//! when CAPSTAN_TEST_DATABASE_URL is set, mandatory under CI=true). It drives the event
-//! store the way hosts do: publish fans out to subscribers, lanes deliver in publish
-//! order, a retry holds its lane back, a lapsed lease frees the lane for another host
-//! with the same event id, dead letters replay, and retention prunes only what no
-//! delivery waits for.
+//! One delivery suite for every event backend: SQLite, PostgreSQL (when
+//! CAPSTAN_TEST_DATABASE_URL is set) and NATS JetStream (when CAPSTAN_TEST_NATS_URL is
+//! set), both mandatory under CI=true. It drives the event store the way hosts do:
+//! publish fans out to subscribers, deliveries come in publish order, a retry comes back
+//! first, a lapsed lease hands the delivery to another host with the same event id, dead
+//! letters replay, and removal drops what was pending. Where NATS keeps a weaker promise
+//! (lanes per subscriber rather than per topic, no fencing of a vanished host's late
+//! acknowledgement, delivered deliveries not listed, retention by stream limits) the test
+//! checks that promise instead, and the SQL-only ones run on SQL backends only.
 
 mod support;
 
@@ -12,12 +15,22 @@ use capstan_host::capability::events::store::{Lane, Outcome, Replay};
 use capstan_host::capability::events::{
     Delivery, DeliveryQuery, DeliveryState, EventQuery, EventStore, NewEvent, Settled, Topic, Want,
 };
-use capstan_host::storage::{PostgresStore, SqliteStore};
+use capstan_host::storage::{NatsEvents, PostgresStore, SqliteStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How a backend keeps deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Rows in SQLite or PostgreSQL: lanes per topic, fenced leases, delivered rows kept.
+    Sql,
+    /// A JetStream work queue: one lane per subscriber, acknowledged messages removed.
+    Nats,
+}
+
 /// A backend under test and whatever must outlive it.
 struct Backend {
+    kind: Kind,
     store: Arc<dyn EventStore>,
     /// A second handle on the same state (another host), where the backend has one.
     other: Arc<dyn EventStore>,
@@ -36,6 +49,7 @@ fn sqlite() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     Some(Backend {
+        kind: Kind::Sql,
         other: store.clone(),
         store,
         cleanup: Some(Box::new(move || drop(dir))),
@@ -49,10 +63,30 @@ fn postgres() -> Option<Backend> {
     let other = Arc::new(PostgresStore::connect(&url, Some(&schema)).unwrap());
     let owner = store.clone();
     Some(Backend {
+        kind: Kind::Sql,
         store,
         other,
         cleanup: Some(Box::new(move || {
             owner.drop_schema(&schema).expect("dropping test schema")
+        })),
+    })
+}
+
+fn nats() -> Option<Backend> {
+    let url = format!(
+        "{}/{}",
+        support::nats_url()?.trim_end_matches('/'),
+        support::unique_namespace()
+    );
+    let store = Arc::new(NatsEvents::connect(&url).unwrap());
+    let other = Arc::new(NatsEvents::connect(&url).unwrap());
+    let owner = store.clone();
+    Some(Backend {
+        kind: Kind::Nats,
+        store,
+        other,
+        cleanup: Some(Box::new(move || {
+            owner.delete_streams().expect("deleting test streams")
         })),
     })
 }
@@ -80,7 +114,6 @@ fn want(plugin: &str, max_in_flight: u32, lanes: u32, batch: u32) -> Want {
         max_in_flight,
         lanes,
         batch,
-        patterns: Vec::new(),
     }
 }
 
@@ -145,11 +178,14 @@ fn each_subscriber_gets_one_delivery_per_event_in_publish_order(b: &Backend) {
             .settle("h1", &lane_of(lane), &all(lane, Outcome::Delivered))
             .unwrap();
     }
-    assert!(
-        states(store, "mail")
-            .iter()
-            .all(|(_, s, _)| *s == DeliveryState::Delivered)
-    );
+    let rows = states(store, "mail");
+    match b.kind {
+        Kind::Sql => assert!(rows.iter().all(|(_, s, _)| *s == DeliveryState::Delivered)),
+        Kind::Nats => assert!(
+            rows.is_empty(),
+            "acknowledged deliveries are gone: {rows:?}"
+        ),
+    }
     let again = store
         .claim("h1", &[want("mail", 4, 4, 10)], Duration::from_secs(30))
         .unwrap();
@@ -202,32 +238,43 @@ fn a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes(b: &Backend) {
     let lanes = store
         .claim("h1", &[want("sub", 4, 4, 10)], Duration::from_secs(30))
         .unwrap();
-    assert_eq!(lanes.len(), 2, "topics are separate lanes");
+    let expected = match b.kind {
+        Kind::Sql => 2,
+        Kind::Nats => 1,
+    };
+    assert_eq!(
+        lanes.len(),
+        expected,
+        "SQL lanes are per topic, NATS per subscriber"
+    );
     for lane in &lanes {
-        let outcome = if lane[0].topic == "a.x" {
-            Outcome::Retry {
-                after: Duration::from_secs(3600),
-                error: "later".into(),
-            }
-        } else {
-            Outcome::Released
-        };
-        store
-            .settle("h1", &lane_of(lane), &all(lane, outcome))
-            .unwrap();
+        let settled: Vec<Settled> = lane
+            .iter()
+            .map(|d| Settled {
+                id: d.id.clone(),
+                outcome: if d.topic == "a.x" {
+                    Outcome::Retry {
+                        after: Duration::from_secs(3600),
+                        error: "later".into(),
+                    }
+                } else {
+                    Outcome::Released
+                },
+            })
+            .collect();
+        store.settle("h1", &lane_of(lane), &settled).unwrap();
     }
     let lanes = store
         .claim("h1", &[want("sub", 4, 4, 10)], Duration::from_secs(30))
         .unwrap();
-    assert_eq!(
-        lanes.len(),
-        1,
-        "the lane waiting for its retry is not claimed"
-    );
+    assert_eq!(lanes.len(), 1, "what waits for its retry is not claimed");
     assert_eq!(bodies(&lanes[0]), ["free"]);
 }
 
-fn max_in_flight_bounds_lanes_across_hosts(b: &Backend) {
+fn max_in_flight_bounds_what_is_leased_across_hosts(b: &Backend) {
+    if b.kind == Kind::Nats {
+        return max_in_flight_bounds_unacknowledged_deliveries(b);
+    }
     for topic in ["t.one", "t.two", "t.three"] {
         publish(&*b.store, topic, "p", topic, &["busy"]);
     }
@@ -258,6 +305,40 @@ fn max_in_flight_bounds_lanes_across_hosts(b: &Backend) {
     assert_eq!(third.len(), 1, "a freed lane lets one more in");
 }
 
+/// NATS: `max_in_flight` batches of a subscriber are unacknowledged at once, cluster-wide.
+fn max_in_flight_bounds_unacknowledged_deliveries(b: &Backend) {
+    for n in 0..25 {
+        publish(&*b.store, "t.many", "p", &n.to_string(), &["busy"]);
+    }
+    let first = b
+        .store
+        .claim("h1", &[want("busy", 1, 8, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].len(), 10);
+    let second = b
+        .other
+        .claim("h2", &[want("busy", 1, 8, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert!(second.is_empty(), "one batch is leased already: {second:?}");
+    b.store
+        .settle(
+            "h1",
+            &lane_of(&first[0]),
+            &all(&first[0], Outcome::Delivered),
+        )
+        .unwrap();
+    let third = b
+        .other
+        .claim("h2", &[want("busy", 1, 8, 10)], Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(
+        bodies(&third[0]),
+        (10..20).map(|n| n.to_string()).collect::<Vec<_>>(),
+        "the next batch, in order"
+    );
+}
+
 fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(b: &Backend) {
     let id = publish(&*b.store, "orders.created", "shop", "x", &["mail"]);
     let lease = Duration::from_millis(200);
@@ -274,27 +355,32 @@ fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(b: &Backen
         "leased to the first host"
     );
     let until = Instant::now() + Duration::from_secs(20);
-    while b.other.reap().unwrap() == 0 {
+    let again = loop {
+        b.other.reap().unwrap();
+        let claimed = b
+            .other
+            .claim("h2", &[want("mail", 1, 1, 10)], Duration::from_secs(30))
+            .unwrap();
+        if let Some(batch) = claimed.into_iter().next() {
+            break batch;
+        }
         assert!(Instant::now() < until, "the lease never lapsed");
         std::thread::yield_now();
-    }
-    let again = b
-        .other
-        .claim("h2", &[want("mail", 1, 1, 10)], Duration::from_secs(30))
-        .unwrap()
-        .remove(0);
+    };
     assert_eq!(
         again[0].event_id, id,
         "a redelivery carries the same event id"
     );
     assert_eq!(again[0].attempt, 2);
-    b.store
-        .settle(
-            "dead-host",
-            &lane_of(&taken),
-            &all(&taken, Outcome::Delivered),
-        )
-        .unwrap();
+    if b.kind == Kind::Sql {
+        b.store
+            .settle(
+                "dead-host",
+                &lane_of(&taken),
+                &all(&taken, Outcome::Delivered),
+            )
+            .unwrap();
+    }
     assert_eq!(
         states(&*b.other, "mail")[0].1,
         DeliveryState::Leased,
@@ -303,7 +389,11 @@ fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(b: &Backen
     b.other
         .settle("h2", &lane_of(&again), &all(&again, Outcome::Delivered))
         .unwrap();
-    assert_eq!(states(&*b.other, "mail")[0].1, DeliveryState::Delivered);
+    let rows = states(&*b.other, "mail");
+    match b.kind {
+        Kind::Sql => assert_eq!(rows[0].1, DeliveryState::Delivered),
+        Kind::Nats => assert!(rows.is_empty(), "acknowledged: {rows:?}"),
+    }
 }
 
 fn dead_letters_replay_with_a_fresh_attempt_count(b: &Backend) {
@@ -341,18 +431,22 @@ fn dead_letters_replay_with_a_fresh_attempt_count(b: &Backend) {
         (replayed.state, replayed.attempt),
         (DeliveryState::Pending, 0)
     );
-    assert!(matches!(
-        store.replay(&dead[0].id).unwrap(),
-        Replay::NotDead(_)
-    ));
+    assert!(
+        !matches!(store.replay(&dead[0].id).unwrap(), Replay::Replayed(_)),
+        "a dead letter replays once"
+    );
     assert_eq!(store.replay("0000000000000000").unwrap(), Replay::Missing);
     let again = store
         .claim("h1", &[want("victim", 1, 1, 10)], Duration::from_secs(30))
         .unwrap()
         .remove(0);
     assert_eq!(
-        (again[0].id.as_str(), again[0].attempt),
-        (dead[0].id.as_str(), 1)
+        (
+            again[0].id.as_str(),
+            again[0].attempt,
+            again[0].payload.as_slice()
+        ),
+        (replayed.id.as_str(), 1, b"x".as_slice())
     );
 }
 
@@ -378,6 +472,34 @@ fn only_subscribers_at_publish_time_receive_and_removal_drops_pending(b: &Backen
         .unwrap();
     assert_eq!(listed.len(), 2, "events stay listed");
     assert_eq!(listed[0].size, 3, "newest first");
+}
+
+fn a_subscriber_removed_and_installed_again_through_one_host_is_served_by_another(b: &Backend) {
+    publish(&*b.store, "news.a", "p", "before", &["reader"]);
+    let first = b
+        .other
+        .claim("h2", &[want("reader", 1, 1, 10)], Duration::from_secs(30))
+        .unwrap()
+        .remove(0);
+    b.other
+        .settle("h2", &lane_of(&first), &all(&first, Outcome::Delivered))
+        .unwrap();
+    b.store.drop_plugin("reader").unwrap();
+    publish(&*b.store, "news.a", "p", "after", &["reader"]);
+    // NATS hosts look their consumers up again every few seconds.
+    let until = Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        let claimed = b
+            .other
+            .claim("h2", &[want("reader", 1, 1, 10)], Duration::from_secs(30))
+            .unwrap();
+        if let Some(batch) = claimed.into_iter().next() {
+            break batch;
+        }
+        assert!(Instant::now() < until, "the other host never served it");
+        std::thread::yield_now();
+    };
+    assert_eq!(bodies(&again), ["after"]);
 }
 
 fn retention_prunes_only_what_no_delivery_waits_for(b: &Backend) {
@@ -419,57 +541,51 @@ fn retention_prunes_only_what_no_delivery_waits_for(b: &Backend) {
 }
 
 macro_rules! conformance {
-    ($($backend:ident),*) => {$(
+    ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
-            #[test]
-            fn each_subscriber_gets_one_delivery_per_event_in_publish_order() {
-                let Some(b) = super::$backend() else { return };
-                super::each_subscriber_gets_one_delivery_per_event_in_publish_order(&b);
-            }
-
-            #[test]
-            fn a_retry_holds_its_lane_back_and_comes_first() {
-                let Some(b) = super::$backend() else { return };
-                super::a_retry_holds_its_lane_back_and_comes_first(&b);
-            }
-
-            #[test]
-            fn a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes() {
-                let Some(b) = super::$backend() else { return };
-                super::a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes(&b);
-            }
-
-            #[test]
-            fn max_in_flight_bounds_lanes_across_hosts() {
-                let Some(b) = super::$backend() else { return };
-                super::max_in_flight_bounds_lanes_across_hosts(&b);
-            }
-
-            #[test]
-            fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event() {
-                let Some(b) = super::$backend() else { return };
-                super::a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(&b);
-            }
-
-            #[test]
-            fn dead_letters_replay_with_a_fresh_attempt_count() {
-                let Some(b) = super::$backend() else { return };
-                super::dead_letters_replay_with_a_fresh_attempt_count(&b);
-            }
-
-            #[test]
-            fn only_subscribers_at_publish_time_receive_and_removal_drops_pending() {
-                let Some(b) = super::$backend() else { return };
-                super::only_subscribers_at_publish_time_receive_and_removal_drops_pending(&b);
-            }
-
-            #[test]
-            fn retention_prunes_only_what_no_delivery_waits_for() {
-                let Some(b) = super::$backend() else { return };
-                super::retention_prunes_only_what_no_delivery_waits_for(&b);
-            }
+            $(
+                #[test]
+                fn $test() {
+                    let Some(b) = super::$backend() else { return };
+                    super::$test(&b);
+                }
+            )*
         }
-    )*};
+    };
 }
 
-conformance!(sqlite, postgres);
+conformance!(sqlite:
+    each_subscriber_gets_one_delivery_per_event_in_publish_order,
+    a_retry_holds_its_lane_back_and_comes_first,
+    a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes,
+    max_in_flight_bounds_what_is_leased_across_hosts,
+    a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event,
+    dead_letters_replay_with_a_fresh_attempt_count,
+    only_subscribers_at_publish_time_receive_and_removal_drops_pending,
+    a_subscriber_removed_and_installed_again_through_one_host_is_served_by_another,
+    retention_prunes_only_what_no_delivery_waits_for,
+);
+
+conformance!(postgres:
+    each_subscriber_gets_one_delivery_per_event_in_publish_order,
+    a_retry_holds_its_lane_back_and_comes_first,
+    a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes,
+    max_in_flight_bounds_what_is_leased_across_hosts,
+    a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event,
+    dead_letters_replay_with_a_fresh_attempt_count,
+    only_subscribers_at_publish_time_receive_and_removal_drops_pending,
+    a_subscriber_removed_and_installed_again_through_one_host_is_served_by_another,
+    retention_prunes_only_what_no_delivery_waits_for,
+);
+
+// Retention is the streams' age and per-topic count in NATS, not a prune the host runs.
+conformance!(nats:
+    each_subscriber_gets_one_delivery_per_event_in_publish_order,
+    a_retry_holds_its_lane_back_and_comes_first,
+    a_delayed_retry_blocks_its_lane_until_due_but_not_other_lanes,
+    max_in_flight_bounds_what_is_leased_across_hosts,
+    a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event,
+    dead_letters_replay_with_a_fresh_attempt_count,
+    only_subscribers_at_publish_time_receive_and_removal_drops_pending,
+    a_subscriber_removed_and_installed_again_through_one_host_is_served_by_another,
+);

@@ -1,4 +1,5 @@
-//! The `capstan` binary as an author uses it: `inspect` and `run`.
+//! The `capstan` binary as an author uses it: `inspect` and `run` (and `serve` refusing
+//! an unusable events URL).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -157,6 +158,37 @@ fn invalid_policy_file_is_named_with_its_problem() {
         err.contains("bad.toml") && err.contains("unknown field `sockets`"),
         "{err}"
     );
+}
+
+#[test]
+fn serve_refuses_an_events_url_it_cannot_use_naming_why_and_no_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (url, why) in [
+        ("http://127.0.0.1:4222", "is not nats:// or tls://"),
+        ("nats://127.0.0.1:4222/Bad.Name", "namespace `Bad.Name`"),
+        (
+            "nats://ops:hunter2@127.0.0.1:1",
+            "connecting to 127.0.0.1:1",
+        ),
+    ] {
+        let out = capstan(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--events-url",
+            url,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{url}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("event log") && err.contains(why),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    }
 }
 
 #[test]

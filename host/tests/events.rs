@@ -1,12 +1,12 @@
 //! Events on the real binary: an order published through a route reaches its subscriber
 //! (and the subscriber's own count agrees with the delivery rows), denials next to the
 //! legitimate path, retries with attempts 1–3, dead letters that replay, the host's own
-//! `capstan.…` facts, disabled and removed subscribers, and two hosts on PostgreSQL
-//! delivering 10,000 events with one of them killed mid-stream.
+//! `capstan.…` facts, disabled and removed subscribers, and two hosts on PostgreSQL (and
+//! on NATS JetStream) delivering every event with one of them killed mid-stream.
 
 mod harness;
 
-use harness::support::{plugin, postgres_url, unique_schema};
+use harness::support::{nats_url, plugin, postgres_url, unique_namespace, unique_schema};
 use harness::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -645,24 +645,66 @@ fn a_publish_token_publishes_on_its_topics_only_until_revoked() {
 fn two_hosts_deliver_ten_thousand_events_and_a_killed_host_loses_none() {
     let Some(url) = postgres_url() else { return };
     let schema = unique_schema();
-    let (_keep, dir) = temp();
     let args = [
         "--database-url",
         url.as_str(),
         "--database-schema",
         schema.as_str(),
     ];
+    // Every stored event delivered; nothing pending, leased or dead.
+    two_hosts_with_one_killed(&args, 10_000, |stored| {
+        BTreeMap::from([("delivered".to_string(), stored)])
+    });
+    if let Ok(store) = capstan_host::storage::PostgresStore::connect(&url, Some(&schema)) {
+        let _ = store.drop_schema(&schema);
+    }
+}
+
+/// The same with the events in NATS JetStream (`--events-url`) and the registry in
+/// PostgreSQL: 2,000 orders, one host killed, every event counted once.
+#[test]
+fn two_hosts_on_nats_deliver_every_event_and_a_killed_host_loses_none() {
+    let Some(url) = postgres_url() else { return };
+    let Some(nats) = nats_url() else { return };
+    let schema = unique_schema();
+    let events_url = format!("{}/{}", nats.trim_end_matches('/'), unique_namespace());
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--database-schema",
+        schema.as_str(),
+        "--events-url",
+        events_url.as_str(),
+    ];
+    // Nothing pending, leased or dead (delivered ones leave the queue).
+    two_hosts_with_one_killed(&args, 2_000, |_| BTreeMap::new());
+    if let Ok(store) = capstan_host::storage::NatsEvents::connect(&events_url) {
+        let _ = store.delete_streams();
+    }
+    if let Ok(store) = capstan_host::storage::PostgresStore::connect(&url, Some(&schema)) {
+        let _ = store.drop_schema(&schema);
+    }
+}
+
+/// Post `total` orders through two hosts started with `args`, SIGKILL the second at half
+/// way, and wait until the notifier has counted every stored event once and its listed
+/// deliveries by state are `settled(events stored)` (settling follows the plugin's count).
+fn two_hosts_with_one_killed(
+    args: &[&str],
+    total: usize,
+    settled: impl Fn(usize) -> BTreeMap<String, usize>,
+) {
+    let (_keep, dir) = temp();
     let key = "cd".repeat(32);
     let env = [("CAPSTAN_MASTER_KEY", key.as_str())];
-    let a = start_with(&dir.join("a"), POLICY, &args, &env);
-    let mut b = start_with(&dir.join("b"), POLICY, &args, &env);
+    let a = start_with(&dir.join("a"), POLICY, args, &env);
+    let mut b = start_with(&dir.join("b"), POLICY, args, &env);
     install(&a, "notifier");
     install(&a, "orders");
     eventually(WAIT, "B serves orders", || {
         post(&b, "orders/orders", r#"{"item":"warm-up","quantity":1}"#).0 == 201
     });
 
-    const TOTAL: usize = 10_000;
     const CLIENTS: usize = 4;
     let accepted = std::sync::atomic::AtomicUsize::new(1);
     let sent = std::sync::atomic::AtomicUsize::new(1);
@@ -675,7 +717,7 @@ fn two_hosts_deliver_ten_thousand_events_and_a_killed_host_loses_none() {
                 let http = reqwest::blocking::Client::new();
                 loop {
                     let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if n >= TOTAL {
+                    if n >= total {
                         break;
                     }
                     let through_b =
@@ -698,7 +740,7 @@ fn two_hosts_deliver_ten_thousand_events_and_a_killed_host_loses_none() {
         let (b_child, killed, sent) = (&mut b.child, &killed, &sent);
         scope.spawn(move || {
             let until = std::time::Instant::now() + WAIT;
-            while sent.load(std::sync::atomic::Ordering::SeqCst) < TOTAL / 2
+            while sent.load(std::sync::atomic::Ordering::SeqCst) < total / 2
                 && std::time::Instant::now() < until
             {
                 std::thread::yield_now();
@@ -709,14 +751,17 @@ fn two_hosts_deliver_ten_thousand_events_and_a_killed_host_loses_none() {
         });
     });
     let accepted = accepted.into_inner();
-    let (_, events) = a.json(Method::GET, "/events?topic=orders.created&limit=10000");
+    let (_, events) = a.json(
+        Method::GET,
+        &format!("/events?topic=orders.created&limit={total}"),
+    );
     let stored = events.as_array().unwrap().len();
     assert!(
         stored >= accepted,
         "every accepted order was published: {stored} < {accepted}"
     );
     assert!(
-        accepted > TOTAL * 9 / 10,
+        accepted > total * 9 / 10,
         "most requests were accepted: {accepted}"
     );
     eventually(
@@ -724,26 +769,31 @@ fn two_hosts_deliver_ten_thousand_events_and_a_killed_host_loses_none() {
         "every stored event counted once",
         || counts(&a)["orders"].as_u64() == Some(stored as u64),
     );
-    let by_state = deliveries(&a, "plugin=notifier").iter().fold(
-        BTreeMap::<String, usize>::new(),
-        |mut map, d| {
-            *map.entry(d["state"].as_str().unwrap().to_string())
-                .or_default() += 1;
-            map
-        },
-    );
-    assert_eq!(by_state.get("delivered"), Some(&stored), "{by_state:?}");
-    assert_eq!(
-        by_state.len(),
-        1,
-        "nothing pending, leased or dead: {by_state:?}"
-    );
+    let by_state = || {
+        deliveries(&a, "plugin=notifier").iter().fold(
+            BTreeMap::<String, usize>::new(),
+            |mut map, d| {
+                *map.entry(d["state"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+                map
+            },
+        )
+    };
+    let expected = settled(stored);
+    let waited = std::time::Instant::now();
+    loop {
+        let now = by_state();
+        if now == expected {
+            break;
+        }
+        assert!(
+            waited.elapsed() < WAIT,
+            "deliveries by state {now:?}, expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let redelivered = counts(&a)["redeliveries"].as_u64().unwrap();
     eprintln!(
         "{accepted} accepted, {stored} events, all delivered once as new; {redelivered} redeliveries after the kill"
     );
-    drop(a);
-    if let Ok(store) = capstan_host::storage::PostgresStore::connect(&url, Some(&schema)) {
-        let _ = store.drop_schema(&schema);
-    }
 }

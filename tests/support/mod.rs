@@ -161,6 +161,33 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// The NATS URL for the JetStream event tests, or `None` (with the reason printed) to skip
+/// them. With `CI=true` a missing URL fails the test, as for PostgreSQL.
+pub fn nats_url() -> Option<String> {
+    match std::env::var("CAPSTAN_TEST_NATS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but CAPSTAN_TEST_NATS_URL is unset: NATS tests are mandatory in CI")
+        }
+        _ => {
+            eprintln!(
+                "skipping NATS test: set CAPSTAN_TEST_NATS_URL=nats://host:4222 (JetStream enabled) to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A NATS namespace (subject prefix and stream names) no other test run uses.
+pub fn unique_namespace() -> String {
+    let schema = unique_schema();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("t{hash:016x}")
+}
+
 /// A schema name no other test run uses, so parallel and repeated runs never collide.
 pub fn unique_schema() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
