@@ -81,6 +81,11 @@ class Connection:
         response.read()
         return response.status, time.perf_counter() - started
 
+    def get_body(self, path):
+        self.connection.request("GET", path)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
     def post(self, path, body, headers):
         started = time.perf_counter()
         self.connection.request("POST", path, body, headers)

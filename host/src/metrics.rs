@@ -83,6 +83,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
 ];
 
+/// Lag buckets in seconds (event delivery starts after publish): 1 ms to 5 min, since a
+/// backlog makes lag seconds or minutes where a call takes milliseconds.
+const LAG_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 /// Every metric the host exports, registered once.
 pub struct Metrics {
     registry: prometheus_client::registry::Registry,
@@ -129,7 +135,7 @@ impl Metrics {
         let job_lag = Histogram::new(LATENCY_BUCKETS);
         let published = Family::default();
         let deliveries = Family::default();
-        let delivery_lag = Histogram::new(LATENCY_BUCKETS);
+        let delivery_lag = Histogram::new(LAG_BUCKETS);
         let mcp_notifications = Counter::default();
         let mcp_announcements = Counter::default();
         let pool_instances = Gauge::default();
