@@ -58,6 +58,8 @@ const MAX_DEAD_LETTERS: i64 = 100_000;
 const CONSUMER_RECHECK: Duration = Duration::from_secs(2);
 /// How long a claim waits on a subscriber whose unacknowledged deliveries are at the cap.
 const FULL_WAIT: Duration = Duration::from_millis(100);
+/// Hand-backs remembered, at most.
+const MAX_RELEASED: usize = 10_000;
 /// Messages a listing reads, at most.
 const MAX_SCAN: usize = 5_000;
 /// A dead letter's id is this prefix and its sequence in `<NS>_DEAD`; a delivery's is its
@@ -654,6 +656,11 @@ impl EventStore for NatsEvents {
             let mut released = self.lock_released();
             for (id, _, outcome) in &taken {
                 if matches!(outcome, Outcome::Released) {
+                    if released.len() >= MAX_RELEASED {
+                        // Hand-backs of deliveries other hosts then took are never settled
+                        // here: forget them all rather than grow (attempts may count high).
+                        released.clear();
+                    }
                     *released.entry(id.clone()).or_default() += 1;
                 } else {
                     released.remove(id);
@@ -674,7 +681,8 @@ impl EventStore for NatsEvents {
                 };
                 held.message.ack_with(kind).await.map_err(backend)?;
             }
-            Ok(())
+            // Acknowledgements are buffered: send them before saying they are settled.
+            self.client.flush().await.map_err(backend)
         })
     }
 
@@ -684,7 +692,13 @@ impl EventStore for NatsEvents {
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
-        let found = self.block_on(self.newest(&self.events, MAX_SCAN))?;
+        let filtered = query.topic.is_some() || query.source.is_some();
+        let wanted = if filtered {
+            MAX_SCAN
+        } else {
+            (query.limit as usize).min(MAX_SCAN)
+        };
+        let found = self.block_on(self.newest(&self.events, wanted))?;
         Ok(found
             .iter()
             .map(|m| {
