@@ -201,7 +201,7 @@ pub enum Replay {
 
 /// The event log and its deliveries.
 pub trait EventStore: Send + Sync {
-    /// Which backend this is, for logs and `/admin/v1/health`.
+    /// Which backend this is, for the host's start-up log.
     fn backend(&self) -> &'static str;
 
     /// Store `event` and one pending delivery per plugin of `subscribers`, atomically
