@@ -14,15 +14,16 @@
 //! terminated, and a replay publishes it to its plugin again. Publishes also send an empty
 //! `<ns>.wake` so other hosts' deliverers look at once.
 //!
-//! What differs from the SQL backends: a publish writes its recipients' copies one after
-//! another and then the event's record, not atomically (a host dying mid-publish may leave
+//! What differs from the SQL backends: a publish stores its recipients' copies one after
+//! another and then the event's record, not atomically (a failure mid-way may leave
 //! copies of an event that is not listed, never a listed event missing a copy); order
-//! holds per subscriber while one batch of it is in flight (each host takes one at a
-//! time, `max_in_flight` bounds the cluster), and a retried event comes back after later
-//! ones instead of holding its lane; a batch handed back unstarted by another host counts
-//! an attempt; retention is the streams' age and count limits, not each plugin's; and
-//! delivery listings show undelivered deliveries and dead letters (a delivered one is
-//! gone), with those leased by other hosts shown as pending.
+//! holds per subscriber on one host (each takes one batch of it at a time) but two hosts
+//! may deliver batches of one subscriber at once, `max_in_flight` × batch bounding its
+//! unacknowledged deliveries; a retried event comes back after later ones instead of
+//! holding its lane; a batch handed back unstarted by another host counts an attempt;
+//! retention is the streams' age and count limits, not each plugin's (an undelivered copy
+//! is dropped after 7 days); and delivery listings show the oldest undelivered deliveries
+//! and dead letters (a delivered one is gone), those leased by other hosts as pending.
 
 use crate::capability::Deadline;
 use crate::capability::events::store::{Lane, Outcome, Replay};
@@ -56,8 +57,8 @@ const MAX_DEAD_LETTERS: i64 = 100_000;
 /// have deleted it when the plugin was removed, and a fetch from a deleted consumer just
 /// finds nothing).
 const CONSUMER_RECHECK: Duration = Duration::from_secs(2);
-/// How long a claim waits on a subscriber whose unacknowledged deliveries are at the cap.
-const FULL_WAIT: Duration = Duration::from_millis(100);
+/// How long a claim waits for a subscriber's deliveries (all subscribers at once).
+const FETCH_WAIT: Duration = Duration::from_millis(10);
 /// Hand-backs remembered, at most.
 const MAX_RELEASED: usize = 10_000;
 /// Messages a listing reads, at most.
@@ -114,10 +115,21 @@ impl Drop for NatsEvents {
     }
 }
 
-/// `nats://[user:password@]host:port[/namespace]` split into the server URL and the
-/// namespace.
-fn split(url: &str) -> Result<(String, String), StoreError> {
-    let parsed = url::Url::parse(url)
+/// Where `--events-url` points: the server (without credentials, so no log of the client
+/// library can show them), the credentials apart, and the namespace.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    server: String,
+    /// `host:port`, for errors.
+    shown: String,
+    /// `user:password@`, or a token as `token@`.
+    credentials: Option<(String, Option<String>)>,
+    namespace: String,
+}
+
+/// `nats://[user:password@|token@]host:port[/namespace]` taken apart.
+fn split(url: &str) -> Result<Target, StoreError> {
+    let mut parsed = url::Url::parse(url)
         .map_err(|e| StoreError::Backend(format!("invalid events URL: {e}")))?;
     if !matches!(parsed.scheme(), "nats" | "tls") {
         return Err(StoreError::Backend(format!(
@@ -125,11 +137,9 @@ fn split(url: &str) -> Result<(String, String), StoreError> {
             parsed.scheme()
         )));
     }
-    let namespace = parsed.path().trim_matches('/');
-    let namespace = if namespace.is_empty() {
-        "capstan"
-    } else {
-        namespace
+    let namespace = match parsed.path().trim_matches('/') {
+        "" => "capstan".to_string(),
+        named => named.to_string(),
     };
     if namespace.len() > 32
         || !namespace
@@ -140,12 +150,28 @@ fn split(url: &str) -> Result<(String, String), StoreError> {
             "invalid events URL: namespace `{namespace}` must be 1–32 of a-z, 0-9 and `_`"
         )));
     }
-    let mut server = parsed.clone();
-    server.set_path("");
-    Ok((
-        server.as_str().trim_end_matches('/').to_string(),
-        namespace.to_string(),
-    ))
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let credentials = (!parsed.username().is_empty())
+        .then(|| (decode(parsed.username()), parsed.password().map(decode)));
+    let shown = format!(
+        "{}:{}",
+        parsed.host_str().unwrap_or_default(),
+        parsed.port().unwrap_or(4222)
+    );
+    // Setting these only fails on URLs without a host, which `nats://` URLs always have.
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_path("");
+    Ok(Target {
+        server: parsed.as_str().trim_end_matches('/').to_string(),
+        shown,
+        credentials,
+        namespace,
+    })
 }
 
 fn header(headers: Option<&HeaderMap>, name: &str) -> String {
@@ -169,18 +195,12 @@ fn stream_config(name: String, subjects: Vec<String>) -> stream::Config {
 impl NatsEvents {
     /// Connect to `url` and make sure the streams exist.
     pub fn connect(url: &str) -> Result<NatsEvents, StoreError> {
-        let (server, namespace) = split(url)?;
-        // Errors name the server without any credentials in its URL.
-        let shown = url::Url::parse(&server).map_or_else(
-            |_| "the NATS server".to_string(),
-            |u| {
-                format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or_default(),
-                    u.port().unwrap_or(4222)
-                )
-            },
-        );
+        let Target {
+            server,
+            shown,
+            credentials,
+            namespace,
+        } = split(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("capstan-nats")
@@ -209,7 +229,14 @@ impl NatsEvents {
             },
         ];
         let (client, jetstream) = runtime.block_on(async {
-            let client = tokio::time::timeout(OPERATION, async_nats::connect(&server))
+            let options = match credentials {
+                Some((user, Some(password))) => {
+                    async_nats::ConnectOptions::with_user_and_password(user, password)
+                }
+                Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+                None => async_nats::ConnectOptions::new(),
+            };
+            let client = tokio::time::timeout(OPERATION, options.connect(server.as_str()))
                 .await
                 .map_err(|_| backend(format!("connecting to {shown} timed out")))?
                 .map_err(|e| backend(format!("connecting to {shown}: {e}")))?;
@@ -441,15 +468,21 @@ impl NatsEvents {
         let mut batch = consumer
             .fetch()
             .max_messages(want.batch as usize)
-            // Answered at once unless the consumer is at its cap of unacknowledged
-            // messages: then the server holds the request this long.
-            .expires(FULL_WAIT)
+            // With an expiry the server answers when messages come or it passes (without
+            // one, a consumer at its cap of unacknowledged messages never answers).
+            .expires(FETCH_WAIT)
             .messages()
             .await
             .map_err(backend)?;
         let mut messages = Vec::new();
         while let Some(message) = batch.next().await {
-            messages.push(message.map_err(backend)?);
+            match message {
+                Ok(message) => messages.push(message),
+                // Keep what came before a status (a leadership change, say): those are
+                // leased to this host now.
+                Err(_) if !messages.is_empty() => break,
+                Err(error) => return Err(backend(error)),
+            }
         }
         Ok(messages)
     }
@@ -507,12 +540,11 @@ impl EventStore for NatsEvents {
         headers.insert(PUBLISHED_MS, published_ms.to_string().as_str());
         self.block_on(async {
             let work = async {
-                // The recipients' copies go first and the record last: on one
-                // connection they arrive in order, so a listed event was addressed to
-                // every recipient even if this host dies mid-publish.
-                let mut acks = Vec::with_capacity(subscribers.len() + 1);
+                // The recipients' copies are stored first and the record only then, so a
+                // listed event was addressed to every recipient, whatever fails mid-way.
+                let mut copies = Vec::with_capacity(subscribers.len());
                 for plugin in subscribers {
-                    acks.push(
+                    copies.push(
                         self.address(
                             &id,
                             plugin,
@@ -523,29 +555,32 @@ impl EventStore for NatsEvents {
                         .await?,
                     );
                 }
+                for copy in copies {
+                    copy.await.map_err(backend)?;
+                }
                 let mut record = headers.clone();
                 record.insert("Nats-Msg-Id", id.as_str());
                 record.insert(SIZE, event.payload.len().to_string().as_str());
-                acks.push(
-                    self.jetstream
-                        .publish_with_headers(
-                            format!("{}.ev.{}", self.namespace, event.topic),
-                            record,
-                            bytes::Bytes::new(),
-                        )
-                        .await
-                        .map_err(backend)?,
-                );
-                for ack in acks {
-                    ack.await.map_err(backend)?;
-                }
+                self.jetstream
+                    .publish_with_headers(
+                        format!("{}.ev.{}", self.namespace, event.topic),
+                        record,
+                        bytes::Bytes::new(),
+                    )
+                    .await
+                    .map_err(backend)?
+                    .await
+                    .map_err(backend)?;
                 Ok::<_, StoreError>(())
             };
             tokio::time::timeout(deadline.remaining(), work)
                 .await
                 .map_err(|_| StoreError::DeadlinePassed)??;
-            if !subscribers.is_empty() {
-                self.wake().await?;
+            if !subscribers.is_empty()
+                && let Err(error) = self.wake().await
+            {
+                // Stored all the same: the other hosts' deliverers poll too.
+                tracing::warn!("waking other hosts after a publish failed: {error}");
             }
             Ok(())
         })?;
@@ -571,15 +606,21 @@ impl EventStore for NatsEvents {
             .map(|held| held.delivery.plugin.clone())
             .collect();
         let fetched = self.block_on(async {
+            let takes = wants
+                .iter()
+                .filter(|w| !busy.contains(&w.plugin))
+                .map(|want| async move {
+                    let mut taken = self.take(want, lease).await;
+                    if taken.is_err() {
+                        // The consumer may have been deleted by another host (the plugin
+                        // was removed, perhaps installed again): ensure it afresh.
+                        self.lock_consumers().remove(&want.plugin);
+                        taken = self.take(want, lease).await;
+                    }
+                    (want, taken)
+                });
             let mut fetched = Vec::new();
-            for want in wants.iter().filter(|w| !busy.contains(&w.plugin)) {
-                let mut taken = self.take(want, lease).await;
-                if taken.is_err() {
-                    // The consumer may have been deleted by another host (the plugin was
-                    // removed, perhaps installed again): forget it and ensure it afresh.
-                    self.lock_consumers().remove(&want.plugin);
-                    taken = self.take(want, lease).await;
-                }
+            for (want, taken) in futures_util::future::join_all(takes).await {
                 match taken {
                     Ok(messages) if messages.is_empty() => {}
                     Ok(messages) => fetched.push((want.plugin.clone(), messages)),
@@ -662,27 +703,41 @@ impl EventStore for NatsEvents {
                         released.clear();
                     }
                     *released.entry(id.clone()).or_default() += 1;
-                } else {
+                } else if matches!(outcome, Outcome::Delivered | Outcome::Dead { .. }) {
+                    // Finished: a retry keeps its count of hand-backs (not attempts).
                     released.remove(id);
                 }
             }
         }
         self.block_on(async {
+            // Settle every delivery even when one fails, and report the first failure.
+            let mut failed = None;
+            let mut acks = Vec::with_capacity(taken.len());
             for (_, held, outcome) in taken {
                 let kind = match outcome {
                     Outcome::Delivered => AckKind::Ack,
                     Outcome::Retry { after, .. } if after.is_zero() => AckKind::Nak(None),
                     Outcome::Retry { after, .. } => AckKind::Nak(Some(after)),
                     Outcome::Released => AckKind::Nak(None),
-                    Outcome::Dead { error } => {
-                        self.bury(&held.delivery, &error).await?;
-                        AckKind::Term
-                    }
+                    Outcome::Dead { error } => match self.bury(&held.delivery, &error).await {
+                        Ok(()) => AckKind::Term,
+                        Err(error) => {
+                            // Not buried: let it come back rather than vanish.
+                            failed.get_or_insert(error);
+                            AckKind::Nak(None)
+                        }
+                    },
                 };
-                held.message.ack_with(kind).await.map_err(backend)?;
+                acks.push(async move { held.message.double_ack_with(kind).await });
             }
-            // Acknowledgements are buffered: send them before saying they are settled.
-            self.client.flush().await.map_err(backend)
+            // The server confirms each once it has applied it, so a claim made after this
+            // returns sees the deliveries settled.
+            for acked in futures_util::future::join_all(acks).await {
+                if let Err(error) = acked {
+                    failed.get_or_insert(backend(error));
+                }
+            }
+            failed.map_or(Ok(()), Err)
         })
     }
 
@@ -802,7 +857,9 @@ impl EventStore for NatsEvents {
                 .await
                 .map_err(backend)?;
             stream.delete_message(sequence).await.map_err(backend)?;
-            self.wake().await?;
+            if let Err(error) = self.wake().await {
+                tracing::warn!("waking other hosts after a replay failed: {error}");
+            }
             Ok(Replay::Replayed(DeliveryRecord {
                 id: sequence_id(ack.sequence),
                 state: DeliveryState::Pending,
@@ -880,15 +937,30 @@ impl EventStore for NatsEvents {
 
 #[cfg(test)]
 mod tests {
-    use super::{NatsEvents, split};
+    use super::{NatsEvents, Target, split};
 
     #[test]
     fn the_url_names_the_server_and_an_optional_namespace() {
         assert_eq!(
             split("nats://127.0.0.1:4222").unwrap(),
-            ("nats://127.0.0.1:4222".to_string(), "capstan".to_string())
+            Target {
+                server: "nats://127.0.0.1:4222".into(),
+                shown: "127.0.0.1:4222".into(),
+                credentials: None,
+                namespace: "capstan".into(),
+            }
         );
-        assert_eq!(split("nats://n1:4222/prod_a").unwrap().1, "prod_a");
+        let target = split("nats://ops:p%40ss@n1:4222/prod_a").unwrap();
+        assert_eq!(target.namespace, "prod_a");
+        assert_eq!(target.server, "nats://n1:4222", "no credentials in the URL");
+        assert_eq!(
+            target.credentials,
+            Some(("ops".to_string(), Some("p@ss".to_string())))
+        );
+        assert_eq!(
+            split("nats://s3cret@n1").unwrap().credentials,
+            Some(("s3cret".to_string(), None))
+        );
         assert!(split("http://n1:4222").is_err());
         assert!(split("nats://n1/Bad.Name").is_err());
     }
