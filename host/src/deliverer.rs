@@ -40,7 +40,6 @@ impl Deliverer {
     /// Start delivering on a thread of its own until `app.shutdown` is cancelled.
     pub fn start(app: Arc<AppState>) -> anyhow::Result<Arc<Deliverer>> {
         let bus = app.registry.runtime().services().events.clone();
-        tracing::info!(backend = bus.store().backend(), "delivering events");
         let deliverer = Arc::new(Deliverer {
             bus,
             app,

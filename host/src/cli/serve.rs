@@ -158,7 +158,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             .with_own_origins(address);
             server::follow_other_hosts(state.clone());
-            tracing::info!("listening on http://{address}");
+            let events = state.registry.runtime().services().events.store().backend();
+            tracing::info!(events, "listening on http://{address}");
             println!("listening on http://{address}");
             let drain = std::time::Duration::from_secs(args.drain_seconds);
             server::run(
