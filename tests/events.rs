@@ -117,6 +117,23 @@ fn want(plugin: &str, max_in_flight: u32, lanes: u32, batch: u32) -> Want {
     }
 }
 
+/// The first batch host `h2` claims for `plugin` through `store`, freeing lapsed leases
+/// between tries; fails with `never` after 20 s.
+fn first_claimed(store: &dyn EventStore, plugin: &str, never: &str) -> Vec<Delivery> {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        store.reap().unwrap();
+        let claimed = store
+            .claim("h2", &[want(plugin, 1, 1, 10)], Duration::from_secs(30))
+            .unwrap();
+        if let Some(batch) = claimed.into_iter().next() {
+            return batch;
+        }
+        assert!(Instant::now() < until, "{never}");
+        std::thread::yield_now();
+    }
+}
+
 fn lane_of(batch: &[Delivery]) -> Lane {
     batch[0].lane()
 }
@@ -354,19 +371,7 @@ fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(b: &Backen
             .is_empty(),
         "leased to the first host"
     );
-    let until = Instant::now() + Duration::from_secs(20);
-    let again = loop {
-        b.other.reap().unwrap();
-        let claimed = b
-            .other
-            .claim("h2", &[want("mail", 1, 1, 10)], Duration::from_secs(30))
-            .unwrap();
-        if let Some(batch) = claimed.into_iter().next() {
-            break batch;
-        }
-        assert!(Instant::now() < until, "the lease never lapsed");
-        std::thread::yield_now();
-    };
+    let again = first_claimed(&*b.other, "mail", "the lease never lapsed");
     assert_eq!(
         again[0].event_id, id,
         "a redelivery carries the same event id"
@@ -487,18 +492,7 @@ fn a_subscriber_removed_and_installed_again_through_one_host_is_served_by_anothe
     b.store.drop_plugin("reader").unwrap();
     publish(&*b.store, "news.a", "p", "after", &["reader"]);
     // NATS hosts look their consumers up again every few seconds.
-    let until = Instant::now() + Duration::from_secs(20);
-    let again = loop {
-        let claimed = b
-            .other
-            .claim("h2", &[want("reader", 1, 1, 10)], Duration::from_secs(30))
-            .unwrap();
-        if let Some(batch) = claimed.into_iter().next() {
-            break batch;
-        }
-        assert!(Instant::now() < until, "the other host never served it");
-        std::thread::yield_now();
-    };
+    let again = first_claimed(&*b.other, "reader", "the other host never served it");
     assert_eq!(bodies(&again), ["after"]);
 }
 

@@ -95,9 +95,10 @@ pub struct NatsEvents {
     jetstream: jetstream::Context,
     /// Subject prefix (`capstan` unless the URL names another).
     namespace: String,
-    events: String,
-    deliveries: String,
-    dead: String,
+    /// The three streams, looked up once at connect.
+    events: stream::Stream,
+    deliveries: stream::Stream,
+    dead: stream::Stream,
     /// Deliveries this host holds, by id.
     held: Mutex<HashMap<String, Held>>,
     /// Times this host handed a delivery back unstarted, by id: not attempts.
@@ -228,7 +229,7 @@ impl NatsEvents {
                 ..stream_config(dead.clone(), vec![format!("{namespace}.dead.>")])
             },
         ];
-        let (client, jetstream) = runtime.block_on(async {
+        let (client, jetstream, [events, deliveries, dead]) = runtime.block_on(async {
             let options = match credentials {
                 Some((user, Some(password))) => {
                     async_nats::ConnectOptions::with_user_and_password(user, password)
@@ -241,14 +242,20 @@ impl NatsEvents {
                 .map_err(|_| backend(format!("connecting to {shown} timed out")))?
                 .map_err(|e| backend(format!("connecting to {shown}: {e}")))?;
             let jetstream = jetstream::new(client.clone());
+            let mut opened = Vec::with_capacity(streams.len());
             for config in streams {
                 let name = config.name.clone();
-                tokio::time::timeout(OPERATION, jetstream.get_or_create_stream(config))
-                    .await
-                    .map_err(|_| backend(format!("creating stream {name} timed out")))?
-                    .map_err(|e| backend(format!("stream {name}: {e}")))?;
+                opened.push(
+                    tokio::time::timeout(OPERATION, jetstream.get_or_create_stream(config))
+                        .await
+                        .map_err(|_| backend(format!("creating stream {name} timed out")))?
+                        .map_err(|e| backend(format!("stream {name}: {e}")))?,
+                );
             }
-            Ok::<_, StoreError>((client, jetstream))
+            let streams: [stream::Stream; 3] = opened
+                .try_into()
+                .map_err(|_| backend("three streams were configured"))?;
+            Ok::<_, StoreError>((client, jetstream, streams))
         })?;
         Ok(NatsEvents {
             client,
@@ -267,7 +274,8 @@ impl NatsEvents {
     /// Delete this namespace's streams (test clean-up).
     pub fn delete_streams(&self) -> Result<(), StoreError> {
         self.block_on(async {
-            for name in [&self.events, &self.deliveries, &self.dead] {
+            for stream in [&self.events, &self.deliveries, &self.dead] {
+                let name = &stream.cached_info().config.name;
                 self.jetstream.delete_stream(name).await.map_err(backend)?;
             }
             Ok(())
@@ -320,11 +328,7 @@ impl NatsEvents {
         {
             return Ok(known.consumer);
         }
-        let stream = self
-            .jetstream
-            .get_stream(&self.deliveries)
-            .await
-            .map_err(backend)?;
+        let stream = &self.deliveries;
         let config = consumer::pull::Config {
             durable_name: Some(plugin.to_string()),
             filter_subject: self.inbox(plugin),
@@ -355,12 +359,10 @@ impl NatsEvents {
 
     /// Up to `limit` messages of `stream` on `subject`, oldest first.
     async fn oldest(
-        &self,
-        stream: &str,
+        stream: &stream::Stream,
         subject: &str,
         limit: usize,
     ) -> Result<Vec<StreamMessage>, StoreError> {
-        let stream = self.jetstream.get_stream(stream).await.map_err(backend)?;
         let mut found = Vec::new();
         let mut next = None;
         while found.len() < limit {
@@ -380,9 +382,11 @@ impl NatsEvents {
     }
 
     /// Up to `limit` messages of `stream`, newest first.
-    async fn newest(&self, stream: &str, limit: usize) -> Result<Vec<StreamMessage>, StoreError> {
-        let mut stream = self.jetstream.get_stream(stream).await.map_err(backend)?;
-        let state = stream.info().await.map_err(backend)?.state.clone();
+    async fn newest(
+        stream: &stream::Stream,
+        limit: usize,
+    ) -> Result<Vec<StreamMessage>, StoreError> {
+        let state = stream.get_info().await.map_err(backend)?.state;
         let mut found = Vec::new();
         let mut sequence = state.last_sequence;
         let mut read = 0;
@@ -753,7 +757,7 @@ impl EventStore for NatsEvents {
         } else {
             (query.limit as usize).min(MAX_SCAN)
         };
-        let found = self.block_on(self.newest(&self.events, wanted))?;
+        let found = self.block_on(Self::newest(&self.events, wanted))?;
         Ok(found
             .iter()
             .map(|m| {
@@ -786,7 +790,7 @@ impl EventStore for NatsEvents {
                 Some(plugin) => format!("{}.dead.{plugin}", self.namespace),
                 None => format!("{}.dead.>", self.namespace),
             };
-            let dead = self.block_on(self.oldest(&self.dead, &subject, MAX_SCAN))?;
+            let dead = self.block_on(Self::oldest(&self.dead, &subject, MAX_SCAN))?;
             records.extend(dead.iter().map(Self::dead_record).filter(admits));
         }
         if query
@@ -797,7 +801,7 @@ impl EventStore for NatsEvents {
                 Some(plugin) => self.inbox(plugin),
                 None => format!("{}.to.>", self.namespace),
             };
-            let open = self.block_on(self.oldest(&self.deliveries, &subject, MAX_SCAN))?;
+            let open = self.block_on(Self::oldest(&self.deliveries, &subject, MAX_SCAN))?;
             records.extend(open.iter().map(|m| self.pending_record(m)).filter(admits));
         }
         records.sort_by_key(|r| std::cmp::Reverse(r.updated_ms));
@@ -813,25 +817,15 @@ impl EventStore for NatsEvents {
             let Ok(sequence) = u64::from_str_radix(id, 16) else {
                 return Ok(Replay::Missing);
             };
-            let found = self.block_on(async {
-                let stream = self
-                    .jetstream
-                    .get_stream(&self.deliveries)
-                    .await
-                    .map_err(backend)?;
-                Ok(stream.direct_get(sequence).await.ok())
-            })?;
+            let found =
+                self.block_on(async { Ok(self.deliveries.direct_get(sequence).await.ok()) })?;
             return Ok(match found {
                 Some(message) => Replay::NotDead(self.pending_record(&message)),
                 None => Replay::Missing,
             });
         };
         self.block_on(async {
-            let stream = self
-                .jetstream
-                .get_stream(&self.dead)
-                .await
-                .map_err(backend)?;
+            let stream = &self.dead;
             let Ok(message) = stream.direct_get(sequence).await else {
                 return Ok(Replay::Missing);
             };
@@ -891,11 +885,7 @@ impl EventStore for NatsEvents {
             }
         }
         self.block_on(async {
-            let stream = self
-                .jetstream
-                .get_stream(&self.deliveries)
-                .await
-                .map_err(backend)?;
+            let stream = &self.deliveries;
             if stream
                 .get_consumer::<consumer::pull::Config>(plugin)
                 .await
