@@ -42,6 +42,9 @@ pub enum AuditKind {
     /// An event came from outside (the admin API or a publish token), a dead letter was
     /// replayed, or a removed plugin's pending deliveries were dropped.
     EventControl,
+    /// An operator created, renewed or closed a session, or it expired (with the plugins
+    /// its closing removed).
+    SessionChanged,
 }
 
 /// One audit record.
@@ -99,6 +102,7 @@ impl AuditKind {
             AuditKind::Hook => "hook",
             AuditKind::JobControl => "job-control",
             AuditKind::EventControl => "event-control",
+            AuditKind::SessionChanged => "session-changed",
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::error::InstallError;
 use crate::inspect::{Inspection, inspect};
 use crate::manifest::{Manifest, check_contract};
 use crate::policy::{Effective, Policy};
+use crate::sessions::Session;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -74,6 +75,19 @@ pub fn admit(
     policy: &Policy,
     max_bytes: usize,
 ) -> Result<Admission, InstallError> {
+    admit_in(bytes, sidecar, policy, max_bytes, None)
+}
+
+/// [`admit`] for `session`'s plugin when one is given: it is stored under its scoped id
+/// (so no `[plugins.<id>]` entry applies to it) and granted manifest ∩ session policy ∩
+/// operator policy.
+pub fn admit_in(
+    bytes: &[u8],
+    sidecar: Option<&[u8]>,
+    policy: &Policy,
+    max_bytes: usize,
+    session: Option<&Session>,
+) -> Result<Admission, InstallError> {
     if bytes.len() > max_bytes {
         return Err(InstallError::TooLarge {
             size: bytes.len(),
@@ -81,7 +95,10 @@ pub fn admit(
         });
     }
     let inspection = inspect(bytes)?;
-    let manifest = manifest_of(&inspection, sidecar)?;
+    let mut manifest = manifest_of(&inspection, sidecar)?;
+    if let Some(session) = session {
+        manifest.id = session.id.scope(&manifest.id);
+    }
     let imports = classify_imports(&inspection.imports)?;
     check_exports(&inspection.exports, &manifest)?;
     for row in &imports {
@@ -95,7 +112,11 @@ pub fn admit(
         }
     }
     let sha256 = hex::encode(Sha256::digest(bytes));
-    let effective = policy.for_plugin(&manifest.id);
+    let operator = policy.for_plugin(&manifest.id);
+    let effective = match session {
+        Some(session) => session.policy.narrow(operator),
+        None => operator,
+    };
     if let Some(pin) = &effective.sha256
         && !pin.eq_ignore_ascii_case(&sha256)
     {

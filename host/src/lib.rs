@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod sessions;
 pub mod slots;
 pub mod storage;
 pub mod text;

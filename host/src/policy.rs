@@ -7,6 +7,7 @@
 use crate::capability::log::{LogPolicy, LogSettings};
 use crate::capability::{Allowed, ByKey};
 use crate::manifest::validate_id;
+use crate::sessions::SessionRules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,10 @@ pub struct Policy {
     /// Per-plugin entries keyed by plugin id.
     #[serde(default)]
     pub plugins: BTreeMap<String, Entry>,
+    /// Bounds on the sessions clients may open (their plugins get `[defaults]`, never a
+    /// `[plugins.<id>]` entry).
+    #[serde(default, skip_serializing_if = "SessionRules::is_default")]
+    pub sessions: SessionRules,
 }
 
 /// One `[defaults]` or `[plugins.<id>]` table.

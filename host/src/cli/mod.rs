@@ -13,6 +13,7 @@ mod records;
 mod run;
 mod secret;
 mod serve;
+mod session;
 pub mod state;
 
 use clap::{Parser, Subcommand};
@@ -68,6 +69,9 @@ enum Command {
     /// Manage a running server's MCP clients, or bridge stdio MCP clients to its /mcp.
     #[command(subcommand)]
     Mcp(mcp::Command),
+    /// Manage a running server's sessions: private plugin sets for clients.
+    #[command(subcommand)]
+    Session(session::Command),
     /// Query a running server's audit trail, newest first.
     Audit {
         /// Only records of this kind (e.g. `denied`, `installed`, `plugin-changed`).
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(command) => plugin::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Mcp(command) => mcp::run(command),
+        Command::Session(command) => session::run(command),
         Command::Job(command) => job::run(command),
         Command::Event(command) => event::run_event(command),
         Command::Delivery(command) => event::run_delivery(command),

@@ -158,6 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             .with_own_origins(address);
             server::follow_other_hosts(state.clone());
+            server::sweep_sessions(state.clone());
             let events = state.registry.runtime().services().events.store().backend();
             tracing::info!(events, "listening on http://{address}");
             println!("listening on http://{address}");

@@ -28,7 +28,11 @@ pub struct CapabilityRow {
 /// An installed plugin as operators see it.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PluginInfo {
+    /// Its id from its manifest (within its session, for a session's plugin).
     pub id: String,
+    /// The session it belongs to; absent for the operator's plugins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     pub status: PluginStatus,
     pub enabled: bool,
     /// Install sequence number of the serving version.
@@ -64,8 +68,13 @@ impl PluginInfo {
                     .collect()
             })
             .unwrap_or_default();
+        let session = match crate::sessions::owner(id) {
+            crate::sessions::Owner::Session { session, .. } => Some(session.to_string()),
+            crate::sessions::Owner::Global => None,
+        };
         PluginInfo {
-            id: id.to_string(),
+            id: crate::sessions::local(id).to_string(),
+            session,
             status: if plugin.is_some() {
                 PluginStatus::Running
             } else {

@@ -4,8 +4,10 @@
 //! serving and a crash leaves either the old state or the new.
 
 mod info;
+mod session_plugins;
 
 pub use info::{CapabilityRow, PluginInfo, PluginStatus};
+pub use session_plugins::Ending;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::capability::config::{self, Invalid};
@@ -18,6 +20,7 @@ use crate::error::InstallError;
 use crate::gate;
 use crate::policy::{Policy, PolicyError};
 use crate::runtime::{Plugin, Runtime};
+use crate::sessions::{self, Session};
 use crate::storage::{PluginStore, StoreError, StoredPlugin, Upload, VersionInfo};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -43,6 +46,15 @@ pub enum RegistryError {
     InvalidConfig { plugin: String, invalid: Invalid },
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
+    #[error("session `{0}` is closed")]
+    SessionGone(sessions::SessionId),
+    #[error(
+        "session `{session}` holds {limit} plugins, the most the policy's [sessions] max_plugins allows"
+    )]
+    SessionFull {
+        session: sessions::SessionId,
+        limit: usize,
+    },
 }
 
 /// A plugin's settings as operators see them.
@@ -83,6 +95,20 @@ struct Entry {
     enabled: bool,
     seq: i64,
     last_error: Option<String>,
+}
+
+/// Whether the plugin stored under `other` has `owner` (the global set, or one session).
+fn same_owner(owner: &sessions::Owner, other: &str) -> bool {
+    match (owner, sessions::owner(other)) {
+        (sessions::Owner::Global, sessions::Owner::Global) => true,
+        (
+            sessions::Owner::Session { session, .. },
+            sessions::Owner::Session {
+                session: theirs, ..
+            },
+        ) => *session == theirs,
+        _ => false,
+    }
 }
 
 /// The capabilities whose decision differs between `before` and `after`.
@@ -126,11 +152,12 @@ fn discover_tools(plugin: &Plugin) -> Result<Option<(String, Arc<LiveCatalog>)>,
     let offered = plugin
         .offered_tools()
         .map_err(|error| InstallError::ToolDiscovery(error.to_string()))?;
-    let catalog = Catalog::check(&manifest.id, request, offered)?;
+    let prefix = sessions::local(&manifest.id);
+    let catalog = Catalog::check(prefix, request, offered)?;
     let json = catalog.to_json();
     Ok(Some((
         json,
-        Arc::new(LiveCatalog::compile(&manifest.id, catalog)?),
+        Arc::new(LiveCatalog::compile(prefix, catalog)?),
     )))
 }
 
@@ -221,11 +248,12 @@ impl Registry {
         seq: i64,
         upload: &Upload,
     ) -> Result<(Loaded, String), RegistryError> {
-        let (plugin, text) = self.compile(upload)?;
+        let (plugin, text) = self.compile(upload, self.session_of(id)?.as_ref())?;
         let tools = match self.store.tools(id, seq)? {
             Some(json) => {
                 let catalog = Catalog::from_json(&json).map_err(InstallError::ToolDiscovery)?;
-                let live = LiveCatalog::compile(id, catalog).map_err(InstallError::from)?;
+                let live = LiveCatalog::compile(sessions::local(id), catalog)
+                    .map_err(InstallError::from)?;
                 Some((json, Arc::new(live)))
             }
             None => discover_tools(&plugin)?,
@@ -233,21 +261,31 @@ impl Registry {
         Ok((Loaded { plugin, tools }, text))
     }
 
-    /// Compile `upload` and discover its tools, outside the change lock.
-    fn prepare(&self, upload: &Upload) -> Result<(Loaded, String), RegistryError> {
-        let (plugin, text) = self.compile(upload)?;
+    /// Compile `upload` (as `session`'s plugin, if given) and discover its tools, outside
+    /// the change lock.
+    fn prepare(
+        &self,
+        upload: &Upload,
+        session: Option<&Session>,
+    ) -> Result<(Loaded, String), RegistryError> {
+        let (plugin, text) = self.compile(upload, session)?;
         let tools = discover_tools(&plugin)?;
         Ok((Loaded { plugin, tools }, text))
     }
 
     /// Refuse `tools` of plugin `id` if a name clients would see is already another
-    /// plugin's.
+    /// plugin's of the same owner (a session's tools are listed apart from the global
+    /// ones).
     fn check_collisions(&self, id: &str, tools: Option<&LiveCatalog>) -> Result<(), InstallError> {
         let Some(tools) = tools else {
             return Ok(());
         };
+        let owner = sessions::owner(id);
         let live = self.read_live();
-        for (holder, entry) in live.iter().filter(|(other, _)| *other != id) {
+        let others = live
+            .iter()
+            .filter(|(other, _)| *other != id && same_owner(&owner, other));
+        for (holder, entry) in others {
             let Some(theirs) = &entry.tools else {
                 continue;
             };
@@ -414,12 +452,12 @@ impl Registry {
         }
     }
 
-    /// Every plugin that serves tools now, by id.
+    /// Every global plugin that serves tools now, by id.
     pub fn tool_servers(&self) -> Vec<ToolServer> {
         self.read_live()
-            .values()
-            .filter(|entry| entry.enabled)
-            .filter_map(|entry| {
+            .iter()
+            .filter(|(id, entry)| entry.enabled && sessions::owner(id) == sessions::Owner::Global)
+            .filter_map(|(_, entry)| {
                 let plugin = entry.plugin.clone().filter(|p| p.serves_tools())?;
                 Some(ToolServer {
                     plugin,
@@ -490,17 +528,21 @@ impl Registry {
         self.live.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admit, compile and link `upload` under the current policy; also returns the text
-    /// of the policy it was granted under.
-    fn compile(&self, upload: &Upload) -> Result<(Arc<Plugin>, String), RegistryError> {
+    /// Admit, compile and link `upload` under the current policy (as `session`'s plugin,
+    /// if given); also returns the text of the policy it was granted under.
+    fn compile(
+        &self,
+        upload: &Upload,
+        session: Option<&Session>,
+    ) -> Result<(Arc<Plugin>, String), RegistryError> {
         let (policy, text) = self
             .policy
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let plugin = self
-            .runtime
-            .load(&upload.wasm, upload.manifest.as_deref(), &policy)?;
+        let plugin =
+            self.runtime
+                .load_in(&upload.wasm, upload.manifest.as_deref(), &policy, session)?;
         Ok((Arc::new(plugin), text))
     }
 
@@ -510,6 +552,7 @@ impl Registry {
     fn recompile_if_stale(
         &self,
         upload: &Upload,
+        session: Option<&Session>,
         prepared: (Loaded, String),
     ) -> Result<Loaded, RegistryError> {
         let (loaded, text) = prepared;
@@ -517,13 +560,23 @@ impl Registry {
             return Ok(loaded);
         }
         Ok(Loaded {
-            plugin: self.compile(upload)?.0,
+            plugin: self.compile(upload, session)?.0,
             tools: loaded.tools,
         })
     }
 
     fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
         self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The operator's bounds on sessions, from the current policy.
+    pub fn session_rules(&self) -> sessions::SessionRules {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .sessions
+            .clone()
     }
 
     /// The current policy's text.
@@ -544,11 +597,12 @@ impl Registry {
                 continue;
             };
             let upload = self.stored_upload(id, entry.seq)?;
-            let after = gate::admit(
+            let after = gate::admit_in(
                 &upload.wasm,
                 upload.manifest.as_deref(),
                 &policy,
                 usize::MAX,
+                self.session_of(id)?.as_ref(),
             )
             .map_err(|error| RegistryError::PolicyRejected {
                 plugin: id.clone(),
@@ -570,9 +624,15 @@ impl Registry {
                 continue;
             };
             let upload = self.stored_upload(id, entry.seq)?;
+            let session = self.session_of(id)?;
             let plugin = self
                 .runtime
-                .load(&upload.wasm, upload.manifest.as_deref(), &policy)
+                .load_in(
+                    &upload.wasm,
+                    upload.manifest.as_deref(),
+                    &policy,
+                    session.as_ref(),
+                )
                 .map_err(|error| RegistryError::PolicyRejected {
                     plugin: id.clone(),
                     error,
@@ -644,7 +704,16 @@ impl Registry {
     /// no other admin change; the stored state is then checked and the version stored and
     /// swapped in under the lock.
     pub fn install(&self, upload: &Upload) -> Result<PluginInfo, RegistryError> {
-        let prepared = self.prepare(upload)?;
+        self.install_as(upload, None)
+    }
+
+    /// [`Registry::install`] for `session`'s plugin when one is given.
+    fn install_as(
+        &self,
+        upload: &Upload,
+        session: Option<&Session>,
+    ) -> Result<PluginInfo, RegistryError> {
+        let prepared = self.prepare(upload, session)?;
         let id = prepared.0.plugin.admission().manifest.id.clone();
         let previous = self
             .loaded(&id)
@@ -662,7 +731,10 @@ impl Registry {
             why,
         })?;
         let _changing = self.lock_changes();
-        let Loaded { plugin, tools } = self.recompile_if_stale(upload, prepared)?;
+        if let Some(session) = session {
+            self.check_session_room(session, &id)?;
+        }
+        let Loaded { plugin, tools } = self.recompile_if_stale(upload, session, prepared)?;
         let admission = plugin.admission();
         let id = admission.manifest.id.clone();
         admission
@@ -731,7 +803,9 @@ impl Registry {
         let upload = self.stored_upload(id, target)?;
         let prepared = self.load_version(id, target, &upload)?;
         let _changing = self.lock_changes();
-        let Loaded { plugin, tools } = self.recompile_if_stale(&upload, prepared)?;
+        let session = self.session_of(id)?;
+        let Loaded { plugin, tools } =
+            self.recompile_if_stale(&upload, session.as_ref(), prepared)?;
         self.check_collisions(id, tools.as_ref().map(|(_, live)| &**live))?;
         self.check_claims(&plugin)?;
         self.store.set_current(id, target)?;
@@ -831,10 +905,12 @@ impl Registry {
         Ok(())
     }
 
-    /// Every installed plugin.
+    /// Every installed plugin of the operator's (sessions' plugins are listed with their
+    /// session).
     pub fn list(&self) -> Vec<PluginInfo> {
         let live = self.read_live();
         live.iter()
+            .filter(|(id, _)| sessions::owner(id) == sessions::Owner::Global)
             .map(|(id, entry)| PluginInfo::of(id, entry))
             .collect()
     }

@@ -168,7 +168,19 @@ impl Runtime {
         sidecar: Option<&[u8]>,
         policy: &Policy,
     ) -> Result<Plugin, InstallError> {
-        let result = gate::admit(bytes, sidecar, policy, gate::DEFAULT_MAX_COMPONENT_BYTES)
+        self.load_in(bytes, sidecar, policy, None)
+    }
+
+    /// [`Runtime::load`] as `session`'s plugin when one is given (see [`gate::admit_in`]).
+    pub fn load_in(
+        &self,
+        bytes: &[u8],
+        sidecar: Option<&[u8]>,
+        policy: &Policy,
+        session: Option<&crate::sessions::Session>,
+    ) -> Result<Plugin, InstallError> {
+        let max = gate::DEFAULT_MAX_COMPONENT_BYTES;
+        let result = gate::admit_in(bytes, sidecar, policy, max, session)
             .and_then(|admission| self.link(bytes, admission));
         match &result {
             Ok(plugin) => self.audit_install(plugin.admission()),

@@ -75,6 +75,14 @@ impl ApiError {
         }
     }
 
+    /// The body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.status_and_code().1.to_string(),
+            message: self.public_message(),
+        }
+    }
+
     /// The sentence shown to the client: internals (storage failures) stay in the host log.
     fn public_message(&self) -> String {
         match self {
@@ -120,26 +128,21 @@ fn registry_status(error: &RegistryError) -> (StatusCode, &'static str) {
         RegistryError::NoConfig(_) => (StatusCode::CONFLICT, "config-not-declared"),
         RegistryError::InvalidConfig { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-config"),
         RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage-failed"),
+        RegistryError::SessionGone(_) => (StatusCode::NOT_FOUND, "session-not-found"),
+        RegistryError::SessionFull { .. } => (StatusCode::CONFLICT, "session-full"),
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, _) = self.status_and_code();
         let retry_after = match &self {
             ApiError::Busy {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                code: code.to_string(),
-                message: self.public_message(),
-            }),
-        )
-            .into_response();
+        let mut response = (status, Json(self.body())).into_response();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

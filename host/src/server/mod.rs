@@ -9,6 +9,7 @@ pub mod fuzzing;
 pub mod mcp;
 mod openapi;
 mod routes;
+mod sessions;
 
 pub use error::ApiError;
 pub use mcp::{ClientDirectory, McpSettings};
@@ -70,12 +71,46 @@ pub fn router(state: Arc<AppState>, max_upload_bytes: usize, mcp: McpSettings) -
             "/plugins/{id}/{*path}",
             any(routes::nested).layer(DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES)),
         )
+        .merge(session_routes(max_upload_bytes))
         .merge(metrics)
         .merge(mcp::routes(state.clone(), mcp))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(error::no_such_endpoint)
         .with_state(state)
+}
+
+/// What a session's token reaches: its own plugins and their routes.
+fn session_routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
+    use axum::routing::post;
+    let api = Router::new()
+        .route("/v1/session", get(sessions::me))
+        .route(
+            "/v1/session/plugins",
+            post(sessions::install)
+                .layer(DefaultBodyLimit::max(max_upload_bytes))
+                .get(sessions::list),
+        )
+        .route(
+            "/v1/session/plugins/{id}",
+            get(sessions::show).delete(sessions::remove),
+        )
+        .layer(axum::middleware::from_fn(error::json_errors));
+    let limit = DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES);
+    Router::new()
+        .route(
+            "/s/{session}/plugins/{id}",
+            any(sessions::route_root).layer(limit),
+        )
+        .route(
+            "/s/{session}/plugins/{id}/",
+            any(sessions::route_root).layer(limit),
+        )
+        .route(
+            "/s/{session}/plugins/{id}/{*path}",
+            any(sessions::route_nested).layer(limit),
+        )
+        .merge(api)
 }
 
 /// `/metrics`: Prometheus text exposition (needs the admin token, like the admin API).
@@ -128,6 +163,35 @@ pub fn follow_other_hosts(state: Arc<AppState>) {
             let synced = blocking(move || Ok(state.registry.sync()?)).await;
             if let Err(error) = synced {
                 tracing::error!("catching up with another host's change failed: {error}");
+            }
+        }
+    });
+}
+
+/// How often expired sessions are looked for.
+const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Close expired sessions (also those that expired while the host was down, at once) and
+/// remove the plugins of sessions closed elsewhere, every [`SESSION_SWEEP`] until shutdown.
+pub fn sweep_sessions(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SESSION_SWEEP);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let app = state.clone();
+            let swept = blocking(move || {
+                let now = crate::audit::to_millis(std::time::SystemTime::now());
+                Ok(app.registry.sweep_sessions(now)?)
+            })
+            .await;
+            match swept {
+                Ok(0) => {}
+                Ok(closed) => tracing::info!(closed, "expired sessions closed"),
+                Err(error) => tracing::error!("closing expired sessions failed: {error}"),
             }
         }
     });

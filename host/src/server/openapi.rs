@@ -28,6 +28,8 @@ use utoipa::{Modify, OpenApi};
         admin::list_jobs, admin::run_job, admin::list_runs, admin::show_run, admin::cancel_run,
         admin::publish_event, admin::list_events, admin::list_deliveries, admin::retry_delivery,
         admin::create_publisher, admin::list_publishers, admin::revoke_publisher,
+        admin::create_session, admin::list_sessions, admin::show_session,
+        admin::renew_session, admin::close_session,
     ),
     modifiers(&BearerToken),
     security(("admin-token" = [])),

@@ -64,6 +64,8 @@ pub async fn nested(
     serve(state, id, path, method, query, headers, body).await
 }
 
+/// A request to global plugin `id` (a session's plugin is reached only under
+/// `/s/{session}/plugins/`, with its session's token).
 async fn serve(
     State(state): State<Arc<AppState>>,
     id: String,
@@ -73,13 +75,29 @@ async fn serve(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if crate::sessions::owner(&id) != crate::sessions::Owner::Global {
+        return not_serving(&id).into_response();
+    }
     match call(&state, &id, path, method, query, headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn call(
+/// The answer for a plugin that is not installed, enabled and loaded here.
+fn not_serving(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "plugin-not-found",
+        format!(
+            "no enabled plugin `{}`",
+            crate::text::escape(crate::sessions::local(id))
+        ),
+    )
+}
+
+/// Call plugin `id` (its stored id) with a request.
+pub(super) async fn call(
     state: &Arc<AppState>,
     id: &str,
     path: String,
@@ -95,13 +113,7 @@ async fn call(
             format!("request rejected: {}", r.body_text()),
         )
     })?;
-    let plugin = state.registry.serving(id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "plugin-not-found",
-            format!("no enabled plugin `{id}`"),
-        )
-    })?;
+    let plugin = state.registry.serving(id).ok_or_else(|| not_serving(id))?;
     let cap = plugin.admission().policy.limits.max_concurrent_calls;
     let permit = state
         .slots

@@ -7,6 +7,7 @@ use crate::capability::events::publishers::{Publisher, PublisherStore};
 use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
 use crate::capability::mcp::{McpClient, McpClientStore};
 use crate::secrets::{Sealed, SecretError, SecretStore};
+use crate::sessions::{Session, SessionId, SessionStore};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -25,6 +26,7 @@ pub struct MemoryKv {
     config: Mutex<HashMap<String, Map<String, Value>>>,
     clients: Tokened<McpClient>,
     publishers: Tokened<Publisher>,
+    sessions: Tokened<Session>,
 }
 
 /// Records reached by a bearer token, with their token hashes, oldest first.
@@ -57,6 +59,26 @@ impl<T: Clone> Tokened<T> {
             .iter()
             .find(|(_, hash)| hash == token_hash)
             .map(|(record, _)| record.clone())
+    }
+
+    fn find(&self, is: impl Fn(&T) -> bool) -> Option<T> {
+        self.lock()
+            .iter()
+            .find(|(record, _)| is(record))
+            .map(|(record, _)| record.clone())
+    }
+
+    /// Put `record` in place of the one `is` picks (its token stays); whether there was
+    /// one.
+    fn replace(&self, record: &T, is: impl Fn(&T) -> bool) -> bool {
+        let mut records = self.lock();
+        match records.iter_mut().find(|(held, _)| is(held)) {
+            Some((held, _)) => {
+                *held = record.clone();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether a record `is` picked was removed.
@@ -232,5 +254,32 @@ impl PublisherStore for MemoryKv {
 
     fn remove_publisher(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.publishers.remove(|publisher| publisher.id == id))
+    }
+}
+
+impl SessionStore for MemoryKv {
+    fn add_session(&self, session: &Session, token_hash: &str) -> Result<(), StoreError> {
+        self.sessions.add(session, token_hash);
+        Ok(())
+    }
+
+    fn sessions(&self) -> Result<Vec<Session>, StoreError> {
+        Ok(self.sessions.all())
+    }
+
+    fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.find(|session| session.id == *id))
+    }
+
+    fn session_by_token(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.by_token(token_hash))
+    }
+
+    fn update_session(&self, session: &Session) -> Result<bool, StoreError> {
+        Ok(self.sessions.replace(session, |held| held.id == session.id))
+    }
+
+    fn remove_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.sessions.remove(|session| session.id == *id))
     }
 }

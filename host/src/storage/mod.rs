@@ -19,6 +19,7 @@ use crate::capability::config::ConfigStore;
 use crate::capability::events::publishers::PublisherStore;
 use crate::capability::kv::KvStore;
 use crate::capability::mcp::McpClientStore;
+use crate::sessions::SessionStore;
 use serde::Serialize;
 
 /// What a server keeps besides its plugins' state: the installed plugins and the job run
@@ -28,9 +29,12 @@ pub trait HostStore: PluginStore + crate::capability::jobs::JobStore {}
 impl<T: PluginStore + crate::capability::jobs::JobStore> HostStore for T {}
 
 /// Every capability's own state, in one backend: what a host's plugins read and write.
-pub trait StateStore: KvStore + ConfigStore + McpClientStore + PublisherStore {}
+pub trait StateStore:
+    KvStore + ConfigStore + McpClientStore + PublisherStore + SessionStore
+{
+}
 
-impl<T: KvStore + ConfigStore + McpClientStore + PublisherStore> StateStore for T {}
+impl<T: KvStore + ConfigStore + McpClientStore + PublisherStore + SessionStore> StateStore for T {}
 
 /// One installed version of a plugin, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

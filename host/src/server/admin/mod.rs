@@ -10,6 +10,7 @@ mod plugins;
 mod policy;
 mod records;
 mod secrets;
+mod sessions;
 
 pub(super) use cache::*;
 pub(super) use config::*;
@@ -20,6 +21,7 @@ pub(super) use plugins::*;
 pub(super) use policy::*;
 pub(super) use records::*;
 pub(super) use secrets::*;
+pub(super) use sessions::*;
 
 use super::error::ApiError;
 use super::{AppState, blocking};
@@ -78,6 +80,9 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
         .route("/events/publishers/{id}", delete(revoke_publisher))
         .route("/deliveries", get(list_deliveries))
         .route("/deliveries/{id}/retry", post(retry_delivery))
+        .route("/sessions", post(create_session).get(list_sessions))
+        .route("/sessions/{id}", get(show_session).delete(close_session))
+        .route("/sessions/{id}/renew", post(renew_session))
         .fallback(super::error::no_such_endpoint)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
 }

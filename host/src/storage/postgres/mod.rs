@@ -11,6 +11,7 @@ mod plugins;
 mod publishers;
 mod records;
 mod secrets;
+mod sessions;
 mod sql;
 mod tokens;
 
@@ -190,6 +191,14 @@ const MIGRATIONS: &[&str] = &[
         id TEXT PRIMARY KEY,
         token_sha256 TEXT NOT NULL UNIQUE,
         publisher TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+"#,
+    r#"
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        session TEXT NOT NULL,
         created_ms BIGINT NOT NULL
     );
 "#,

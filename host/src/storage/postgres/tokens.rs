@@ -1,4 +1,4 @@
-//! Tables of records reached by a bearer token (MCP clients, event publishers), shared by
+//! Tables of records reached by a bearer token (MCP clients, event publishers, sessions), shared by
 //! every host of a cluster: each row is `(id, token_sha256, <record as JSON>, created_ms)`.
 
 use super::{PostgresStore, backend};
@@ -78,6 +78,48 @@ impl TokenTable {
                 .await
                 .map_err(backend)?;
             row.map(|row| parse(row.get(0))).transpose()
+        })
+    }
+
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        store: &PostgresStore,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        store.block_on(async {
+            let connection = store.pool.get().await.map_err(backend)?;
+            let row = connection
+                .query_opt(
+                    &format!("SELECT {} FROM {} WHERE id = $1", self.column, self.table),
+                    &[&id],
+                )
+                .await
+                .map_err(backend)?;
+            row.map(|row| parse(row.get(0))).transpose()
+        })
+    }
+
+    /// Store `record` in place of record `id` (its token stays); whether it existed.
+    pub fn replace<T: Serialize>(
+        &self,
+        store: &PostgresStore,
+        id: &str,
+        record: &T,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(record).map_err(backend)?;
+        store.block_on(async {
+            let connection = store.pool.get().await.map_err(backend)?;
+            connection
+                .execute(
+                    &format!(
+                        "UPDATE {} SET {} = $2 WHERE id = $1",
+                        self.table, self.column
+                    ),
+                    &[&id, &text],
+                )
+                .await
+                .map(|updated| updated > 0)
+                .map_err(backend)
         })
     }
 

@@ -10,6 +10,7 @@ mod plugins;
 mod publishers;
 mod records;
 mod secrets;
+mod sessions;
 mod sql;
 mod tokens;
 
@@ -179,6 +180,14 @@ const MIGRATIONS: &[&str] = &[
         id TEXT PRIMARY KEY,
         token_sha256 TEXT NOT NULL UNIQUE,
         publisher TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+",
+    "
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        session TEXT NOT NULL,
         created_ms INTEGER NOT NULL
     );
 ",

@@ -1,4 +1,4 @@
-//! Tables of records reached by a bearer token (MCP clients, event publishers): each row
+//! Tables of records reached by a bearer token (MCP clients, event publishers, sessions): each row
 //! is `(id, token_sha256, <record as JSON>, created_ms)`.
 
 use super::{SqliteStore, backend};
@@ -75,6 +75,45 @@ impl TokenTable {
             .map_err(backend)?
             .map(parse)
             .transpose()
+    }
+
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        store: &SqliteStore,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        store
+            .conn()
+            .query_row(
+                &format!("SELECT {} FROM {} WHERE id = ?1", self.column, self.table),
+                [id],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(parse)
+            .transpose()
+    }
+
+    /// Store `record` in place of record `id` (its token stays); whether it existed.
+    pub fn replace<T: Serialize>(
+        &self,
+        store: &SqliteStore,
+        id: &str,
+        record: &T,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(record).map_err(backend)?;
+        store
+            .conn()
+            .execute(
+                &format!(
+                    "UPDATE {} SET {} = ?2 WHERE id = ?1",
+                    self.table, self.column
+                ),
+                params![id, text],
+            )
+            .map(|updated| updated > 0)
+            .map_err(backend)
     }
 
     /// Whether a record was removed.

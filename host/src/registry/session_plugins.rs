@@ -1,0 +1,182 @@
+//! Sessions' private plugins in the registry: installed under their scoped ids, counted
+//! against the operator's `[sessions] max_plugins`, and removed with their state when
+//! their session closes or expires (or is found gone, after a crash or on another host).
+
+use super::{Registry, RegistryError};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::registry::PluginInfo;
+use crate::sessions::{self, Owner, Session, SessionId};
+use crate::storage::Upload;
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// An operator closed it.
+    Closed,
+    /// Its time to live ran out.
+    Expired,
+}
+
+impl Ending {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ending::Closed => "closed",
+            Ending::Expired => "expired",
+        }
+    }
+}
+
+impl Registry {
+    /// The session the plugin stored under `id` belongs to (None for a global plugin); a
+    /// session that no longer exists is an error, so its plugin is never loaded without
+    /// the narrowing its session set.
+    pub(super) fn session_of(&self, id: &str) -> Result<Option<Session>, RegistryError> {
+        match sessions::owner(id) {
+            Owner::Global => Ok(None),
+            Owner::Session { session, .. } => self
+                .runtime
+                .services()
+                .state
+                .session(&session)?
+                .map(Some)
+                .ok_or(RegistryError::SessionGone(session)),
+        }
+    }
+
+    /// Refuse a new plugin for `session` when it holds `[sessions] max_plugins` already
+    /// (an upgrade of one it holds is always room).
+    pub(super) fn check_session_room(
+        &self,
+        session: &Session,
+        id: &str,
+    ) -> Result<(), RegistryError> {
+        if self
+            .runtime
+            .services()
+            .state
+            .session(&session.id)?
+            .is_none()
+        {
+            return Err(RegistryError::SessionGone(session.id.clone()));
+        }
+        let limit = self.session_rules().max_plugins();
+        let live = self.read_live();
+        if live.contains_key(id) {
+            return Ok(());
+        }
+        let held = live
+            .keys()
+            .filter(|other| sessions::belongs_to(other, &session.id))
+            .count();
+        if held >= limit {
+            return Err(RegistryError::SessionFull {
+                session: session.id.clone(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Install `upload` (or a new version of it) as `session`'s private plugin.
+    pub fn install_in(
+        &self,
+        session: &Session,
+        upload: &Upload,
+    ) -> Result<PluginInfo, RegistryError> {
+        self.install_as(upload, Some(session))
+    }
+
+    /// The stored ids of `session`'s plugins.
+    fn ids_in(&self, session: &SessionId) -> Vec<String> {
+        self.read_live()
+            .keys()
+            .filter(|id| sessions::belongs_to(id, session))
+            .cloned()
+            .collect()
+    }
+
+    /// `session`'s plugins.
+    pub fn list_in(&self, session: &SessionId) -> Vec<PluginInfo> {
+        let live = self.read_live();
+        live.iter()
+            .filter(|(id, _)| sessions::belongs_to(id, session))
+            .map(|(id, entry)| PluginInfo::of(id, entry))
+            .collect()
+    }
+
+    /// Close `session`: its token stops working first, then each of its plugins is
+    /// removed and its state purged; one audit record lists what was removed. Closing a
+    /// session another host closed already removes whatever is left. Returns the stored
+    /// ids of the plugins removed.
+    pub fn close_session(
+        &self,
+        session: &Session,
+        ending: Ending,
+    ) -> Result<Vec<String>, RegistryError> {
+        self.runtime.services().state.remove_session(&session.id)?;
+        let removed = self.remove_all(&self.ids_in(&session.id))?;
+        self.runtime.services().audit.record(AuditEvent::new(
+            "-",
+            AuditKind::SessionChanged,
+            None,
+            format!(
+                "session `{}` ({}) {}: removed plugins [{}] and purged their state",
+                session.name,
+                session.id,
+                ending.as_str(),
+                removed
+                    .iter()
+                    .map(|id| sessions::local(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+        Ok(removed)
+    }
+
+    /// Remove and purge each of `ids` (stored ids); returns those removed. One already
+    /// gone (removed by another host) is skipped.
+    fn remove_all(&self, ids: &[String]) -> Result<Vec<String>, RegistryError> {
+        let mut removed = Vec::new();
+        for id in ids {
+            match self.remove(id, true) {
+                Ok(()) => removed.push(id.clone()),
+                Err(RegistryError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Close every session expired at `now_ms`, and remove the plugins of sessions that
+    /// no longer exist (a crash between a session's removal and its plugins', or a close
+    /// on another host before this one caught up). Returns how many sessions closed.
+    pub fn sweep_sessions(&self, now_ms: i64) -> Result<usize, RegistryError> {
+        let state = &self.runtime.services().state;
+        let open = state.sessions()?;
+        let mut closed = 0;
+        for session in open.iter().filter(|session| !session.is_open(now_ms)) {
+            self.close_session(session, Ending::Expired)?;
+            closed += 1;
+        }
+        let orphans: Vec<String> = self
+            .read_live()
+            .keys()
+            .filter(|id| match sessions::owner(id) {
+                Owner::Global => false,
+                Owner::Session { session, .. } => {
+                    !open.iter().any(|s| s.id == session && s.is_open(now_ms))
+                }
+            })
+            .cloned()
+            .collect();
+        if !orphans.is_empty() {
+            let removed = self.remove_all(&orphans)?;
+            tracing::info!(
+                plugins = removed.len(),
+                "removed the plugins of sessions that are gone"
+            );
+        }
+        Ok(closed)
+    }
+}

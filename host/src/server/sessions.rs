@@ -1,0 +1,347 @@
+//! What a session's token reaches: `/v1/session` (the session itself), its private plugins
+//! under `/v1/session/plugins` (install several at once, list, show, remove), and their
+//! routes under `/s/{session}/plugins/{id}/…`. Nothing here reaches another session, the
+//! global plugins' administration, or the admin API.
+
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, blocking, routes};
+use crate::registry::PluginInfo;
+use crate::sessions::{self, Session};
+use crate::storage::Upload;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Most plugins one upload request may carry.
+pub const MAX_PARTS: usize = 16;
+
+/// The open session whose bearer token the request carries; any other request is a 401.
+pub struct SessionAuth(pub Session);
+
+impl FromRequestParts<Arc<AppState>> for SessionAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing, wrong or expired session bearer token",
+            )
+        };
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|token| token.starts_with(sessions::TOKEN_PREFIX))
+            .ok_or_else(unauthorized)?;
+        let hash = crate::capability::mcp::clients::token_hash(token);
+        let app = state.clone();
+        let found = blocking(move || {
+            Ok(app
+                .registry
+                .runtime()
+                .services()
+                .state
+                .session_by_token(&hash)?)
+        })
+        .await?;
+        let now = crate::audit::to_millis(std::time::SystemTime::now());
+        found
+            .filter(|session| session.is_open(now))
+            .map(SessionAuth)
+            .ok_or_else(unauthorized)
+    }
+}
+
+/// `GET /v1/session`: the session the token belongs to.
+pub async fn me(SessionAuth(session): SessionAuth) -> Json<Session> {
+    Json(session)
+}
+
+/// `GET /v1/session/plugins`.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+) -> Json<Vec<PluginInfo>> {
+    Json(state.registry.list_in(&session.id))
+}
+
+/// `GET /v1/session/plugins/{id}`.
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Path(id): Path<String>,
+) -> Result<Json<PluginInfo>, ApiError> {
+    let scoped = scoped(&session, &id)?;
+    Ok(Json(state.registry.info(&scoped)?))
+}
+
+/// `DELETE /v1/session/plugins/{id}`: removed, and its state purged.
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let scoped = scoped(&session, &id)?;
+    blocking(move || {
+        state.registry.remove(&scoped, true)?;
+        state.jobs.cancel_plugin(&scoped)?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The stored id of `session`'s plugin `id`, or a 404 for an id no plugin can have.
+fn scoped(session: &Session, id: &str) -> Result<String, ApiError> {
+    crate::manifest::validate_id(id).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "plugin-not-found",
+            format!(
+                "no plugin `{}` in this session",
+                crate::text::escape(&crate::text::cap(id, 64))
+            ),
+        )
+    })?;
+    Ok(session.id.scope(id))
+}
+
+/// One part of an upload and what became of it.
+#[derive(Serialize)]
+pub struct Outcome {
+    /// The form part's name (`component` for a bare `.wasm` body).
+    pub part: String,
+    /// The plugin as installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<PluginInfo>,
+    /// Why it was refused: the same codes as an admin install.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<ErrorBody>,
+}
+
+/// The answer to an upload: one outcome per plugin, in the order sent.
+#[derive(Serialize)]
+pub struct Outcomes {
+    pub loaded: usize,
+    pub refused: usize,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// `POST /v1/session/plugins`: a `.wasm` body, or a form with one part per plugin (any
+/// name; a part named `<name>.manifest` is the sidecar `capstan.toml` of part `<name>`).
+/// Each plugin is installed on its own: 201 when all loaded, 207 when some did, 422 when
+/// none did; the body says which and why.
+pub async fn install(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Uploads(uploads): Uploads,
+) -> Response {
+    let mut outcomes = Vec::new();
+    for (part, upload) in uploads {
+        let app = state.clone();
+        let owner = session.clone();
+        let installed = blocking(move || Ok(app.registry.install_in(&owner, &upload)?)).await;
+        let outcome = match installed {
+            Ok(info) => Outcome {
+                part,
+                loaded: Some(info),
+                refused: None,
+            },
+            Err(error) => Outcome {
+                part,
+                loaded: None,
+                refused: Some(error.body()),
+            },
+        };
+        outcomes.push(outcome);
+    }
+    let loaded = outcomes.iter().filter(|o| o.loaded.is_some()).count();
+    let refused = outcomes.len() - loaded;
+    let status = match (loaded, refused) {
+        (_, 0) => StatusCode::CREATED,
+        (0, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    (
+        status,
+        Json(Outcomes {
+            loaded,
+            refused,
+            outcomes,
+        }),
+    )
+        .into_response()
+}
+
+/// The plugins of an upload, each with the name of its form part.
+pub struct Uploads(Vec<(String, Upload)>);
+
+fn rejected(status: StatusCode, detail: String) -> ApiError {
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "bad-body"
+    };
+    ApiError::new(status, code, format!("upload rejected: {detail}"))
+}
+
+impl<S: Send + Sync> FromRequest<S> for Uploads {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let multipart = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        if !multipart {
+            let body = Bytes::from_request(request, state)
+                .await
+                .map_err(|r: BytesRejection| rejected(r.status(), r.body_text()))?;
+            return Ok(Uploads(vec![(
+                "component".to_string(),
+                Upload::component(body.to_vec()),
+            )]));
+        }
+        let mut form = Multipart::from_request(request, state)
+            .await
+            .map_err(|r| rejected(r.status(), r.body_text()))?;
+        let mut components: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut manifests: Vec<(String, Vec<u8>)> = Vec::new();
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| rejected(e.status(), e.body_text()))?
+        {
+            let name = crate::text::cap(field.name().unwrap_or_default(), 64).into_owned();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| rejected(e.status(), e.body_text()))?
+                .to_vec();
+            let (list, label) = match name.strip_suffix(".manifest") {
+                Some(label) => (&mut manifests, label.to_string()),
+                None => (&mut components, name),
+            };
+            if list.iter().any(|(held, _)| *held == label) {
+                return Err(rejected(
+                    StatusCode::BAD_REQUEST,
+                    format!("form part `{}` is sent twice", crate::text::escape(&label)),
+                ));
+            }
+            list.push((label, bytes));
+            if components.len() > MAX_PARTS {
+                return Err(rejected(
+                    StatusCode::BAD_REQUEST,
+                    format!("more than {MAX_PARTS} plugins in one request"),
+                ));
+            }
+        }
+        if let Some((orphan, _)) = manifests
+            .iter()
+            .find(|(label, _)| !components.iter().any(|(c, _)| c == label))
+        {
+            return Err(rejected(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "form part `{}.manifest` has no part `{0}` to go with",
+                    crate::text::escape(orphan)
+                ),
+            ));
+        }
+        if components.is_empty() {
+            return Err(rejected(
+                StatusCode::BAD_REQUEST,
+                "the form has no plugin part".into(),
+            ));
+        }
+        let uploads = components
+            .into_iter()
+            .map(|(label, wasm)| {
+                let manifest = manifests
+                    .iter()
+                    .find(|(m, _)| *m == label)
+                    .map(|(_, bytes)| bytes.clone());
+                (label, Upload { wasm, manifest })
+            })
+            .collect();
+        Ok(Uploads(uploads))
+    }
+}
+
+/// `/s/{session}/plugins/{id}` and `/s/{session}/plugins/{id}/` (path `/`).
+pub async fn route_root(
+    state: State<Arc<AppState>>,
+    auth: SessionAuth,
+    Path((session, id)): Path<(String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    route(
+        state,
+        auth,
+        session,
+        id,
+        String::new(),
+        method,
+        query,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `/s/{session}/plugins/{id}/{*path}`.
+pub async fn route_nested(
+    state: State<Arc<AppState>>,
+    auth: SessionAuth,
+    Path((session, id, path)): Path<(String, String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    route(state, auth, session, id, path, method, query, headers, body).await
+}
+
+/// A request to session `session`'s plugin `id`: only with that session's own token.
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(own): SessionAuth,
+    session: String,
+    id: String,
+    path: String,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if own.id.as_str() != session {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong-session",
+            "this token belongs to another session",
+        )
+        .into_response();
+    }
+    let answer = match scoped(&own, &id) {
+        Ok(scoped) => routes::call(&state, &scoped, path, method, query, headers, body).await,
+        Err(error) => Err(error),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,436 @@
+//! Sessions on the real binary: private plugin sets that share nothing with each other or
+//! with the global set, tokens that reach only their own session, uploads of several
+//! plugins with an outcome each, and closing or expiry that removes everything a session
+//! brought — checked in storage, across a restart, and on both hosts of a PostgreSQL
+//! cluster.
+
+mod harness;
+
+use capstan_host::capability::Deadline;
+use capstan_host::capability::kv::KvStore;
+use capstan_host::storage::{PluginStore, PostgresStore, SqliteStore};
+use harness::support::{plugin, postgres_url, unique_schema};
+use harness::*;
+use reqwest::Method;
+use reqwest::blocking::multipart::{Form, Part};
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+
+const POLICY: &str = "[defaults.capabilities.routes]
+[defaults.capabilities.kv]
+max_keys = 100
+[defaults.limits]
+deadline_ms = 2000
+[sessions]
+max_plugins = 3
+";
+
+/// A session created through `server`'s admin API: (id, token).
+fn open_session(server: &Server, name: &str, ttl: &str, policy: Value) -> (String, String) {
+    let response = server
+        .admin(Method::POST, "/sessions")
+        .json(&json!({"name": name, "ttl": ttl, "policy": policy}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().unwrap();
+    (
+        created["session"]["id"].as_str().unwrap().to_string(),
+        created["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Upload `parts` (form part name, component) with a session token.
+fn upload(server: &Server, token: &str, parts: Vec<(&str, Vec<u8>)>) -> (u16, Value) {
+    let mut form = Form::new();
+    for (name, bytes) in parts {
+        form = form.part(name.to_string(), Part::bytes(bytes).file_name("p.wasm"));
+    }
+    let response = server
+        .http
+        .post(format!("{}/v1/session/plugins", server.base))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.json().unwrap())
+}
+
+/// GET `path` with `token` (if any): status and JSON body (Null when not JSON).
+fn get(server: &Server, token: Option<&str>, path: &str) -> (u16, Value) {
+    let mut request = server.http.get(format!("{}{path}", server.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().unwrap();
+    (
+        response.status().as_u16(),
+        response.json().unwrap_or(Value::Null),
+    )
+}
+
+/// The counter's hits for `path` through `route` (a full path under the server).
+fn hits(server: &Server, token: Option<&str>, route: &str) -> i64 {
+    let (status, body) = get(server, token, route);
+    assert_eq!(status, 200, "{route}: {body}");
+    body["hits"].as_i64().unwrap()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn two_sessions_with_one_plugin_id_share_nothing_with_each_other_or_the_global_one() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let counter = plugin("counter");
+    assert_eq!(server.install(counter.clone()).status(), 201);
+    let (a, token_a) = open_session(&server, "agent-a", "1h", json!({}));
+    let (b, token_b) = open_session(&server, "agent-b", "1h", json!({}));
+    let other_code = variant(counter.clone(), "session-b");
+    assert_eq!(upload(&server, &token_a, vec![("counter", counter)]).0, 201);
+    assert_eq!(
+        upload(&server, &token_b, vec![("counter", other_code)]).0,
+        201
+    );
+
+    // Each sees only its own plugin, with its own code; the global list is unchanged.
+    let (_, mine) = get(&server, Some(&token_a), "/v1/session/plugins");
+    let (_, theirs) = get(&server, Some(&token_b), "/v1/session/plugins");
+    assert_eq!(ids(&mine), ["counter"]);
+    assert_eq!(ids(&theirs), ["counter"]);
+    assert_ne!(mine[0]["sha256"], theirs[0]["sha256"]);
+    assert_eq!(mine[0]["session"], a.as_str());
+    let (_, global) = server.json(Method::GET, "/plugins");
+    assert_eq!(ids(&global), ["counter"]);
+    assert!(global[0].get("session").is_none());
+
+    // kv written by one is invisible to the other and to the global plugin of that id.
+    let in_a = format!("/s/{a}/plugins/counter/x");
+    let in_b = format!("/s/{b}/plugins/counter/x");
+    assert_eq!(hits(&server, Some(&token_a), &in_a), 1);
+    assert_eq!(hits(&server, Some(&token_a), &in_a), 2);
+    assert_eq!(hits(&server, Some(&token_b), &in_b), 1);
+    assert_eq!(hits(&server, None, "/plugins/counter/x"), 1);
+    assert_eq!(hits(&server, Some(&token_a), &in_a), 3);
+
+    // A's token cannot reach B's routes or plugins.
+    let (status, body) = get(&server, Some(&token_a), &in_b);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("wrong-session"))
+    );
+    let (status, _) = get(&server, None, &in_a);
+    assert_eq!(status, 401, "a session route without a token");
+    let (status, _) = get(&server, Some(TOKEN), &in_a);
+    assert_eq!(status, 401, "the admin token is not a session token");
+    // A session plugin is not reachable as a global plugin under its stored id.
+    let (status, _) = get(&server, None, &format!("/plugins/counter~{a}/x"));
+    assert_eq!(status, 404);
+    // Nor can one session remove another's plugin: the id names its own session's.
+    let removed = server
+        .http
+        .delete(format!("{}/v1/session/plugins/counter", server.base))
+        .bearer_auth(&token_b)
+        .send()
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert_eq!(
+        hits(&server, Some(&token_a), &in_a),
+        4,
+        "A's plugin still serves"
+    );
+    let (status, _) = get(&server, Some(&token_b), &in_b);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_session_token_reaches_neither_the_admin_api_nor_a_wider_policy() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let (_, token) = open_session(&server, "agent", "1h", json!({}));
+    let (_, policy_before) = server.json(Method::GET, "/policy");
+    for (method, path) in [
+        (Method::GET, "/admin/v1/plugins"),
+        (Method::PUT, "/admin/v1/policy"),
+        (Method::POST, "/admin/v1/sessions"),
+        (Method::GET, "/metrics"),
+    ] {
+        let response = server
+            .http
+            .request(method.clone(), format!("{}{path}", server.base))
+            .bearer_auth(&token)
+            .body("[defaults.capabilities.secrets]\nnames = [\"*\"]\n")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+    }
+    let (_, policy_after) = server.json(Method::GET, "/policy");
+    assert_eq!(policy_before, policy_after);
+    let (status, _) = get(&server, Some(&token), "/v1/session");
+    assert_eq!(status, 200, "the legitimate path");
+
+    // A session policy has no grants to give: asking for one is refused by name.
+    let response = server
+        .admin(Method::POST, "/sessions")
+        .json(&json!({"name": "greedy", "ttl": "1h",
+                      "policy": {"capabilities": {"secrets": {"names": ["*"]}}}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().unwrap().contains("capabilities"));
+
+    // What it can do is withhold: kv denied to this session's counter, even though the
+    // operator grants kv to every plugin.
+    let (narrow, narrow_token) = open_session(&server, "no-kv", "1h", json!({"deny": ["kv"]}));
+    assert_eq!(
+        upload(&server, &narrow_token, vec![("counter", plugin("counter"))]).0,
+        201
+    );
+    let (_, list) = get(&server, Some(&narrow_token), "/v1/session/plugins");
+    let kv = list[0]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["capability"] == "storage.kv")
+        .cloned()
+        .unwrap();
+    assert_ne!(kv["decision"], "granted", "{kv}");
+    let (status, _) = get(
+        &server,
+        Some(&narrow_token),
+        &format!("/s/{narrow}/plugins/counter/x"),
+    );
+    assert_eq!(status, 403, "the counter's kv call is denied");
+}
+
+#[test]
+fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+    let (session, token) = open_session(&server, "loader", "1h", json!({}));
+    let (status, answer) = upload(
+        &server,
+        &token,
+        vec![
+            ("good", plugin("counter")),
+            ("garbage", b"not a wasm file".to_vec()),
+            ("sneaky", plugin("hostile_undeclared_kv")),
+        ],
+    );
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(
+        (answer["loaded"].as_u64(), answer["refused"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let outcomes = answer["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes[0]["part"], "good");
+    assert_eq!(outcomes[0]["loaded"]["id"], "counter");
+    assert_eq!(outcomes[1]["part"], "garbage");
+    assert_eq!(outcomes[1]["refused"]["code"], "not-wasm", "{answer}");
+    assert_eq!(outcomes[2]["part"], "sneaky");
+    assert_eq!(
+        outcomes[2]["refused"]["code"], "undeclared-import",
+        "{answer}"
+    );
+    let (_, list) = get(&server, Some(&token), "/v1/session/plugins");
+    assert_eq!(ids(&list), ["counter"]);
+    assert_eq!(server.installed().len(), 1, "the global set is untouched");
+    assert_eq!(
+        hits(
+            &server,
+            Some(&token),
+            &format!("/s/{session}/plugins/counter/a")
+        ),
+        1
+    );
+
+    // The operator's max_plugins (3) bounds a session.
+    let more: Vec<(String, Vec<u8>)> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|id| {
+            let manifest = format!("id = \"{id}\"\nversion = \"0.1.0\"\n[capabilities.routes]\n");
+            (id.to_string(), manifest.into_bytes())
+        })
+        .collect();
+    let mut form = Form::new();
+    for (id, manifest) in &more {
+        form = form
+            .part(
+                id.clone(),
+                Part::bytes(plugin("sidecar")).file_name("p.wasm"),
+            )
+            .part(format!("{id}.manifest"), Part::bytes(manifest.clone()));
+    }
+    let response = server
+        .http
+        .post(format!("{}/v1/session/plugins", server.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .unwrap();
+    let answer: Value = response.json().unwrap();
+    assert_eq!(answer["loaded"], 2, "{answer}");
+    assert_eq!(
+        answer["outcomes"][2]["refused"]["code"], "session-full",
+        "{answer}"
+    );
+}
+
+/// What a backend still holds of plugin `stored_id`: whether it is installed, and its kv
+/// keys.
+fn held(store: &(impl PluginStore + KvStore), stored_id: &str) -> (bool, usize) {
+    let installed = store.plugins().unwrap().iter().any(|p| p.id == stored_id);
+    let keys = store
+        .list_keys(
+            stored_id,
+            "",
+            None,
+            100,
+            Deadline::after(Duration::from_secs(5)),
+        )
+        .unwrap()
+        .keys
+        .len();
+    (installed, keys)
+}
+
+#[test]
+fn closing_a_session_removes_its_plugins_and_their_state() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let (session, token) = open_session(&server, "closing", "1h", json!({}));
+    assert_eq!(
+        upload(&server, &token, vec![("counter", plugin("counter"))]).0,
+        201
+    );
+    let route = format!("/s/{session}/plugins/counter/x");
+    assert_eq!(hits(&server, Some(&token), &route), 1);
+    let stored_id = format!("counter~{session}");
+    let store = SqliteStore::open(&dir.join("data/capstan.db")).unwrap();
+    assert_eq!(held(&store, &stored_id), (true, 1));
+
+    let (status, closed) = server.json(Method::DELETE, &format!("/sessions/{session}"));
+    assert_eq!(
+        (status, closed["removed"].clone()),
+        (200, json!(["counter"]))
+    );
+    assert_eq!(held(&store, &stored_id), (false, 0), "gone from storage");
+    assert_eq!(get(&server, Some(&token), &route).0, 401, "token revoked");
+    assert_eq!(get(&server, Some(&token), "/v1/session").0, 401);
+    let (status, _) = server.json(Method::GET, &format!("/sessions/{session}"));
+    assert_eq!(status, 404);
+    let (_, audit) = server.json(Method::GET, "/audit?kind=session-changed");
+    let closing = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|record| record["detail"].as_str().unwrap_or("").contains("closed"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no closing record: {audit}"));
+    assert!(
+        closing["detail"].as_str().unwrap().contains("[counter]"),
+        "{closing}"
+    );
+}
+
+#[test]
+fn a_session_that_expires_while_the_host_is_down_is_removed_at_restart() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let response = server
+        .admin(Method::POST, "/sessions")
+        .json(&json!({"name": "short", "ttl": "2s"}))
+        .send()
+        .unwrap();
+    let created: Value = response.json().unwrap();
+    let session = created["session"]["id"].as_str().unwrap().to_string();
+    let token = created["token"].as_str().unwrap().to_string();
+    let expires_ms = created["session"]["expires_ms"].as_i64().unwrap();
+    assert_eq!(
+        upload(&server, &token, vec![("counter", plugin("counter"))]).0,
+        201
+    );
+    assert_eq!(
+        hits(
+            &server,
+            Some(&token),
+            &format!("/s/{session}/plugins/counter/x")
+        ),
+        1
+    );
+    drop(server);
+
+    // The expiry is a point in time: wait for the clock to pass it with the host down.
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    if expires_ms > now_ms {
+        std::thread::sleep(Duration::from_millis((expires_ms - now_ms) as u64 + 50));
+    }
+    let server = start(&dir, POLICY, &[]);
+    let store = SqliteStore::open(&dir.join("data/capstan.db")).unwrap();
+    let stored_id = format!("counter~{session}");
+    eventually(
+        Duration::from_secs(5),
+        "the expired session's plugin is purged",
+        || held(&store, &stored_id) == (false, 0),
+    );
+    assert_eq!(get(&server, Some(&token), "/v1/session").0, 401);
+    let (_, sessions) = server.json(Method::GET, "/sessions");
+    assert_eq!(sessions, json!([]));
+}
+
+#[test]
+fn both_hosts_of_a_postgres_cluster_see_a_sessions_plugins_and_its_closing() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = unique_schema();
+    let (_keep_a, dir_a) = temp();
+    let (_keep_b, dir_b) = temp();
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--database-schema",
+        schema.as_str(),
+    ];
+    let host_a = start(&dir_a, POLICY, &args);
+    let host_b = start(&dir_b, POLICY, &args);
+    let (session, token) = open_session(&host_a, "clustered", "1h", json!({}));
+    assert_eq!(
+        upload(&host_a, &token, vec![("counter", plugin("counter"))]).0,
+        201
+    );
+    let route = format!("/s/{session}/plugins/counter/x");
+    let seen = eventually(
+        Duration::from_secs(1),
+        "host B serves the session's plugin",
+        || get(&host_b, Some(&token), &route).0 == 200,
+    );
+    println!("host B served the session's plugin after {seen:?}");
+    assert_eq!(
+        hits(&host_a, Some(&token), &route),
+        2,
+        "one kv, shared by both hosts"
+    );
+
+    let (status, _) = host_b.json(Method::DELETE, &format!("/sessions/{session}"));
+    assert_eq!(status, 200);
+    let gone = eventually(Duration::from_secs(1), "host A stops serving it", || {
+        get(&host_a, Some(&token), &route).0 == 401
+            && host_a.json(Method::GET, &format!("/sessions/{session}")).0 == 404
+    });
+    println!("host A saw the closing after {gone:?}");
+    let store = PostgresStore::connect(&url, Some(&schema)).unwrap();
+    assert_eq!(held(&store, &format!("counter~{session}")), (false, 0));
+    drop((host_a, host_b));
+    let _ = store.drop_schema(&schema);
+}
