@@ -51,21 +51,48 @@ class Server:
             return error.code, error.read()
 
     def install(self, wasm_name, manifest=None):
-        with open(os.path.join(PLUGINS, wasm_name + ".wasm"), "rb") as f:
-            wasm = f.read()
+        wasm = read_plugin(wasm_name)
         if manifest is None:
             return self.admin("POST", "/plugins", wasm, "application/wasm")
-        boundary = uuid.uuid4().hex
-        parts = []
-        for name, data in (("component", wasm), ("manifest", manifest.encode())):
-            parts.append(
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode()
-                + data + b"\r\n")
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.admin("POST", "/plugins", body, "multipart/form-data; boundary=" + boundary)
+        body, content_type = form([("component", wasm), ("manifest", manifest.encode())])
+        return self.admin("POST", "/plugins", body, content_type)
+
+    def open_session(self, name, ttl="1h"):
+        """A new session: (id, token)."""
+        body = json.dumps({"name": name, "ttl": ttl}).encode()
+        status, answer = self.admin("POST", "/sessions", body, "application/json")
+        assert status == 201, answer
+        created = json.loads(answer)
+        return created["session"]["id"], created["token"]
+
+    def session_install(self, token, parts):
+        """Install plugins into a session: `parts` are (form part name, bytes)."""
+        body, content_type = form(parts)
+        request = urllib.request.Request(self.base + "/v1/session/plugins", data=body, method="POST")
+        request.add_header("Authorization", "Bearer " + token)
+        request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
 
     def pid(self):
         return self.process.pid
+
+
+def read_plugin(wasm_name):
+    with open(os.path.join(PLUGINS, wasm_name + ".wasm"), "rb") as f:
+        return f.read()
+
+
+def form(parts):
+    """A multipart/form-data body of (name, bytes) parts, and its content type."""
+    boundary = uuid.uuid4().hex
+    chunks = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode()
+              + data + b"\r\n" for name, data in parts]
+    body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
+    return body, "multipart/form-data; boundary=" + boundary
 
 
 class Connection:
@@ -74,9 +101,9 @@ class Connection:
     def __init__(self, server):
         self.connection = http.client.HTTPConnection(server.host, server.port, timeout=60)
 
-    def get(self, path):
+    def get(self, path, headers=None):
         started = time.perf_counter()
-        self.connection.request("GET", path)
+        self.connection.request("GET", path, headers=headers or {})
         response = self.connection.getresponse()
         response.read()
         return response.status, time.perf_counter() - started

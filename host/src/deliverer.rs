@@ -153,8 +153,8 @@ impl Deliverer {
                 continue;
             };
             let found = serving.iter().find(|(p, _)| p.id() == lane.plugin);
-            let cap = found.map_or(1, |(p, _)| p.admission().policy.limits.max_concurrent_calls);
-            let slot = self.app.slots.try_take(&lane.plugin, cap);
+            let caps = found.map_or(1.into(), |(p, _)| p.caps());
+            let slot = self.app.slots.try_take(&lane.plugin, caps);
             let (Some((plugin, grant)), Ok(slot)) = (found, slot) else {
                 self.hand_back(&lane, &batch);
                 continue;

@@ -99,6 +99,8 @@ pub enum InstallError {
     },
     #[error("{0}; the version serving now keeps serving and its database is unchanged")]
     Migration(#[from] MigrationError),
+    #[error("its manifest says it provides {what}, but once loaded it does not: {why}")]
+    NotProvided { what: String, why: &'static str },
 }
 
 impl InstallError {
@@ -136,6 +138,7 @@ impl InstallError {
             InstallError::DialectUnavailable { .. } => "dialect-unavailable",
             InstallError::Migration(MigrationError::Edited { .. }) => "migration-edited",
             InstallError::Migration(_) => "migration-failed",
+            InstallError::NotProvided { .. } => "not-provided",
         }
     }
 }

@@ -114,7 +114,10 @@ pub fn admit_in(
     let sha256 = hex::encode(Sha256::digest(bytes));
     let operator = policy.for_plugin(&manifest.id);
     let effective = match session {
-        Some(session) => session.policy.narrow(operator),
+        Some(session) => Effective {
+            session_calls: Some(policy.sessions.max_concurrent_calls()),
+            ..session.policy.narrow(operator)
+        },
         None => operator,
     };
     if let Some(pin) = &effective.sha256

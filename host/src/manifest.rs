@@ -33,6 +33,59 @@ pub struct Manifest {
     /// What the plugin asks for, one table per capability.
     #[serde(default)]
     pub capabilities: Requested,
+    /// What it promises to serve once loaded; an install whose plugin does not is refused.
+    #[serde(default, skip_serializing_if = "Provides::is_empty")]
+    pub provides: Provides,
+}
+
+/// Most entries in each `[provides]` list.
+pub const MAX_PROVIDED: usize = 256;
+
+/// `[provides]`: what a plugin promises to serve, checked after it is loaded (tools listed
+/// and exposed, routes granted and under its prefix), so a load that does not deliver them
+/// fails with `not-provided` instead of serving less than its caller counts on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Provides {
+    /// Tool names (without the plugin prefix) it serves to MCP clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Paths below its route root (e.g. `/api/notes`) its routes answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+}
+
+impl Provides {
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty() && self.routes.is_empty()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.tools.len() > MAX_PROVIDED || self.routes.len() > MAX_PROVIDED {
+            return Err(format!(
+                "`provides` lists at most {MAX_PROVIDED} tools and {MAX_PROVIDED} routes"
+            ));
+        }
+        if let Some(tool) = self.tools.iter().find(|tool| {
+            tool.is_empty() || tool.len() > 64 || tool.chars().any(crate::text::is_unsafe)
+        }) {
+            return Err(format!(
+                "`provides.tools`: `{}` is not a tool name (1–64 characters)",
+                crate::text::escape(&crate::text::cap(tool, 80))
+            ));
+        }
+        if let Some(route) = self
+            .routes
+            .iter()
+            .find(|route| !route.starts_with('/') || route.chars().any(crate::text::is_unsafe))
+        {
+            return Err(format!(
+                "`provides.routes`: `{}` must be a path starting with `/`",
+                crate::text::escape(&crate::text::cap(route, 80))
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why a manifest was refused.
@@ -85,6 +138,7 @@ impl Manifest {
         if let Some(contract) = &self.contract {
             check_contract(contract, "contract")?;
         }
+        self.provides.check().map_err(ManifestError::Capability)?;
         self.capabilities.check().map_err(ManifestError::Capability)
     }
 }

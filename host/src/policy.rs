@@ -88,6 +88,9 @@ pub struct Effective {
     pub limits: Limits,
     pub log: LogPolicy,
     pub sha256: Option<String>,
+    /// For a session's plugin: the calls its session's plugins may run at once, together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_calls: Option<u32>,
 }
 
 /// Why a policy was refused.
@@ -186,6 +189,7 @@ impl Policy {
             limits,
             log: LogPolicy::resolve(own.map(|e| &e.log), &defaults.log),
             sha256: own.and_then(|e| e.sha256.clone()),
+            session_calls: None,
         }
     }
 }

@@ -300,8 +300,7 @@ impl Scheduler {
             let claimable: Vec<Claimable> = serving
                 .iter()
                 .filter_map(|(plugin, grant)| {
-                    let cap = plugin.admission().policy.limits.max_concurrent_calls;
-                    let slot = self.app.slots.try_take(plugin.id(), cap).ok()?;
+                    let slot = self.app.slots.try_take(plugin.id(), plugin.caps()).ok()?;
                     slots.insert(plugin.id().to_string(), slot);
                     Some(Claimable {
                         plugin: plugin.id().to_string(),

@@ -3,8 +3,9 @@
 //! pool). A plugin may take any free slot while it is below its fair share (the total
 //! divided among the plugins with calls in flight), but above its share it cannot take the
 //! last few (the reserve): those are kept for plugins that are not flooding, so a crowd
-//! of plugins parked at their caps cannot starve the rest. A caller that finds no slot
-//! waits, boundedly, for one to free up.
+//! of plugins parked at their caps cannot starve the rest. A session's plugins together
+//! are also capped (`[sessions] max_concurrent_calls`), so one session cannot take a share
+//! per plugin it brought. A caller that finds no slot waits, boundedly, for one to free up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,14 +17,44 @@ use tokio::sync::Notify;
 pub enum Refusal {
     /// The plugin is running its maximum number of calls.
     PluginBusy { limit: u32 },
+    /// The plugin's session is running its maximum number of calls.
+    SessionBusy { limit: u32 },
     /// The host has no slot this plugin may take.
     HostBusy,
+}
+
+/// How many calls a plugin may run at once, and its session's plugins together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub plugin: u32,
+    pub session: Option<u32>,
+}
+
+impl From<u32> for Caps {
+    /// A global plugin's caps: its own only.
+    fn from(plugin: u32) -> Caps {
+        Caps {
+            plugin,
+            session: None,
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     used: usize,
     per_plugin: HashMap<String, usize>,
+    per_session: HashMap<String, usize>,
+}
+
+/// Take one from `counts[key]`, forgetting keys that reach zero.
+fn release(counts: &mut HashMap<String, usize>, key: &str) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 /// The host's slots.
@@ -38,17 +69,16 @@ pub struct Slots {
 pub struct Slot {
     slots: Arc<Slots>,
     plugin: String,
+    session: Option<String>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.slots.lock();
         state.used -= 1;
-        if let Some(count) = state.per_plugin.get_mut(&self.plugin) {
-            *count -= 1;
-            if *count == 0 {
-                state.per_plugin.remove(&self.plugin);
-            }
+        release(&mut state.per_plugin, &self.plugin);
+        if let Some(session) = &self.session {
+            release(&mut state.per_session, session);
         }
         drop(state);
         self.slots.freed.notify_waiters();
@@ -71,12 +101,28 @@ impl Slots {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A slot for a call of `plugin` (capped at `cap` calls) now, or why not.
-    pub fn try_take(self: &Arc<Self>, plugin: &str, cap: u32) -> Result<Slot, Refusal> {
+    /// A slot for a call of `plugin` (its stored id) within `caps` now, or why not.
+    pub fn try_take(
+        self: &Arc<Self>,
+        plugin: &str,
+        caps: impl Into<Caps>,
+    ) -> Result<Slot, Refusal> {
+        let caps = caps.into();
+        let session = match crate::sessions::owner(plugin) {
+            crate::sessions::Owner::Session { session, .. } => {
+                caps.session.map(|limit| (session.to_string(), limit))
+            }
+            crate::sessions::Owner::Global => None,
+        };
         let mut state = self.lock();
         let mine = state.per_plugin.get(plugin).copied().unwrap_or(0);
-        if mine >= cap as usize {
-            return Err(Refusal::PluginBusy { limit: cap });
+        if mine >= caps.plugin as usize {
+            return Err(Refusal::PluginBusy { limit: caps.plugin });
+        }
+        if let Some((session, limit)) = &session
+            && state.per_session.get(session).copied().unwrap_or(0) >= *limit as usize
+        {
+            return Err(Refusal::SessionBusy { limit: *limit });
         }
         let active = state.per_plugin.len() + usize::from(mine == 0);
         let share = (self.total / active).max(1);
@@ -86,9 +132,13 @@ impl Slots {
         }
         state.used += 1;
         *state.per_plugin.entry(plugin.to_string()).or_default() += 1;
+        if let Some((session, _)) = &session {
+            *state.per_session.entry(session.clone()).or_default() += 1;
+        }
         Ok(Slot {
             slots: self.clone(),
             plugin: plugin.to_string(),
+            session: session.map(|(session, _)| session),
         })
     }
 
@@ -96,9 +146,10 @@ impl Slots {
     pub async fn take(
         self: &Arc<Self>,
         plugin: &str,
-        cap: u32,
+        caps: impl Into<Caps>,
         wait: Duration,
     ) -> Result<Slot, Refusal> {
+        let cap = caps.into();
         let give_up = tokio::time::Instant::now() + wait;
         loop {
             let freed = self.freed.notified();
@@ -187,6 +238,28 @@ mod tests {
         drop(first);
         assert!(slots.try_take("a", 1).is_ok());
         assert!(slots.in_flight().is_empty(), "dropped slots are given back");
+    }
+
+    #[test]
+    fn a_sessions_plugins_share_one_cap_and_other_sessions_are_untouched() {
+        let slots = Slots::new(256);
+        let caps = Caps {
+            plugin: 16,
+            session: Some(4),
+        };
+        let session = "0123456789abcdef";
+        let held: Vec<Slot> = (0..4)
+            .map(|n| slots.try_take(&format!("p{n}~{session}"), caps).unwrap())
+            .collect();
+        assert_eq!(
+            slots.try_take(&format!("p9~{session}"), caps).err(),
+            Some(Refusal::SessionBusy { limit: 4 }),
+            "a fifth plugin of the session finds the session's cap"
+        );
+        assert!(slots.try_take("p9~fedcba9876543210", caps).is_ok());
+        assert!(slots.try_take("global", 16).is_ok());
+        drop(held);
+        assert!(slots.try_take(&format!("p9~{session}"), caps).is_ok());
     }
 
     #[test]

@@ -272,3 +272,64 @@ fn mcp_clients_are_created_listed_and_revoked_from_the_cli() {
         "client-not-found",
     );
 }
+
+#[test]
+fn sessions_are_created_listed_renewed_and_closed_from_the_cli() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, "[defaults.capabilities.routes]\n", &[]);
+    let created = ok(
+        &server,
+        &[
+            "session", "create", "notebook", "--ttl", "1h", "--deny", "http",
+        ],
+    );
+    let id = created
+        .split_whitespace()
+        .next()
+        .expect("the session id first")
+        .to_string();
+    let token = created
+        .lines()
+        .find(|line| line.starts_with("cses_"))
+        .expect("the token, shown once")
+        .to_string();
+    let listed = ok(&server, &["session", "list"]);
+    assert!(
+        listed.contains(&id) && listed.contains("notebook"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&token), "the list never shows tokens");
+    let upload = server
+        .http
+        .post(format!("{}/v1/session/plugins", server.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(component("hello")).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    assert!(ok(&server, &["session", "show", &id]).contains("plugins=[hello]"));
+    ok(&server, &["session", "renew", &id, "--ttl", "2h"]);
+    fails(
+        &cli(&server, &["session", "renew", &id, "--ttl", "forever"]),
+        2,
+        "refused (invalid-session)",
+    );
+    fails(
+        &cli(
+            &server,
+            &[
+                "session", "create", "x", "--ttl", "1h", "--deny", "nonsense",
+            ],
+        ),
+        1,
+        "unknown capability",
+    );
+    assert!(ok(&server, &["session", "close", &id]).contains("removed [hello]"));
+    assert!(!ok(&server, &["session", "list"]).contains(&id));
+    fails(
+        &cli(&server, &["session", "close", &id]),
+        1,
+        "session-not-found",
+    );
+}

@@ -9,6 +9,7 @@ mod harness;
 use capstan_host::capability::Deadline;
 use capstan_host::capability::kv::KvStore;
 use capstan_host::storage::{PluginStore, PostgresStore, SqliteStore};
+use harness::mcp::{Mcp, client as mcp_client};
 use harness::support::{plugin, postgres_url, unique_schema};
 use harness::*;
 use reqwest::Method;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 
 const POLICY: &str = "[defaults.capabilities.routes]
+[defaults.capabilities.mcp]
 [defaults.capabilities.kv]
 max_keys = 100
 [defaults.limits]
@@ -209,6 +211,11 @@ fn a_session_token_reaches_neither_the_admin_api_nor_a_wider_policy() {
     assert_eq!(status, 403, "the counter's kv call is denied");
 }
 
+/// A manifest for the `sidecar` plugin (it embeds none) under `id`, with `extra` TOML.
+fn sidecar_manifest(id: &str, extra: &str) -> Vec<u8> {
+    format!("id = \"{id}\"\nversion = \"0.1.0\"\n[capabilities.routes]\n{extra}").into_bytes()
+}
+
 #[test]
 fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
     let (_keep, dir) = temp();
@@ -221,7 +228,11 @@ fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
         vec![
             ("good", plugin("counter")),
             ("garbage", b"not a wasm file".to_vec()),
-            ("sneaky", plugin("hostile_undeclared_kv")),
+            ("liar", plugin("sidecar")),
+            (
+                "liar.manifest",
+                sidecar_manifest("liar", "[provides]\ntools = [\"summarise\"]\n"),
+            ),
         ],
     );
     assert_eq!(status, 207, "{answer}");
@@ -234,9 +245,13 @@ fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
     assert_eq!(outcomes[0]["loaded"]["id"], "counter");
     assert_eq!(outcomes[1]["part"], "garbage");
     assert_eq!(outcomes[1]["refused"]["code"], "not-wasm", "{answer}");
-    assert_eq!(outcomes[2]["part"], "sneaky");
-    assert_eq!(
-        outcomes[2]["refused"]["code"], "undeclared-import",
+    assert_eq!(outcomes[2]["part"], "liar");
+    assert_eq!(outcomes[2]["refused"]["code"], "not-provided", "{answer}");
+    assert!(
+        outcomes[2]["refused"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("summarise"),
         "{answer}"
     );
     let (_, list) = get(&server, Some(&token), "/v1/session/plugins");
@@ -251,35 +266,147 @@ fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
         1
     );
 
-    // The operator's max_plugins (3) bounds a session.
-    let more: Vec<(String, Vec<u8>)> = ["c1", "c2", "c3"]
+    // A plugin that serves what it promises loads; the operator's max_plugins (3) bounds
+    // the session.
+    let mut parts = Vec::new();
+    for id in ["c1", "c2", "c3"] {
+        parts.push((id, plugin("sidecar")));
+    }
+    let manifests: Vec<(String, Vec<u8>)> = ["c1", "c2", "c3"]
         .iter()
         .map(|id| {
-            let manifest = format!("id = \"{id}\"\nversion = \"0.1.0\"\n[capabilities.routes]\n");
-            (id.to_string(), manifest.into_bytes())
+            let manifest = sidecar_manifest(id, "[provides]\nroutes = [\"/\"]\n");
+            (format!("{id}.manifest"), manifest)
         })
         .collect();
-    let mut form = Form::new();
-    for (id, manifest) in &more {
-        form = form
-            .part(
-                id.clone(),
-                Part::bytes(plugin("sidecar")).file_name("p.wasm"),
-            )
-            .part(format!("{id}.manifest"), Part::bytes(manifest.clone()));
+    for (name, manifest) in &manifests {
+        parts.push((name.as_str(), manifest.clone()));
     }
-    let response = server
-        .http
-        .post(format!("{}/v1/session/plugins", server.base))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .unwrap();
-    let answer: Value = response.json().unwrap();
+    let (status, answer) = upload(&server, &token, parts);
+    assert_eq!(status, 207, "{answer}");
     assert_eq!(answer["loaded"], 2, "{answer}");
     assert_eq!(
         answer["outcomes"][2]["refused"]["code"], "session-full",
         "{answer}"
+    );
+}
+
+#[test]
+fn a_sessions_kv_quotas_add_up_to_at_most_the_operators_bound() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, &format!("{POLICY}max_kv_bytes = 60000\n"), &[]);
+    let (_, token) = open_session(&server, "frugal", "1h", json!({}));
+    let (status, answer) = upload(
+        &server,
+        &token,
+        vec![
+            ("counter", plugin("counter")),
+            ("plain", plugin("sidecar")),
+            ("plain.manifest", sidecar_manifest("plain", "")),
+        ],
+    );
+    assert_eq!(status, 207, "{answer}");
+    let refused = &answer["outcomes"][0]["refused"];
+    assert_eq!(refused["code"], "session-full", "{answer}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_kv_bytes"),
+        "{answer}"
+    );
+    assert_eq!(answer["outcomes"][1]["loaded"]["id"], "plain", "{answer}");
+}
+
+#[test]
+fn a_sessions_tools_are_listed_and_called_only_with_its_own_token() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("tools")).status(), 201);
+    let response = server
+        .admin(Method::POST, "/sessions")
+        .json(&json!({"name": "agent", "ttl": "1h", "global_tools": ["tools"]}))
+        .send()
+        .unwrap();
+    let created: Value = response.json().unwrap();
+    let (a, token_a) = (
+        created["session"]["id"].as_str().unwrap().to_string(),
+        created["token"].as_str().unwrap().to_string(),
+    );
+    let (_, token_b) = open_session(&server, "bystander", "1h", json!({}));
+    assert_eq!(
+        upload(&server, &token_a, vec![("mine", plugin("mcp_conformance"))]).0,
+        201
+    );
+    let own_tool = "mcp-conformance__test_simple_text";
+
+    // A sees its own tools next to the global ones it was given; B sees neither, and a
+    // plain client scoped to every global plugin does not see A's.
+    let listed_a = Mcp::new(&server, Some(&token_a)).list();
+    assert!(listed_a.iter().any(|name| name == own_tool), "{listed_a:?}");
+    assert!(
+        listed_a.iter().any(|name| name == "tools__add"),
+        "{listed_a:?}"
+    );
+    assert_eq!(
+        Mcp::new(&server, Some(&token_b)).list(),
+        Vec::<String>::new()
+    );
+    let (_, everything) = mcp_client(&server, json!({"name": "all", "plugins": ["*"]}));
+    let listed_all = Mcp::new(&server, Some(&everything)).list();
+    assert!(listed_all.iter().any(|name| name == "tools__add"));
+    assert!(
+        !listed_all
+            .iter()
+            .any(|name| name.starts_with("mcp-conformance"))
+    );
+
+    let called = Mcp::new(&server, Some(&token_a)).call(own_tool, json!({}));
+    assert_eq!(called["result"]["isError"], false, "{called}");
+    for other in [&token_b, &everything] {
+        let refused = Mcp::new(&server, Some(other)).call(own_tool, json!({}));
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Unknown tool")),
+            "{refused}"
+        );
+    }
+
+    // `available` names where each comes from.
+    let (status, available) = get(&server, Some(&token_a), "/v1/session/available");
+    assert_eq!(status, 200);
+    let source = |name: &str| {
+        available["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|tool| tool["name"] == name)
+            .map(|tool| (tool["plugin"].clone(), tool["source"].clone()))
+    };
+    assert_eq!(
+        source(own_tool),
+        Some((json!("mcp-conformance"), json!("session")))
+    );
+    assert_eq!(
+        source("tools__add"),
+        Some((json!("tools"), json!("global")))
+    );
+
+    // Closed: its token no longer reaches /mcp (after the token cache's half second).
+    assert_eq!(
+        server.json(Method::DELETE, &format!("/sessions/{a}")).0,
+        200
+    );
+    eventually(
+        Duration::from_secs(2),
+        "the closed session's token is refused",
+        || {
+            Mcp::new(&server, Some(&token_a))
+                .request("tools/list", json!({}))
+                .0
+                == 401
+        },
     );
 }
 

@@ -20,6 +20,9 @@ pub enum Command {
         /// A lower per-call deadline for its plugins, in milliseconds.
         #[arg(long)]
         deadline_ms: Option<u32>,
+        /// A global plugin (or `*`) whose MCP tools its token also sees. Repeatable.
+        #[arg(long = "global-tools")]
+        global_tools: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -58,6 +61,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             ttl,
             deny,
             deadline_ms,
+            global_tools,
             remote,
         } => {
             let api = Client::new(&remote)?;
@@ -65,6 +69,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 "name": name,
                 "ttl": ttl,
                 "policy": {"deny": deny, "limits": {"deadline_ms": deadline_ms}},
+                "global_tools": global_tools,
             });
             let created: Value = match api.fetch(api.request(Method::POST, "/sessions").json(&body))
             {

@@ -48,12 +48,10 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error("session `{0}` is closed")]
     SessionGone(sessions::SessionId),
-    #[error(
-        "session `{session}` holds {limit} plugins, the most the policy's [sessions] max_plugins allows"
-    )]
+    #[error("session `{session}` has no room for this plugin: it would hold {what}")]
     SessionFull {
         session: sessions::SessionId,
-        limit: usize,
+        what: String,
     },
 }
 
@@ -159,6 +157,46 @@ fn discover_tools(plugin: &Plugin) -> Result<Option<(String, Arc<LiveCatalog>)>,
         json,
         Arc::new(LiveCatalog::compile(prefix, catalog)?),
     )))
+}
+
+/// Refuse `plugin` if it does not serve what its manifest's `[provides]` promises: each
+/// tool listed by `list-tools` and exposed by the policy, each route path under its
+/// granted route prefix.
+fn check_provides(plugin: &Plugin, tools: Option<&LiveCatalog>) -> Result<(), InstallError> {
+    let provides = &plugin.admission().manifest.provides;
+    for tool in &provides.tools {
+        let listed =
+            tools.is_some_and(|catalog| catalog.tools.iter().any(|t| t.spec.name == *tool));
+        let why = if !listed {
+            "its list-tools does not offer it"
+        } else if !plugin.serves_tools() || !plugin.exposes(tool) {
+            "the policy does not expose it"
+        } else {
+            continue;
+        };
+        return Err(InstallError::NotProvided {
+            what: format!("tool `{}`", crate::text::escape(tool)),
+            why,
+        });
+    }
+    let prefix = plugin
+        .admission()
+        .grants
+        .routes
+        .granted()
+        .map(|grant| grant.prefix.as_str());
+    for route in &provides.routes {
+        let why = match prefix {
+            _ if !plugin.serves_routes() => "its routes are not granted",
+            Some(prefix) if route.starts_with(prefix) => continue,
+            _ => "the path is outside its route prefix",
+        };
+        return Err(InstallError::NotProvided {
+            what: format!("route `{}`", crate::text::escape(route)),
+            why,
+        });
+    }
+    Ok(())
 }
 
 /// Installed plugins, persisted in a [`PluginStore`].
@@ -454,9 +492,28 @@ impl Registry {
 
     /// Every global plugin that serves tools now, by id.
     pub fn tool_servers(&self) -> Vec<ToolServer> {
+        self.tool_servers_where(|id| sessions::owner(id) == sessions::Owner::Global)
+    }
+
+    /// Every plugin whose routes are served now (enabled, loaded, `handler` granted), by
+    /// stored id.
+    pub fn route_servers(&self) -> Vec<Arc<Plugin>> {
+        self.read_live()
+            .values()
+            .filter(|entry| entry.enabled)
+            .filter_map(|entry| entry.plugin.clone().filter(|p| p.serves_routes()))
+            .collect()
+    }
+
+    /// Every plugin of `session` that serves tools now, by id.
+    pub fn tool_servers_in(&self, session: &sessions::SessionId) -> Vec<ToolServer> {
+        self.tool_servers_where(|id| sessions::belongs_to(id, session))
+    }
+
+    fn tool_servers_where(&self, owned: impl Fn(&str) -> bool) -> Vec<ToolServer> {
         self.read_live()
             .iter()
-            .filter(|(id, entry)| entry.enabled && sessions::owner(id) == sessions::Owner::Global)
+            .filter(|(id, entry)| entry.enabled && owned(id))
             .filter_map(|(_, entry)| {
                 let plugin = entry.plugin.clone().filter(|p| p.serves_tools())?;
                 Some(ToolServer {
@@ -714,6 +771,10 @@ impl Registry {
         session: Option<&Session>,
     ) -> Result<PluginInfo, RegistryError> {
         let prepared = self.prepare(upload, session)?;
+        check_provides(
+            &prepared.0.plugin,
+            prepared.0.tools.as_ref().map(|(_, live)| &**live),
+        )?;
         let id = prepared.0.plugin.admission().manifest.id.clone();
         let previous = self
             .loaded(&id)
@@ -731,10 +792,10 @@ impl Registry {
             why,
         })?;
         let _changing = self.lock_changes();
-        if let Some(session) = session {
-            self.check_session_room(session, &id)?;
-        }
         let Loaded { plugin, tools } = self.recompile_if_stale(upload, session, prepared)?;
+        if let Some(session) = session {
+            self.check_session_room(session, &plugin)?;
+        }
         let admission = plugin.admission();
         let id = admission.manifest.id.clone();
         admission

@@ -5,8 +5,10 @@
 use super::{Registry, RegistryError};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::registry::PluginInfo;
+use crate::runtime::Plugin;
 use crate::sessions::{self, Owner, Session, SessionId};
 use crate::storage::Upload;
+use std::sync::Arc;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +45,13 @@ impl Registry {
         }
     }
 
-    /// Refuse a new plugin for `session` when it holds `[sessions] max_plugins` already
-    /// (an upgrade of one it holds is always room).
+    /// Refuse `plugin` for `session` when the session holds `[sessions] max_plugins`
+    /// already (an upgrade of one it holds is always room), or when the kv quotas granted
+    /// to its plugins would add up to more than `[sessions] max_kv_bytes`.
     pub(super) fn check_session_room(
         &self,
         session: &Session,
-        id: &str,
+        plugin: &Plugin,
     ) -> Result<(), RegistryError> {
         if self
             .runtime
@@ -59,19 +62,40 @@ impl Registry {
         {
             return Err(RegistryError::SessionGone(session.id.clone()));
         }
-        let limit = self.session_rules().max_plugins();
+        let rules = self.session_rules();
+        let id = plugin.id();
         let live = self.read_live();
-        if live.contains_key(id) {
-            return Ok(());
-        }
+        let others: Vec<&Arc<Plugin>> = live
+            .iter()
+            .filter(|(other, _)| *other != id && sessions::belongs_to(other, &session.id))
+            .filter_map(|(_, entry)| entry.plugin.as_ref())
+            .collect();
         let held = live
             .keys()
-            .filter(|other| sessions::belongs_to(other, &session.id))
+            .filter(|other| *other != id && sessions::belongs_to(other, &session.id))
             .count();
-        if held >= limit {
+        if held >= rules.max_plugins() {
             return Err(RegistryError::SessionFull {
                 session: session.id.clone(),
-                limit,
+                what: format!("{held} plugins, the policy's [sessions] max_plugins"),
+            });
+        }
+        let kv_bytes = |plugin: &Plugin| {
+            plugin
+                .admission()
+                .grants
+                .kv
+                .granted()
+                .map_or(0, |grant| grant.quota.max_bytes)
+        };
+        let total: u64 = others.iter().map(|p| kv_bytes(p)).sum::<u64>() + kv_bytes(plugin);
+        if total > rules.max_kv_bytes() {
+            return Err(RegistryError::SessionFull {
+                session: session.id.clone(),
+                what: format!(
+                    "kv quotas of {total} bytes with this plugin, over the policy's [sessions] max_kv_bytes of {}",
+                    rules.max_kv_bytes()
+                ),
             });
         }
         Ok(())

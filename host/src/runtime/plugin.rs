@@ -143,6 +143,15 @@ impl Plugin {
         &self.admission
     }
 
+    /// How many of its calls may run at once, alone and with its session's other plugins.
+    pub fn caps(&self) -> crate::slots::Caps {
+        let policy = &self.admission.policy;
+        crate::slots::Caps {
+            plugin: policy.limits.max_concurrent_calls,
+            session: policy.session_calls,
+        }
+    }
+
     /// Whether HTTP requests reach the plugin's `handler` (exported and granted).
     pub fn serves_routes(&self) -> bool {
         matches!(self.handler, Reach::Open(_))

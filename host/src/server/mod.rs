@@ -85,6 +85,7 @@ fn session_routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
     use axum::routing::post;
     let api = Router::new()
         .route("/v1/session", get(sessions::me))
+        .route("/v1/session/available", get(sessions::available))
         .route(
             "/v1/session/plugins",
             post(sessions::install)

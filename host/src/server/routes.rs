@@ -26,6 +26,14 @@ pub(super) fn busy(id: &str, refusal: Refusal) -> ApiError {
             "busy",
             format!("plugin `{id}` is already running {limit} calls; retry later"),
         ),
+        Refusal::SessionBusy { limit } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "session-busy",
+            format!(
+                "the session of plugin `{}` is already running {limit} calls; retry later",
+                crate::text::escape(crate::sessions::local(id))
+            ),
+        ),
         Refusal::HostBusy => (
             StatusCode::SERVICE_UNAVAILABLE,
             "host-busy",
@@ -114,10 +122,9 @@ pub(super) async fn call(
         )
     })?;
     let plugin = state.registry.serving(id).ok_or_else(|| not_serving(id))?;
-    let cap = plugin.admission().policy.limits.max_concurrent_calls;
     let permit = state
         .slots
-        .take(id, cap, ADMISSION_WAIT)
+        .take(id, plugin.caps(), ADMISSION_WAIT)
         .await
         .map_err(|refusal| {
             state.metrics.observe_error(id, "busy");

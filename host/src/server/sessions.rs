@@ -69,6 +69,96 @@ pub async fn me(SessionAuth(session): SessionAuth) -> Json<Session> {
     Json(session)
 }
 
+/// Where something a session can reach comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The operator's plugins.
+    Global,
+    /// A plugin this session brought.
+    Session,
+}
+
+/// One tool the session's token lists at `/mcp`.
+#[derive(Serialize)]
+pub struct AvailableTool {
+    /// The name to call it by.
+    pub name: String,
+    pub plugin: String,
+    pub source: Source,
+}
+
+/// One route root the session can send requests to.
+#[derive(Serialize)]
+pub struct AvailableRoute {
+    /// Requests under this path reach the plugin.
+    pub path: String,
+    pub plugin: String,
+    pub source: Source,
+}
+
+/// What a session can reach, each with where it comes from.
+#[derive(Serialize)]
+pub struct Available {
+    pub tools: Vec<AvailableTool>,
+    pub routes: Vec<AvailableRoute>,
+}
+
+fn source_of(stored_id: &str) -> Source {
+    match sessions::owner(stored_id) {
+        sessions::Owner::Global => Source::Global,
+        sessions::Owner::Session { .. } => Source::Session,
+    }
+}
+
+/// `GET /v1/session/available`: the tools its token lists at `/mcp` and the routes it can
+/// call (the global plugins' and its own), each with its source.
+pub async fn available(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+) -> Json<Available> {
+    let client = crate::capability::mcp::clients::session_client(&session);
+    let tools = super::mcp::visible(&state.registry, &client)
+        .into_iter()
+        .map(|tool| {
+            let stored = tool.server.plugin.id();
+            AvailableTool {
+                name: tool.shown.clone(),
+                plugin: sessions::local(stored).to_string(),
+                source: source_of(stored),
+            }
+        })
+        .collect();
+    let mut routes: Vec<AvailableRoute> = state
+        .registry
+        .route_servers()
+        .into_iter()
+        .filter_map(|plugin| {
+            let stored = plugin.id();
+            let base = match sessions::owner(stored) {
+                sessions::Owner::Global => format!("/plugins/{stored}"),
+                sessions::Owner::Session { session: s, local } if s == session.id => {
+                    format!("/s/{s}/plugins/{local}")
+                }
+                sessions::Owner::Session { .. } => return None,
+            };
+            let prefix = plugin
+                .admission()
+                .grants
+                .routes
+                .granted()
+                .map_or("/", |grant| grant.prefix.as_str());
+            Some(AvailableRoute {
+                path: format!("{base}{prefix}"),
+                plugin: sessions::local(stored).to_string(),
+                source: source_of(stored),
+            })
+        })
+        .collect();
+    routes.sort_by(|a, b| a.path.cmp(&b.path));
+    Json(Available { tools, routes })
+}
+
 /// `GET /v1/session/plugins`.
 pub async fn list(
     State(state): State<Arc<AppState>>,

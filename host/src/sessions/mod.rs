@@ -34,6 +34,10 @@ pub struct Session {
     /// How it narrows the operator's policy for its plugins.
     #[serde(default)]
     pub policy: SessionPolicy,
+    /// Global plugins whose MCP tools its token also lists at `/mcp` (ids, or `*` for
+    /// all); its own plugins' tools it always sees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub global_tools: Vec<String>,
 }
 
 impl Session {
@@ -54,7 +58,13 @@ pub struct NewSession {
     /// How it narrows the operator's policy (withheld capabilities, lower limits).
     #[serde(default)]
     pub policy: SessionPolicy,
+    /// Global plugins (ids, or `*`) whose MCP tools its token also sees; none if absent.
+    #[serde(default)]
+    pub global_tools: Vec<String>,
 }
+
+/// Most entries in a session's `global_tools`.
+pub const MAX_GLOBAL_TOOLS: usize = 256;
 
 /// Why a session could not be created or renewed.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -95,6 +105,21 @@ impl NewSession {
         }
         let ttl = check_ttl(&self.ttl, rules)?;
         self.policy.check().map_err(SessionProblem::Invalid)?;
+        if self.global_tools.len() > MAX_GLOBAL_TOOLS {
+            return Err(SessionProblem::Invalid(format!(
+                "`global_tools`: at most {MAX_GLOBAL_TOOLS} plugins"
+            )));
+        }
+        if let Some(bad) = self
+            .global_tools
+            .iter()
+            .find(|id| *id != "*" && crate::manifest::validate_id(id).is_err())
+        {
+            return Err(SessionProblem::Invalid(format!(
+                "`global_tools`: `{}` is neither a plugin id nor `*`",
+                crate::text::escape(&crate::text::cap(bad, 80))
+            )));
+        }
         let created_ms = crate::audit::to_millis(now);
         Ok(Session {
             id: SessionId::generate(),
@@ -102,6 +127,7 @@ impl NewSession {
             created_ms,
             expires_ms: created_ms.saturating_add(ttl.as_millis() as i64),
             policy: self.policy,
+            global_tools: self.global_tools,
         })
     }
 }
@@ -135,6 +161,7 @@ mod tests {
             name: "notebook-7".into(),
             ttl: ttl.into(),
             policy: SessionPolicy::default(),
+            global_tools: Vec::new(),
         }
     }
 
@@ -155,6 +182,13 @@ mod tests {
             (new("forever"), "`ttl`"),
             (new("0s"), "`ttl`"),
             (new("2h"), "max_ttl"),
+            (
+                NewSession {
+                    global_tools: vec!["Not An Id".into()],
+                    ..new("1m")
+                },
+                "`global_tools`",
+            ),
             (
                 NewSession {
                     name: "\u{1b}]0;pwned\u{7}".into(),

@@ -70,6 +70,11 @@ pub struct SessionRules {
     pub max_sessions: Option<u32>,
     /// Plugins one session may hold (default 8).
     pub max_plugins: Option<u32>,
+    /// Bytes the kv quotas granted to one session's plugins may add up to (default 64 MiB).
+    pub max_kv_bytes: Option<u64>,
+    /// Calls one session's plugins may run at once, together (default 32); each plugin's
+    /// own `max_concurrent_calls` applies too.
+    pub max_concurrent_calls: Option<u32>,
     /// Longest time to live a session may be given or renewed for, e.g. `12h` (default
     /// `7d`).
     pub max_ttl: Option<Ttl>,
@@ -116,6 +121,10 @@ impl<'de> Deserialize<'de> for Ttl {
 pub const DEFAULT_MAX_SESSIONS: u32 = 64;
 /// Default for [`SessionRules::max_plugins`].
 pub const DEFAULT_MAX_PLUGINS: u32 = 8;
+/// Default for [`SessionRules::max_kv_bytes`].
+pub const DEFAULT_MAX_KV_BYTES: u64 = 64 * 1024 * 1024;
+/// Default for [`SessionRules::max_concurrent_calls`].
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 32;
 /// Default for [`SessionRules::max_ttl`].
 pub const DEFAULT_MAX_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
@@ -130,6 +139,16 @@ impl SessionRules {
 
     pub fn max_plugins(&self) -> usize {
         self.max_plugins.unwrap_or(DEFAULT_MAX_PLUGINS) as usize
+    }
+
+    pub fn max_kv_bytes(&self) -> u64 {
+        self.max_kv_bytes.unwrap_or(DEFAULT_MAX_KV_BYTES)
+    }
+
+    pub fn max_concurrent_calls(&self) -> u32 {
+        self.max_concurrent_calls
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS)
+            .max(1)
     }
 
     pub fn max_ttl(&self) -> std::time::Duration {

@@ -52,6 +52,10 @@ pub struct McpClient {
     /// When its token stops working, in milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<i64>,
+    /// The session this client stands for (its token is a session's): it also sees that
+    /// session's own plugins' tools. Never stored; operators create only plain clients.
+    #[serde(skip)]
+    pub session: Option<crate::sessions::SessionId>,
 }
 
 impl McpClient {
@@ -195,7 +199,24 @@ impl NewClient {
             rate_per_minute: self.rate_per_minute,
             created_ms,
             expires_ms: expires_in.map(|d| created_ms.saturating_add(d.as_millis() as i64)),
+            session: None,
         })
+    }
+}
+
+/// The client a session's token stands for at `/mcp`: the session's own plugins' tools,
+/// and those of the global plugins it names in `global_tools`, until it expires.
+pub fn session_client(session: &crate::sessions::Session) -> McpClient {
+    McpClient {
+        id: format!("session-{}", session.id),
+        name: session.name.clone(),
+        plugins: session.global_tools.clone(),
+        tools: None,
+        bare_names: false,
+        rate_per_minute: None,
+        created_ms: session.created_ms,
+        expires_ms: Some(session.expires_ms),
+        session: Some(session.id.clone()),
     }
 }
 

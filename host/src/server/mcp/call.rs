@@ -88,8 +88,12 @@ async fn attempt(
         return Outcome::failed("invalid-arguments", format!("invalid arguments: {invalid}"));
     }
     let plugin = tool.server.plugin.clone();
-    let cap = plugin.admission().policy.limits.max_concurrent_calls;
-    let slot = match hub.app.slots.take(plugin.id(), cap, ADMISSION_WAIT).await {
+    let slot = match hub
+        .app
+        .slots
+        .take(plugin.id(), plugin.caps(), ADMISSION_WAIT)
+        .await
+    {
         Ok(slot) => slot,
         Err(refusal) => {
             let message = crate::server::routes::busy(plugin.id(), refusal).to_string();

@@ -1,8 +1,9 @@
-//! MCP clients as the gateway sees them: tokens resolved to clients through a short-lived
+//! MCP clients as the gateway sees them: tokens (a client's, or a session's, which stands
+//! for a client seeing that session's tools) resolved to clients through a short-lived
 //! cache (so a revocation made through another host of a cluster takes effect within
 //! [`LOOKUP_TTL`]), and each client's request-rate bucket on this host.
 
-use crate::capability::mcp::clients::token_hash;
+use crate::capability::mcp::clients::{session_client, token_hash};
 use crate::capability::mcp::{McpClient, McpClientStore};
 use crate::rate::RateLimiter;
 use crate::storage::{StateStore, StoreError};
@@ -52,10 +53,16 @@ impl ClientDirectory {
             None => {
                 let store = self.store.clone();
                 let key = hash.clone();
-                let found = tokio::task::spawn_blocking(move || store.client_by_token(&key))
-                    .await
-                    .map_err(|_| StoreError::Backend("the token lookup panicked".into()))??
-                    .map(Arc::new);
+                let of_session = token.starts_with(crate::sessions::TOKEN_PREFIX);
+                let found = tokio::task::spawn_blocking(move || match of_session {
+                    true => Ok(store
+                        .session_by_token(&key)?
+                        .map(|session| session_client(&session))),
+                    false => store.client_by_token(&key),
+                })
+                .await
+                .map_err(|_| StoreError::Backend("the token lookup panicked".into()))??
+                .map(Arc::new);
                 self.remember(hash, found.clone());
                 found
             }

@@ -88,36 +88,52 @@ impl Hub {
         &self.app.clients
     }
 
-    /// The tools `client` sees, in name order: granted by the policy, in its scope, each
-    /// name once (should two hosts have let two plugins claim one name, the plugin that
-    /// sorts first keeps it).
+    /// The tools `client` sees (see [`visible`]).
     pub fn visible(&self, client: &McpClient) -> Vec<Visible> {
-        let mut taken = BTreeSet::new();
-        let mut tools = Vec::new();
-        for server in self.app.registry.tool_servers() {
-            for (index, tool) in server.tools.tools.iter().enumerate() {
-                if !server.plugin.exposes(&tool.spec.name)
-                    || !client.admits(server.plugin.id(), &tool.exposed)
-                {
-                    continue;
-                }
-                let shown = if client.bare_names {
-                    tool.spec.name.clone()
-                } else {
-                    tool.exposed.clone()
-                };
-                if taken.insert(shown.clone()) {
-                    tools.push(Visible {
-                        shown,
-                        server: server.clone(),
-                        index,
-                    });
-                }
+        visible(&self.app.registry, client)
+    }
+}
+
+/// The tools `client` sees, in name order: granted by the policy, each name once. A
+/// session's client sees its session's own tools first (they keep a name a global tool
+/// also has), then the global tools in its scope; otherwise, should two hosts have let two
+/// plugins claim one name, the plugin that sorts first keeps it.
+pub fn visible(registry: &crate::registry::Registry, client: &McpClient) -> Vec<Visible> {
+    let own = client
+        .session
+        .as_ref()
+        .map(|session| registry.tool_servers_in(session))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|server| (server, true));
+    let global = registry
+        .tool_servers()
+        .into_iter()
+        .map(|server| (server, false));
+    let mut taken = BTreeSet::new();
+    let mut tools = Vec::new();
+    for (server, own) in own.chain(global) {
+        for (index, tool) in server.tools.tools.iter().enumerate() {
+            let in_scope = own || client.admits(server.plugin.id(), &tool.exposed);
+            if !server.plugin.exposes(&tool.spec.name) || !in_scope {
+                continue;
+            }
+            let shown = if client.bare_names {
+                tool.spec.name.clone()
+            } else {
+                tool.exposed.clone()
+            };
+            if taken.insert(shown.clone()) {
+                tools.push(Visible {
+                    shown,
+                    server: server.clone(),
+                    index,
+                });
             }
         }
-        tools.sort_by(|a, b| a.shown.cmp(&b.shown));
-        tools
     }
+    tools.sort_by(|a, b| a.shown.cmp(&b.shown));
+    tools
 }
 
 /// The `/mcp` route with its authentication layer, and the task that tells connected
