@@ -7,6 +7,7 @@
 mod harness;
 
 use capstan_host::capability::Deadline;
+use capstan_host::capability::config::ConfigStore;
 use capstan_host::capability::kv::KvStore;
 use capstan_host::storage::{PluginStore, PostgresStore, SqliteStore};
 use harness::mcp::{Mcp, client as mcp_client};
@@ -21,6 +22,8 @@ const POLICY: &str = "[defaults.capabilities.routes]
 [defaults.capabilities.mcp]
 [defaults.capabilities.kv]
 max_keys = 100
+[defaults.capabilities.secrets]
+names = [\"api-token\"]
 [defaults.limits]
 deadline_ms = 2000
 [sessions]
@@ -428,31 +431,152 @@ fn held(store: &(impl PluginStore + KvStore), stored_id: &str) -> (bool, usize) 
     (installed, keys)
 }
 
+/// Send `method` to `path` with `token` and a JSON or text body: the status.
+fn send(
+    server: &Server,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    text: Option<&str>,
+) -> u16 {
+    let mut request = server
+        .http
+        .request(method, format!("{}{path}", server.base))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(text) = text {
+        request = request.body(text.to_string());
+    }
+    request.send().unwrap().status().as_u16()
+}
+
+fn text(server: &Server, token: &str, path: &str) -> String {
+    let response = server
+        .http
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().unwrap()
+}
+
 #[test]
 fn closing_a_session_removes_its_plugins_and_their_state() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("settings")).status(), 201);
     let (session, token) = open_session(&server, "closing", "1h", json!({}));
+    let (other, other_token) = open_session(&server, "bystander", "1h", json!({}));
+    let parts = vec![
+        ("counter", plugin("counter")),
+        ("settings", plugin("settings")),
+        ("vault", plugin("vault")),
+    ];
+    assert_eq!(upload(&server, &token, parts).0, 201);
     assert_eq!(
-        upload(&server, &token, vec![("counter", plugin("counter"))]).0,
+        upload(
+            &server,
+            &other_token,
+            vec![("settings", plugin("settings"))]
+        )
+        .0,
         201
     );
     let route = format!("/s/{session}/plugins/counter/x");
     assert_eq!(hits(&server, Some(&token), &route), 1);
-    let stored_id = format!("counter~{session}");
+
+    // Its settings and secrets are its own: set by the session, read by its plugins only.
+    let config = "/v1/session/plugins/settings/config";
+    assert_eq!(
+        send(
+            &server,
+            &token,
+            Method::PUT,
+            config,
+            Some(json!({"greeting": "Ahoy"})),
+            None
+        ),
+        200
+    );
+    assert_eq!(
+        send(
+            &server,
+            &token,
+            Method::PUT,
+            config,
+            Some(json!({"greeting": 7})),
+            None
+        ),
+        422,
+        "checked against the plugin's schema"
+    );
+    let secret = "/v1/session/plugins/vault/secrets/api-token";
+    assert_eq!(
+        send(&server, &token, Method::PUT, secret, None, Some("hunter22")),
+        204
+    );
+    assert_eq!(
+        send(
+            &server,
+            &token,
+            Method::PUT,
+            "/v1/session/plugins/ghost/secrets/api-token",
+            None,
+            Some("x")
+        ),
+        404,
+        "only for a plugin the session holds"
+    );
+    let greeting = |token: &str, path: &str| text(&server, token, path);
+    assert!(greeting(&token, &format!("/s/{session}/plugins/settings/")).starts_with("Ahoy"));
+    assert!(greeting(&other_token, &format!("/s/{other}/plugins/settings/")).starts_with("Hello"));
+    assert!(
+        server.route("settings/").1.starts_with("Hello"),
+        "the global plugin's own"
+    );
+    assert!(greeting(&token, &format!("/s/{session}/plugins/vault/")).contains("\"length\":8"));
+
     let store = SqliteStore::open(&dir.join("data/capstan.db")).unwrap();
-    assert_eq!(held(&store, &stored_id), (true, 1));
+    let stored = |id: &str| format!("{id}~{session}");
+    assert_eq!(held(&store, &stored("counter")), (true, 1));
+    assert!(store.config(&stored("settings")).unwrap().is_some());
+    let secrets_of = |id: &str| {
+        server
+            .json(Method::GET, &format!("/secrets?plugin={}", stored(id)))
+            .1
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(secrets_of("vault"), 1);
 
     let (status, closed) = server.json(Method::DELETE, &format!("/sessions/{session}"));
+    assert_eq!(status, 200);
+    assert_eq!(closed["removed"], json!(["counter", "settings", "vault"]));
     assert_eq!(
-        (status, closed["removed"].clone()),
-        (200, json!(["counter"]))
+        held(&store, &stored("counter")),
+        (false, 0),
+        "gone from storage"
     );
-    assert_eq!(held(&store, &stored_id), (false, 0), "gone from storage");
+    assert!(
+        store
+            .config(&stored("settings"))
+            .unwrap()
+            .is_none_or(|values| values.is_empty()),
+        "its settings purged"
+    );
+    assert_eq!(secrets_of("vault"), 0, "its secrets purged");
     assert_eq!(get(&server, Some(&token), &route).0, 401, "token revoked");
     assert_eq!(get(&server, Some(&token), "/v1/session").0, 401);
     let (status, _) = server.json(Method::GET, &format!("/sessions/{session}"));
     assert_eq!(status, 404);
+    assert!(
+        greeting(&other_token, &format!("/s/{other}/plugins/settings/")).starts_with("Hello"),
+        "the other session is untouched"
+    );
     let (_, audit) = server.json(Method::GET, "/audit?kind=session-changed");
     let closing = audit
         .as_array()
@@ -462,7 +586,10 @@ fn closing_a_session_removes_its_plugins_and_their_state() {
         .cloned()
         .unwrap_or_else(|| panic!("no closing record: {audit}"));
     assert!(
-        closing["detail"].as_str().unwrap().contains("[counter]"),
+        closing["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[counter, settings, vault]"),
         "{closing}"
     );
 }

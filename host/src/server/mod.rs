@@ -96,6 +96,14 @@ fn session_routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
             "/v1/session/plugins/{id}",
             get(sessions::show).delete(sessions::remove),
         )
+        .route(
+            "/v1/session/plugins/{id}/config",
+            get(sessions::get_config).put(sessions::put_config),
+        )
+        .route(
+            "/v1/session/plugins/{id}/secrets/{name}",
+            axum::routing::put(sessions::put_secret).delete(sessions::delete_secret),
+        )
         .layer(axum::middleware::from_fn(error::json_errors));
     let limit = DefaultBodyLimit::max(MAX_ROUTE_BODY_BYTES);
     Router::new()

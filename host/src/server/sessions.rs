@@ -193,6 +193,70 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The stored id of `session`'s installed plugin `id`, or a 404.
+fn installed(state: &AppState, session: &Session, id: &str) -> Result<String, ApiError> {
+    let scoped = scoped(session, id)?;
+    state.registry.info(&scoped)?;
+    Ok(scoped)
+}
+
+/// `GET /v1/session/plugins/{id}/config`: its schema, the values set, what it reads.
+pub async fn get_config(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Path(id): Path<String>,
+) -> Result<Json<crate::registry::PluginConfig>, ApiError> {
+    let scoped = scoped(&session, &id)?;
+    blocking(move || Ok(state.registry.config(&scoped)?))
+        .await
+        .map(Json)
+}
+
+/// `PUT /v1/session/plugins/{id}/config` with the whole settings object: checked against
+/// the plugin's schema like an operator's write (422 naming the field and the rule).
+pub async fn put_config(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let values = super::admin::json_body(body)?;
+    let scoped = scoped(&session, &id)?;
+    let changed = blocking(move || Ok(state.registry.set_config(&scoped, &values)?)).await?;
+    Ok(Json(serde_json::json!({ "changed": changed })))
+}
+
+/// `PUT /v1/session/plugins/{id}/secrets/{name}` with the value as the body (write-only,
+/// encrypted at rest; only for a plugin the session holds, so closing it purges them).
+pub async fn put_secret(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let value = super::admin::text_body(body)?;
+    blocking(move || {
+        let scoped = installed(&state, &session, &id)?;
+        super::admin::set_secret(&state, &scoped, &name, &value)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v1/session/plugins/{id}/secrets/{name}`.
+pub async fn delete_secret(
+    State(state): State<Arc<AppState>>,
+    SessionAuth(session): SessionAuth,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        let scoped = installed(&state, &session, &id)?;
+        super::admin::remove_secret(&state, &scoped, &name)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The stored id of `session`'s plugin `id`, or a 404 for an id no plugin can have.
 fn scoped(session: &Session, id: &str) -> Result<String, ApiError> {
     crate::manifest::validate_id(id).map_err(|_| {

@@ -97,7 +97,7 @@ async fn on_registry<R: Send + 'static>(
 }
 
 /// A JSON body, or a 415 (not JSON) or 400 (malformed, unknown field) naming the problem.
-fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|axum::Json(value)| value).map_err(|rejection| {
         let (status, code) = match rejection.status() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
@@ -110,7 +110,7 @@ fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, ApiErro
 }
 
 /// A UTF-8 text body (policies, secret values).
-fn text_body(body: axum::body::Bytes) -> Result<String, ApiError> {
+pub(crate) fn text_body(body: axum::body::Bytes) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad-body", "body is not UTF-8"))
 }

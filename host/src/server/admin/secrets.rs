@@ -95,6 +95,18 @@ pub async fn put_secret(
     crate::manifest::validate_id(&plugin)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-plugin-id", e.to_string()))?;
     let value = text_body(body)?;
+    blocking(move || set_secret(&state, &plugin, &name, &value)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Store secret `name` of the plugin stored under `plugin`, encrypted and audited; the
+/// plugin's `on-secret-changed` hook hears of it.
+pub(crate) fn set_secret(
+    state: &AppState,
+    plugin: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), ApiError> {
     if value.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -102,18 +114,39 @@ pub async fn put_secret(
             "secret value is empty",
         ));
     }
-    blocking(move || {
-        state
-            .registry
-            .runtime()
-            .services()
-            .secrets
-            .set(&plugin, &name, &value)?;
-        audit_secret(&state, &plugin, format!("secret `{name}` set"));
-        state.registry.secret_changed(&plugin, &name);
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await
+    state
+        .registry
+        .runtime()
+        .services()
+        .secrets
+        .set(plugin, name, value)?;
+    audit_secret(state, plugin, format!("secret `{name}` set"));
+    state.registry.secret_changed(plugin, name);
+    Ok(())
+}
+
+/// Remove secret `name` of the plugin stored under `plugin` (404 if it has none), audited.
+pub(crate) fn remove_secret(state: &AppState, plugin: &str, name: &str) -> Result<(), ApiError> {
+    if !state
+        .registry
+        .runtime()
+        .services()
+        .secrets
+        .remove(plugin, name)?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "secret-not-found",
+            format!(
+                "plugin `{}` has no secret `{}`",
+                crate::sessions::local(plugin),
+                crate::text::escape(name)
+            ),
+        ));
+    }
+    audit_secret(state, plugin, format!("secret `{name}` removed"));
+    state.registry.secret_changed(plugin, name);
+    Ok(())
 }
 
 /// `DELETE /admin/v1/secrets/{plugin}/{name}`.
@@ -126,23 +159,6 @@ pub async fn delete_secret(
     State(state): State<Arc<AppState>>,
     Path(SecretPath { plugin, name }): Path<SecretPath>,
 ) -> Result<StatusCode, ApiError> {
-    blocking(move || {
-        if !state
-            .registry
-            .runtime()
-            .services()
-            .secrets
-            .remove(&plugin, &name)?
-        {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "secret-not-found",
-                format!("plugin `{plugin}` has no secret `{name}`"),
-            ));
-        }
-        audit_secret(&state, &plugin, format!("secret `{name}` removed"));
-        state.registry.secret_changed(&plugin, &name);
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await
+    blocking(move || remove_secret(&state, &plugin, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
