@@ -9,6 +9,7 @@ mod harness;
 use capstan_host::capability::Deadline;
 use capstan_host::capability::config::ConfigStore;
 use capstan_host::capability::kv::KvStore;
+use capstan_host::sessions::{SessionId, SessionStore};
 use capstan_host::storage::{PluginStore, PostgresStore, SqliteStore};
 use harness::mcp::{Mcp, client as mcp_client};
 use harness::support::{plugin, postgres_url, unique_schema};
@@ -212,6 +213,22 @@ fn a_session_token_reaches_neither_the_admin_api_nor_a_wider_policy() {
         &format!("/s/{narrow}/plugins/counter/x"),
     );
     assert_eq!(status, 403, "the counter's kv call is denied");
+
+    // A new operator policy re-grants every plugin; the session's narrowing still holds.
+    let widened =
+        format!("{POLICY}[defaults.capabilities.http]\nhosts = [\"https://*.example.com\"]\n");
+    let response = server
+        .admin(Method::PUT, "/policy")
+        .body(widened)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+    let (status, _) = get(
+        &server,
+        Some(&narrow_token),
+        &format!("/s/{narrow}/plugins/counter/x"),
+    );
+    assert_eq!(status, 403, "still denied under the new policy");
 }
 
 /// A manifest for the `sidecar` plugin (it embeds none) under `id`, with `extra` TOML.
@@ -640,6 +657,33 @@ fn a_session_that_expires_while_the_host_is_down_is_removed_at_restart() {
     assert_eq!(get(&server, Some(&token), "/v1/session").0, 401);
     let (_, sessions) = server.json(Method::GET, "/sessions");
     assert_eq!(sessions, json!([]));
+}
+
+#[test]
+fn the_plugins_of_a_session_removed_behind_the_hosts_back_are_removed_too() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let (session, token) = open_session(&server, "crashy", "1h", json!({}));
+    assert_eq!(
+        upload(&server, &token, vec![("counter", plugin("counter"))]).0,
+        201
+    );
+    let route = format!("/s/{session}/plugins/counter/x");
+    assert_eq!(hits(&server, Some(&token), &route), 1);
+    // As if a host crashed after revoking the session and before removing its plugins.
+    let store = SqliteStore::open(&dir.join("data/capstan.db")).unwrap();
+    assert!(
+        store
+            .remove_session(&SessionId::parse(&session).unwrap())
+            .unwrap()
+    );
+    let stored_id = format!("counter~{session}");
+    eventually(
+        Duration::from_secs(5),
+        "the orphaned plugin is removed and purged",
+        || held(&store, &stored_id) == (false, 0),
+    );
+    assert_eq!(get(&server, Some(&token), &route).0, 401);
 }
 
 #[test]

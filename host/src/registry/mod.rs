@@ -653,13 +653,18 @@ impl Registry {
             let Some(plugin) = &entry.plugin else {
                 continue;
             };
+            let session = match self.session_of(id) {
+                Ok(session) => session,
+                Err(RegistryError::SessionGone(_)) => continue,
+                Err(error) => return Err(error),
+            };
             let upload = self.stored_upload(id, entry.seq)?;
             let after = gate::admit_in(
                 &upload.wasm,
                 upload.manifest.as_deref(),
                 &policy,
                 usize::MAX,
-                self.session_of(id)?.as_ref(),
+                session.as_ref(),
             )
             .map_err(|error| RegistryError::PolicyRejected {
                 plugin: id.clone(),
@@ -681,7 +686,12 @@ impl Registry {
                 continue;
             };
             let upload = self.stored_upload(id, entry.seq)?;
-            let session = self.session_of(id)?;
+            let session = match self.session_of(id) {
+                Ok(session) => session,
+                // Its session ended; the sweep removes it, whatever the policy.
+                Err(RegistryError::SessionGone(_)) => continue,
+                Err(error) => return Err(error),
+            };
             let plugin = self
                 .runtime
                 .load_in(

@@ -174,33 +174,40 @@ impl Registry {
 
     /// Close every session expired at `now_ms`, and remove the plugins of sessions that
     /// no longer exist (a crash between a session's removal and its plugins', or a close
-    /// on another host before this one caught up). Returns how many sessions closed.
-    pub fn sweep_sessions(&self, now_ms: i64) -> Result<usize, RegistryError> {
+    /// on another host before this one caught up). Returns the stored ids of the plugins
+    /// removed.
+    pub fn sweep_sessions(&self, now_ms: i64) -> Result<Vec<String>, RegistryError> {
         let state = &self.runtime.services().state;
-        let open = state.sessions()?;
-        let mut closed = 0;
-        for session in open.iter().filter(|session| !session.is_open(now_ms)) {
-            self.close_session(session, Ending::Expired)?;
-            closed += 1;
+        let mut removed = Vec::new();
+        for session in state.sessions()? {
+            if !session.is_open(now_ms) {
+                removed.extend(self.close_session(&session, Ending::Expired)?);
+            }
         }
-        let orphans: Vec<String> = self
+        let candidates: Vec<(String, SessionId)> = self
             .read_live()
             .keys()
-            .filter(|id| match sessions::owner(id) {
-                Owner::Global => false,
-                Owner::Session { session, .. } => {
-                    !open.iter().any(|s| s.id == session && s.is_open(now_ms))
-                }
+            .filter_map(|id| match sessions::owner(id) {
+                Owner::Session { session, .. } => Some((id.clone(), session)),
+                Owner::Global => None,
             })
-            .cloned()
             .collect();
+        // Asked one by one, after the live set was read: a session opened since the
+        // listing above is found, so its new plugins are never taken for orphans.
+        let mut orphans = Vec::new();
+        for (id, session) in candidates {
+            if state.session(&session)?.is_none() {
+                orphans.push(id);
+            }
+        }
         if !orphans.is_empty() {
-            let removed = self.remove_all(&orphans)?;
+            let gone = self.remove_all(&orphans)?;
             tracing::info!(
-                plugins = removed.len(),
+                plugins = gone.len(),
                 "removed the plugins of sessions that are gone"
             );
+            removed.extend(gone);
         }
-        Ok(closed)
+        Ok(removed)
     }
 }

@@ -194,12 +194,16 @@ pub fn sweep_sessions(state: Arc<AppState>) {
             let app = state.clone();
             let swept = blocking(move || {
                 let now = crate::audit::to_millis(std::time::SystemTime::now());
-                Ok(app.registry.sweep_sessions(now)?)
+                let removed = app.registry.sweep_sessions(now)?;
+                for plugin in &removed {
+                    app.jobs.cancel_plugin(plugin)?;
+                }
+                Ok(removed.len())
             })
             .await;
             match swept {
                 Ok(0) => {}
-                Ok(closed) => tracing::info!(closed, "expired sessions closed"),
+                Ok(plugins) => tracing::info!(plugins, "removed the plugins of ended sessions"),
                 Err(error) => tracing::error!("closing expired sessions failed: {error}"),
             }
         }

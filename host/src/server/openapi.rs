@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "Capstan admin API",
         description = "Install and manage WebAssembly plugins, their settings, the operator \
-                       policy, secrets and MCP clients, publish events and replay dead letters, and \
+                       policy, secrets, MCP clients and client sessions, publish events and replay dead letters, and \
                        query audit records and plugin logs. \
                        Every operation needs `Authorization: Bearer <admin token>`; errors are \
                        `{code, message}`."
