@@ -3,6 +3,7 @@
 //! routes under `/s/{session}/plugins/{id}/…`. Nothing here reaches another session, the
 //! global plugins' administration, or the admin API.
 
+use super::admin::{UploadBody, upload_rejected};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, blocking, routes};
 use crate::registry::PluginInfo;
@@ -11,7 +12,7 @@ use crate::storage::Upload;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -342,62 +343,45 @@ pub async fn install(
 /// The plugins of an upload, each with the name of its form part.
 pub struct Uploads(Vec<(String, Upload)>);
 
-fn rejected(status: StatusCode, detail: String) -> ApiError {
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "too-large"
-    } else {
-        "bad-body"
-    };
-    ApiError::new(status, code, format!("upload rejected: {detail}"))
-}
-
 impl<S: Send + Sync> FromRequest<S> for Uploads {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let multipart = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/form-data"));
-        if !multipart {
-            let body = Bytes::from_request(request, state)
-                .await
-                .map_err(|r: BytesRejection| rejected(r.status(), r.body_text()))?;
-            return Ok(Uploads(vec![(
-                "component".to_string(),
-                Upload::component(body.to_vec()),
-            )]));
-        }
-        let mut form = Multipart::from_request(request, state)
-            .await
-            .map_err(|r| rejected(r.status(), r.body_text()))?;
+        let mut form = match UploadBody::read(request, state).await? {
+            UploadBody::Bare(wasm) => {
+                return Ok(Uploads(vec![(
+                    "component".to_string(),
+                    Upload::component(wasm),
+                )]));
+            }
+            UploadBody::Form(form) => form,
+        };
         let mut components: Vec<(String, Vec<u8>)> = Vec::new();
         let mut manifests: Vec<(String, Vec<u8>)> = Vec::new();
         while let Some(field) = form
             .next_field()
             .await
-            .map_err(|e| rejected(e.status(), e.body_text()))?
+            .map_err(|e| upload_rejected(e.status(), e.body_text()))?
         {
             let name = crate::text::cap(field.name().unwrap_or_default(), 64).into_owned();
             let bytes = field
                 .bytes()
                 .await
-                .map_err(|e| rejected(e.status(), e.body_text()))?
+                .map_err(|e| upload_rejected(e.status(), e.body_text()))?
                 .to_vec();
             let (list, label) = match name.strip_suffix(".manifest") {
                 Some(label) => (&mut manifests, label.to_string()),
                 None => (&mut components, name),
             };
             if list.iter().any(|(held, _)| *held == label) {
-                return Err(rejected(
+                return Err(upload_rejected(
                     StatusCode::BAD_REQUEST,
                     format!("form part `{}` is sent twice", crate::text::escape(&label)),
                 ));
             }
             list.push((label, bytes));
             if components.len() > MAX_PARTS {
-                return Err(rejected(
+                return Err(upload_rejected(
                     StatusCode::BAD_REQUEST,
                     format!("more than {MAX_PARTS} plugins in one request"),
                 ));
@@ -407,7 +391,7 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
             .iter()
             .find(|(label, _)| !components.iter().any(|(c, _)| c == label))
         {
-            return Err(rejected(
+            return Err(upload_rejected(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "form part `{}.manifest` has no part `{0}` to go with",
@@ -416,7 +400,7 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
             ));
         }
         if components.is_empty() {
-            return Err(rejected(
+            return Err(upload_rejected(
                 StatusCode::BAD_REQUEST,
                 "the form has no plugin part".into(),
             ));

@@ -129,7 +129,8 @@ pub struct MultipartUpload {
     manifest: Option<Vec<u8>>,
 }
 
-fn upload_rejected(status: StatusCode, detail: String) -> ApiError {
+/// An upload refused before any plugin was looked at: 413 `too-large` or 400 `bad-body`.
+pub(crate) fn upload_rejected(status: StatusCode, detail: String) -> ApiError {
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "too-large"
     } else {
@@ -138,10 +139,18 @@ fn upload_rejected(status: StatusCode, detail: String) -> ApiError {
     ApiError::new(status, code, format!("upload rejected: {detail}"))
 }
 
-impl<S: Send + Sync> FromRequest<S> for WasmUpload {
-    type Rejection = ApiError;
+/// The body of an upload: a bare component's bytes, or the form it came in.
+pub(crate) enum UploadBody {
+    Bare(Vec<u8>),
+    Form(Multipart),
+}
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+impl UploadBody {
+    /// Read `request`'s body as an upload (a form when it says `multipart/form-data`).
+    pub(crate) async fn read<S: Send + Sync>(
+        request: Request,
+        state: &S,
+    ) -> Result<UploadBody, ApiError> {
         let multipart = request
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
@@ -151,11 +160,23 @@ impl<S: Send + Sync> FromRequest<S> for WasmUpload {
             let body = Bytes::from_request(request, state)
                 .await
                 .map_err(|r: BytesRejection| upload_rejected(r.status(), r.body_text()))?;
-            return Ok(WasmUpload(Upload::component(body.to_vec())));
+            return Ok(UploadBody::Bare(body.to_vec()));
         }
-        let mut form = Multipart::from_request(request, state)
+        Multipart::from_request(request, state)
             .await
-            .map_err(|r| upload_rejected(r.status(), r.body_text()))?;
+            .map(UploadBody::Form)
+            .map_err(|r| upload_rejected(r.status(), r.body_text()))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for WasmUpload {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let mut form = match UploadBody::read(request, state).await? {
+            UploadBody::Bare(wasm) => return Ok(WasmUpload(Upload::component(wasm))),
+            UploadBody::Form(form) => form,
+        };
         let (mut wasm, mut manifest) = (None, None);
         while let Some(field) = form
             .next_field()

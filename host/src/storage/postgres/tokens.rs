@@ -65,20 +65,7 @@ impl TokenTable {
         store: &PostgresStore,
         token_hash: &str,
     ) -> Result<Option<T>, StoreError> {
-        store.block_on(async {
-            let connection = store.pool.get().await.map_err(backend)?;
-            let row = connection
-                .query_opt(
-                    &format!(
-                        "SELECT {} FROM {} WHERE token_sha256 = $1",
-                        self.column, self.table
-                    ),
-                    &[&token_hash],
-                )
-                .await
-                .map_err(backend)?;
-            row.map(|row| parse(row.get(0))).transpose()
-        })
+        self.find(store, "token_sha256", token_hash)
     }
 
     pub fn get<T: DeserializeOwned>(
@@ -86,12 +73,25 @@ impl TokenTable {
         store: &PostgresStore,
         id: &str,
     ) -> Result<Option<T>, StoreError> {
+        self.find(store, "id", id)
+    }
+
+    /// The record whose `key` column (`id` or `token_sha256`) is `value`.
+    fn find<T: DeserializeOwned>(
+        &self,
+        store: &PostgresStore,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<T>, StoreError> {
         store.block_on(async {
             let connection = store.pool.get().await.map_err(backend)?;
             let row = connection
                 .query_opt(
-                    &format!("SELECT {} FROM {} WHERE id = $1", self.column, self.table),
-                    &[&id],
+                    &format!(
+                        "SELECT {} FROM {} WHERE {key} = $1",
+                        self.column, self.table
+                    ),
+                    &[&value],
                 )
                 .await
                 .map_err(backend)?;

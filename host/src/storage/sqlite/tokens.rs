@@ -61,20 +61,7 @@ impl TokenTable {
         store: &SqliteStore,
         token_hash: &str,
     ) -> Result<Option<T>, StoreError> {
-        store
-            .conn()
-            .query_row(
-                &format!(
-                    "SELECT {} FROM {} WHERE token_sha256 = ?1",
-                    self.column, self.table
-                ),
-                [token_hash],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(backend)?
-            .map(parse)
-            .transpose()
+        self.find(store, "token_sha256", token_hash)
     }
 
     pub fn get<T: DeserializeOwned>(
@@ -82,11 +69,24 @@ impl TokenTable {
         store: &SqliteStore,
         id: &str,
     ) -> Result<Option<T>, StoreError> {
+        self.find(store, "id", id)
+    }
+
+    /// The record whose `key` column (`id` or `token_sha256`) is `value`.
+    fn find<T: DeserializeOwned>(
+        &self,
+        store: &SqliteStore,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<T>, StoreError> {
         store
             .conn()
             .query_row(
-                &format!("SELECT {} FROM {} WHERE id = ?1", self.column, self.table),
-                [id],
+                &format!(
+                    "SELECT {} FROM {} WHERE {key} = ?1",
+                    self.column, self.table
+                ),
+                [value],
                 |row| row.get::<_, String>(0),
             )
             .optional()
