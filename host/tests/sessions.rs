@@ -25,6 +25,7 @@ const POLICY: &str = "[defaults.capabilities.routes]
 max_keys = 100
 [defaults.capabilities.secrets]
 names = [\"api-token\"]
+[defaults.capabilities.sql]
 [defaults.limits]
 deadline_ms = 2000
 [sessions]
@@ -609,6 +610,49 @@ fn closing_a_session_removes_its_plugins_and_their_state() {
             .contains("[counter, settings, vault]"),
         "{closing}"
     );
+}
+
+#[test]
+fn a_sessions_database_is_its_own_and_goes_with_it() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(plugin("notes")).status(), 201);
+    let (a, token_a) = open_session(&server, "writer", "1h", json!({}));
+    let (b, token_b) = open_session(&server, "reader", "1h", json!({}));
+    for token in [&token_a, &token_b] {
+        assert_eq!(
+            upload(&server, token, vec![("notes", plugin("notes"))]).0,
+            201
+        );
+    }
+    let written = server
+        .http
+        .post(format!("{}/s/{a}/plugins/notes/notes", server.base))
+        .bearer_auth(&token_a)
+        .body("only in A")
+        .send()
+        .unwrap();
+    assert_eq!(written.status(), 201);
+    let notes = |token: Option<&str>, path: &str| get(&server, token, path).1;
+    assert_eq!(
+        notes(Some(&token_a), &format!("/s/{a}/plugins/notes/notes"))[0]["body"],
+        "only in A"
+    );
+    assert_eq!(
+        notes(Some(&token_b), &format!("/s/{b}/plugins/notes/notes")),
+        json!([])
+    );
+    assert_eq!(notes(None, "/plugins/notes/notes"), json!([]));
+    let database = dir.join(format!("data/sql/notes~{a}.db"));
+    assert!(database.exists(), "A's notes have a file of their own");
+
+    assert_eq!(
+        server.json(Method::DELETE, &format!("/sessions/{a}")).0,
+        200
+    );
+    assert!(!database.exists(), "its database is purged with it");
+    assert!(dir.join(format!("data/sql/notes~{b}.db")).exists());
+    assert!(dir.join("data/sql/notes.db").exists());
 }
 
 #[test]
