@@ -1,11 +1,12 @@
-//! The host's call slots, shared fairly between plugins. Each plugin has its own cap
-//! (`max_concurrent_calls`); all plugins together have the host's total (the instance
-//! pool). A plugin may take any free slot while it is below its fair share (the total
-//! divided among the plugins with calls in flight), but above its share it cannot take the
-//! last few (the reserve): those are kept for plugins that are not flooding, so a crowd
-//! of plugins parked at their caps cannot starve the rest. A session's plugins together
-//! are also capped (`[sessions] max_concurrent_calls`), so one session cannot take a share
-//! per plugin it brought. A caller that finds no slot waits, boundedly, for one to free up.
+//! The host's call slots, shared fairly between tenants: each global plugin is a tenant,
+//! and each session (all the plugins it brought) is one. Each plugin has its own cap
+//! (`max_concurrent_calls`), a session's plugins together have the session's
+//! (`[sessions] max_concurrent_calls`), and everything together has the host's total (the
+//! instance pool). A tenant may take any free slot while it is below its fair share (the
+//! total divided among the tenants with calls in flight), but above its share it cannot
+//! take the last few (the reserve): those are kept for tenants that are not flooding, so a
+//! crowd of plugins parked at their caps — or a session that brought many — cannot starve
+//! the rest. A caller that finds no slot waits, boundedly, for one to free up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,17 @@ impl From<u32> for Caps {
 struct State {
     used: usize,
     per_plugin: HashMap<String, usize>,
-    per_session: HashMap<String, usize>,
+    /// Calls in flight per tenant: a global plugin's id, or `~<session>`.
+    per_tenant: HashMap<String, usize>,
+}
+
+/// The tenant `plugin` (a stored id) belongs to: itself, or its session (`~` keeps a
+/// session's key apart from every plugin id).
+fn tenant_of(plugin: &str) -> String {
+    match crate::sessions::owner(plugin) {
+        crate::sessions::Owner::Session { session, .. } => format!("~{session}"),
+        crate::sessions::Owner::Global => plugin.to_string(),
+    }
 }
 
 /// Take one from `counts[key]`, forgetting keys that reach zero.
@@ -69,7 +80,7 @@ pub struct Slots {
 pub struct Slot {
     slots: Arc<Slots>,
     plugin: String,
-    session: Option<String>,
+    tenant: String,
 }
 
 impl Drop for Slot {
@@ -77,9 +88,7 @@ impl Drop for Slot {
         let mut state = self.slots.lock();
         state.used -= 1;
         release(&mut state.per_plugin, &self.plugin);
-        if let Some(session) = &self.session {
-            release(&mut state.per_session, session);
-        }
+        release(&mut state.per_tenant, &self.tenant);
         drop(state);
         self.slots.freed.notify_waiters();
     }
@@ -108,37 +117,32 @@ impl Slots {
         caps: impl Into<Caps>,
     ) -> Result<Slot, Refusal> {
         let caps = caps.into();
-        let session = match crate::sessions::owner(plugin) {
-            crate::sessions::Owner::Session { session, .. } => {
-                caps.session.map(|limit| (session.to_string(), limit))
-            }
-            crate::sessions::Owner::Global => None,
-        };
+        let tenant = tenant_of(plugin);
         let mut state = self.lock();
         let mine = state.per_plugin.get(plugin).copied().unwrap_or(0);
         if mine >= caps.plugin as usize {
             return Err(Refusal::PluginBusy { limit: caps.plugin });
         }
-        if let Some((session, limit)) = &session
-            && state.per_session.get(session).copied().unwrap_or(0) >= *limit as usize
+        let ours = state.per_tenant.get(&tenant).copied().unwrap_or(0);
+        if let Some(limit) = caps.session
+            && tenant != plugin
+            && ours >= limit as usize
         {
-            return Err(Refusal::SessionBusy { limit: *limit });
+            return Err(Refusal::SessionBusy { limit });
         }
-        let active = state.per_plugin.len() + usize::from(mine == 0);
+        let active = state.per_tenant.len() + usize::from(ours == 0);
         let share = (self.total / active).max(1);
         let free = self.total - state.used;
-        if free == 0 || (mine >= share && free <= self.reserve) {
+        if free == 0 || (ours >= share && free <= self.reserve) {
             return Err(Refusal::HostBusy);
         }
         state.used += 1;
         *state.per_plugin.entry(plugin.to_string()).or_default() += 1;
-        if let Some((session, _)) = &session {
-            *state.per_session.entry(session.clone()).or_default() += 1;
-        }
+        *state.per_tenant.entry(tenant.clone()).or_default() += 1;
         Ok(Slot {
             slots: self.clone(),
             plugin: plugin.to_string(),
-            session: session.map(|(session, _)| session),
+            tenant,
         })
     }
 
@@ -260,6 +264,50 @@ mod tests {
         assert!(slots.try_take("global", 16).is_ok());
         drop(held);
         assert!(slots.try_take(&format!("p9~{session}"), caps).is_ok());
+    }
+
+    #[test]
+    fn a_session_that_brought_many_plugins_gets_one_share_not_one_per_plugin() {
+        let slots = Slots::new(64);
+        let session = "0123456789abcdef";
+        let caps = Caps {
+            plugin: 64,
+            session: Some(64),
+        };
+        // One global plugin is flooding next to the session: two tenants, 32 slots each.
+        let mut held: Vec<Slot> = (0..16)
+            .map(|_| slots.try_take("global", 64).unwrap())
+            .collect();
+        // The session's sixteen plugins flood in turns; together they are one tenant.
+        for _ in 0..8 {
+            for plugin in 0..16 {
+                if let Ok(slot) = slots.try_take(&format!("p{plugin}~{session}"), caps) {
+                    held.push(slot);
+                }
+            }
+        }
+        let session_held = slots
+            .in_flight()
+            .iter()
+            .filter(|(id, _)| id.ends_with(session))
+            .map(|(_, n)| *n)
+            .sum::<u32>();
+        assert_eq!(
+            session_held,
+            64 - 16 - 4,
+            "it took every slot but the reserve"
+        );
+        // A plugin of the session with nothing running yet is still the session, which is
+        // far above its share: the reserve is not its to take (counted per plugin, this
+        // fresh plugin would be below a plugin's share and would take it).
+        assert_eq!(
+            slots.try_take(&format!("fresh~{session}"), caps).err(),
+            Some(Refusal::HostBusy)
+        );
+        assert!(
+            slots.try_take("global", 64).is_ok(),
+            "the global plugin, below its share, still gets a slot"
+        );
     }
 
     #[test]
