@@ -108,6 +108,16 @@ class Connection:
         response.read()
         return response.status, time.perf_counter() - started
 
+    def get_polite(self, path, headers=None):
+        """GET `path` as a well-behaved client: after a 429 or 503, wait as long as its
+        `Retry-After` says. Returns the status."""
+        self.connection.request("GET", path, headers=headers or {})
+        response = self.connection.getresponse()
+        response.read()
+        if response.status in (429, 503):
+            time.sleep(float(response.getheader("Retry-After", "1")))
+        return response.status
+
     def get_body(self, path):
         self.connection.request("GET", path)
         response = self.connection.getresponse()
