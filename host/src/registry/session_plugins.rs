@@ -65,15 +65,13 @@ impl Registry {
         let rules = self.session_rules();
         let id = plugin.id();
         let live = self.read_live();
-        let others: Vec<&Arc<Plugin>> = live
+        // The session's other plugins (None for one whose stored version failed to load).
+        let others: Vec<Option<&Arc<Plugin>>> = live
             .iter()
             .filter(|(other, _)| *other != id && sessions::belongs_to(other, &session.id))
-            .filter_map(|(_, entry)| entry.plugin.as_ref())
+            .map(|(_, entry)| entry.plugin.as_ref())
             .collect();
-        let held = live
-            .keys()
-            .filter(|other| *other != id && sessions::belongs_to(other, &session.id))
-            .count();
+        let held = others.len();
         if held >= rules.max_plugins() {
             return Err(RegistryError::SessionFull {
                 session: session.id.clone(),
@@ -88,7 +86,8 @@ impl Registry {
                 .granted()
                 .map_or(0, |grant| grant.quota.max_bytes)
         };
-        let total: u64 = others.iter().map(|p| kv_bytes(p)).sum::<u64>() + kv_bytes(plugin);
+        let total: u64 =
+            others.iter().flatten().map(|p| kv_bytes(p)).sum::<u64>() + kv_bytes(plugin);
         if total > rules.max_kv_bytes() {
             return Err(RegistryError::SessionFull {
                 session: session.id.clone(),
@@ -128,16 +127,19 @@ impl Registry {
             .collect()
     }
 
-    /// Close `session`: its token stops working first, then each of its plugins is
-    /// removed and its state purged; one audit record lists what was removed. Closing a
-    /// session another host closed already removes whatever is left. Returns the stored
-    /// ids of the plugins removed.
+    /// Close `session`: its token stops working first (`revoked` is then called, for
+    /// whoever caches token lookups), then each of its plugins is removed and its state
+    /// purged; one audit record lists what was removed. Closing a session another host
+    /// closed already removes whatever is left. Returns the stored ids of the plugins
+    /// removed.
     pub fn close_session(
         &self,
         session: &Session,
         ending: Ending,
+        revoked: &dyn Fn(),
     ) -> Result<Vec<String>, RegistryError> {
         self.runtime.services().state.remove_session(&session.id)?;
+        revoked();
         let removed = self.remove_all(&self.ids_in(&session.id))?;
         self.runtime.services().audit.record(AuditEvent::new(
             "-",
@@ -174,14 +176,19 @@ impl Registry {
 
     /// Close every session expired at `now_ms`, and remove the plugins of sessions that
     /// no longer exist (a crash between a session's removal and its plugins', or a close
-    /// on another host before this one caught up). Returns the stored ids of the plugins
+    /// on another host before this one caught up); `revoked` is called before any plugin
+    /// goes (see [`Registry::close_session`]). Returns the stored ids of the plugins
     /// removed.
-    pub fn sweep_sessions(&self, now_ms: i64) -> Result<Vec<String>, RegistryError> {
+    pub fn sweep_sessions(
+        &self,
+        now_ms: i64,
+        revoked: &dyn Fn(),
+    ) -> Result<Vec<String>, RegistryError> {
         let state = &self.runtime.services().state;
         let mut removed = Vec::new();
         for session in state.sessions()? {
             if !session.is_open(now_ms) {
-                removed.extend(self.close_session(&session, Ending::Expired)?);
+                removed.extend(self.close_session(&session, Ending::Expired, revoked)?);
             }
         }
         let candidates: Vec<(String, SessionId)> = self
@@ -201,6 +208,7 @@ impl Registry {
             }
         }
         if !orphans.is_empty() {
+            revoked();
             let gone = self.remove_all(&orphans)?;
             tracing::info!(
                 plugins = gone.len(),

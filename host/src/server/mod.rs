@@ -194,7 +194,8 @@ pub fn sweep_sessions(state: Arc<AppState>) {
             let app = state.clone();
             let swept = blocking(move || {
                 let now = crate::audit::to_millis(std::time::SystemTime::now());
-                let removed = app.registry.sweep_sessions(now)?;
+                // Tokens of ended sessions stop working here before their plugins go.
+                let removed = app.registry.sweep_sessions(now, &|| app.clients.forget())?;
                 for plugin in &removed {
                     app.jobs.cancel_plugin(plugin)?;
                 }

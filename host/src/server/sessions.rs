@@ -6,8 +6,9 @@
 use super::admin::{UploadBody, upload_rejected};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, blocking, routes};
+use crate::capability::mcp::McpClient;
 use crate::registry::PluginInfo;
-use crate::sessions::{self, Session};
+use crate::sessions::{self, Session, SessionId};
 use crate::storage::Upload;
 use axum::Json;
 use axum::body::Bytes;
@@ -23,7 +24,21 @@ use std::sync::Arc;
 pub const MAX_PARTS: usize = 16;
 
 /// The open session whose bearer token the request carries; any other request is a 401.
-pub struct SessionAuth(pub Session);
+/// Tokens resolve through the MCP client directory (a session's token is also its MCP
+/// client), so a route call costs no store lookup within the directory's short cache.
+pub struct SessionAuth {
+    pub id: SessionId,
+    /// The client the token stands for (its session's tools at `/mcp`).
+    pub client: Arc<McpClient>,
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing, wrong or expired session bearer token",
+    )
+}
 
 impl FromRequestParts<Arc<AppState>> for SessionAuth {
     type Rejection = ApiError;
@@ -32,13 +47,6 @@ impl FromRequestParts<Arc<AppState>> for SessionAuth {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let unauthorized = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing, wrong or expired session bearer token",
-            )
-        };
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -46,28 +54,32 @@ impl FromRequestParts<Arc<AppState>> for SessionAuth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .filter(|token| token.starts_with(sessions::TOKEN_PREFIX))
             .ok_or_else(unauthorized)?;
-        let hash = crate::capability::mcp::clients::token_hash(token);
-        let app = state.clone();
-        let found = blocking(move || {
-            Ok(app
-                .registry
-                .runtime()
-                .services()
-                .state
-                .session_by_token(&hash)?)
-        })
-        .await?;
-        let now = crate::audit::to_millis(std::time::SystemTime::now());
-        found
-            .filter(|session| session.is_open(now))
-            .map(SessionAuth)
-            .ok_or_else(unauthorized)
+        let client = state
+            .clients
+            .resolve(token)
+            .await?
+            .ok_or_else(unauthorized)?;
+        let id = client.session.clone().ok_or_else(unauthorized)?;
+        Ok(SessionAuth { id, client })
     }
 }
 
+/// Session `id` as stored, while it is open (a 401 once it is not).
+async fn stored_session(state: &Arc<AppState>, id: SessionId) -> Result<Session, ApiError> {
+    let app = state.clone();
+    let found = blocking(move || Ok(app.registry.runtime().services().state.session(&id)?)).await?;
+    let now = crate::audit::to_millis(std::time::SystemTime::now());
+    found
+        .filter(|session| session.is_open(now))
+        .ok_or_else(unauthorized)
+}
+
 /// `GET /v1/session`: the session the token belongs to.
-pub async fn me(SessionAuth(session): SessionAuth) -> Json<Session> {
-    Json(session)
+pub async fn me(
+    State(state): State<Arc<AppState>>,
+    auth: SessionAuth,
+) -> Result<Json<Session>, ApiError> {
+    stored_session(&state, auth.id).await.map(Json)
 }
 
 /// Where something a session can reach comes from.
@@ -114,12 +126,8 @@ fn source_of(stored_id: &str) -> Source {
 
 /// `GET /v1/session/available`: the tools its token lists at `/mcp` and the routes it can
 /// call (the global plugins' and its own), each with its source.
-pub async fn available(
-    State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
-) -> Json<Available> {
-    let client = crate::capability::mcp::clients::session_client(&session);
-    let tools = super::mcp::visible(&state.registry, &client)
+pub async fn available(State(state): State<Arc<AppState>>, auth: SessionAuth) -> Json<Available> {
+    let tools = super::mcp::visible(&state.registry, &auth.client)
         .into_iter()
         .map(|tool| {
             let stored = tool.server.plugin.id();
@@ -138,7 +146,7 @@ pub async fn available(
             let stored = plugin.id();
             let base = match sessions::owner(stored) {
                 sessions::Owner::Global => format!("/plugins/{stored}"),
-                sessions::Owner::Session { session: s, local } if s == session.id => {
+                sessions::Owner::Session { session: s, local } if s == auth.id => {
                     format!("/s/{s}/plugins/{local}")
                 }
                 sessions::Owner::Session { .. } => return None,
@@ -161,30 +169,27 @@ pub async fn available(
 }
 
 /// `GET /v1/session/plugins`.
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
-) -> Json<Vec<PluginInfo>> {
-    Json(state.registry.list_in(&session.id))
+pub async fn list(State(state): State<Arc<AppState>>, auth: SessionAuth) -> Json<Vec<PluginInfo>> {
+    Json(state.registry.list_in(&auth.id))
 }
 
 /// `GET /v1/session/plugins/{id}`.
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Path(id): Path<String>,
 ) -> Result<Json<PluginInfo>, ApiError> {
-    let scoped = scoped(&session, &id)?;
+    let scoped = scoped(&auth.id, &id)?;
     Ok(Json(state.registry.info(&scoped)?))
 }
 
 /// `DELETE /v1/session/plugins/{id}`: removed, and its state purged.
 pub async fn remove(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let scoped = scoped(&session, &id)?;
+    let scoped = scoped(&auth.id, &id)?;
     blocking(move || {
         state.registry.remove(&scoped, true)?;
         state.jobs.cancel_plugin(&scoped)?;
@@ -195,7 +200,7 @@ pub async fn remove(
 }
 
 /// The stored id of `session`'s installed plugin `id`, or a 404.
-fn installed(state: &AppState, session: &Session, id: &str) -> Result<String, ApiError> {
+fn installed(state: &AppState, session: &SessionId, id: &str) -> Result<String, ApiError> {
     let scoped = scoped(session, id)?;
     state.registry.info(&scoped)?;
     Ok(scoped)
@@ -204,10 +209,10 @@ fn installed(state: &AppState, session: &Session, id: &str) -> Result<String, Ap
 /// `GET /v1/session/plugins/{id}/config`: its schema, the values set, what it reads.
 pub async fn get_config(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Path(id): Path<String>,
 ) -> Result<Json<crate::registry::PluginConfig>, ApiError> {
-    let scoped = scoped(&session, &id)?;
+    let scoped = scoped(&auth.id, &id)?;
     blocking(move || Ok(state.registry.config(&scoped)?))
         .await
         .map(Json)
@@ -217,12 +222,12 @@ pub async fn get_config(
 /// the plugin's schema like an operator's write (422 naming the field and the rule).
 pub async fn put_config(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Path(id): Path<String>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let values = super::admin::json_body(body)?;
-    let scoped = scoped(&session, &id)?;
+    let scoped = scoped(&auth.id, &id)?;
     let changed = blocking(move || Ok(state.registry.set_config(&scoped, &values)?)).await?;
     Ok(Json(serde_json::json!({ "changed": changed })))
 }
@@ -231,13 +236,13 @@ pub async fn put_config(
 /// encrypted at rest; only for a plugin the session holds, so closing it purges them).
 pub async fn put_secret(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Path((id, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let value = super::admin::text_body(body)?;
     blocking(move || {
-        let scoped = installed(&state, &session, &id)?;
+        let scoped = installed(&state, &auth.id, &id)?;
         super::admin::set_secret(&state, &scoped, &name, &value)
     })
     .await?;
@@ -247,11 +252,11 @@ pub async fn put_secret(
 /// `DELETE /v1/session/plugins/{id}/secrets/{name}`.
 pub async fn delete_secret(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     blocking(move || {
-        let scoped = installed(&state, &session, &id)?;
+        let scoped = installed(&state, &auth.id, &id)?;
         super::admin::remove_secret(&state, &scoped, &name)
     })
     .await?;
@@ -259,7 +264,7 @@ pub async fn delete_secret(
 }
 
 /// The stored id of `session`'s plugin `id`, or a 404 for an id no plugin can have.
-fn scoped(session: &Session, id: &str) -> Result<String, ApiError> {
+fn scoped(session: &SessionId, id: &str) -> Result<String, ApiError> {
     crate::manifest::validate_id(id).map_err(|_| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -270,7 +275,7 @@ fn scoped(session: &Session, id: &str) -> Result<String, ApiError> {
             ),
         )
     })?;
-    Ok(session.id.scope(id))
+    Ok(session.scope(id))
 }
 
 /// One part of an upload and what became of it.
@@ -300,9 +305,13 @@ pub struct Outcomes {
 /// none did; the body says which and why.
 pub async fn install(
     State(state): State<Arc<AppState>>,
-    SessionAuth(session): SessionAuth,
+    auth: SessionAuth,
     Uploads(uploads): Uploads,
 ) -> Response {
+    let session = match stored_session(&state, auth.id).await {
+        Ok(session) => session,
+        Err(error) => return error.into_response(),
+    };
     let mut outcomes = Vec::new();
     for (part, upload) in uploads {
         let app = state.clone();
@@ -460,7 +469,7 @@ pub async fn route_nested(
 #[allow(clippy::too_many_arguments)]
 async fn route(
     State(state): State<Arc<AppState>>,
-    SessionAuth(own): SessionAuth,
+    auth: SessionAuth,
     session: String,
     id: String,
     path: String,
@@ -469,7 +478,7 @@ async fn route(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if own.id.as_str() != session {
+    if auth.id.as_str() != session {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong-session",
@@ -477,7 +486,7 @@ async fn route(
         )
         .into_response();
     }
-    let answer = match scoped(&own, &id) {
+    let answer = match scoped(&auth.id, &id) {
         Ok(scoped) => routes::call(&state, &scoped, path, method, query, headers, body).await,
         Err(error) => Err(error),
     };

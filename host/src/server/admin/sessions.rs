@@ -225,6 +225,8 @@ pub async fn renew_session(
     if !renewed {
         return Err(not_found(&id));
     }
+    // Cached token lookups carry the old expiry.
+    state.clients.forget();
     record(
         &state,
         format!(
@@ -248,8 +250,10 @@ pub async fn close_session(
     Path(SessionPath { id }): Path<SessionPath>,
 ) -> Result<Json<ClosedSession>, ApiError> {
     let session = open_session(&state, &id).await?;
+    let app = state.clone();
+    // Its token stops working on this host at once, not when the lookup cache lapses.
     let removed = on_registry(&state, move |registry| {
-        registry.close_session(&session, Ending::Closed)
+        registry.close_session(&session, Ending::Closed, &|| app.clients.forget())
     })
     .await?;
     for plugin in &removed {
