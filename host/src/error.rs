@@ -57,6 +57,16 @@ pub enum InstallError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "plugin `{plugin}` would be granted a risk the policy refuses ({risk}): {detail}; narrow the grant or remove `{risk}` from `refuse_risks`"
+    )]
+    RiskRefused {
+        plugin: String,
+        risk: crate::consent::RiskId,
+        detail: String,
+    },
+    #[error("{0}")]
+    Signature(crate::trust::SignatureError),
     #[error("{capability}: {problem}; the version serving now keeps serving")]
     StateRejected {
         capability: CapabilityId,
@@ -125,6 +135,8 @@ impl InstallError {
             InstallError::Undeclared { .. } => "undeclared-import",
             InstallError::MissingExport { .. } => "missing-export",
             InstallError::PinMismatch { .. } => "pin-mismatch",
+            InstallError::RiskRefused { .. } => "risk-refused",
+            InstallError::Signature(refusal) => refusal.code(),
             InstallError::StateRejected { .. } => "state-rejected",
             InstallError::Compile(_) => "compile-failed",
             InstallError::CompileBudget(_) => "compile-budget",

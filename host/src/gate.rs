@@ -4,12 +4,14 @@
 
 use crate::capability::wasi::{self, WasiClass};
 use crate::capability::{CapabilityId, Direction, Grants};
+use crate::consent::Consent;
 use crate::contract;
 use crate::error::InstallError;
 use crate::inspect::{Inspection, inspect};
 use crate::manifest::{Manifest, check_contract};
 use crate::policy::{Effective, Policy};
 use crate::sessions::Session;
+use crate::trust::{self, Fingerprint};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -36,12 +38,24 @@ pub struct ImportRow {
     pub class: ImportClass,
 }
 
+/// What an install hands the gate: the component, its sidecar manifest if it does not
+/// embed one, and its detached signature if it came with one.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts<'a> {
+    pub wasm: &'a [u8],
+    pub manifest: Option<&'a [u8]>,
+    pub signature: Option<&'a [u8]>,
+}
+
 /// A component that passed the gate, with everything needed to link it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Admission {
     pub manifest: Manifest,
     /// Hex sha256 of the component bytes.
     pub sha256: String,
+    /// The fingerprint of the trusted key that signed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<Fingerprint>,
     pub imports: Vec<ImportRow>,
     pub exports: Vec<String>,
     pub grants: Grants,
@@ -75,19 +89,49 @@ pub fn admit(
     policy: &Policy,
     max_bytes: usize,
 ) -> Result<Admission, InstallError> {
-    admit_in(bytes, sidecar, policy, max_bytes, None)
+    let parts = Parts {
+        wasm: bytes,
+        manifest: sidecar,
+        signature: None,
+    };
+    admit_in(parts, policy, max_bytes, None)
 }
 
 /// [`admit`] for `session`'s plugin when one is given: it is stored under its scoped id
 /// (so no `[plugins.<id>]` entry applies to it) and granted manifest ∩ session policy ∩
 /// operator policy.
 pub fn admit_in(
-    bytes: &[u8],
-    sidecar: Option<&[u8]>,
+    parts: Parts<'_>,
     policy: &Policy,
     max_bytes: usize,
     session: Option<&Session>,
 ) -> Result<Admission, InstallError> {
+    let admission = assess_in(parts, policy, max_bytes, session)?;
+    refuse_risks(&admission)?;
+    Ok(admission)
+}
+
+/// Refuse `admission` if it would get a high-risk grant its policy's `refuse_risks` lists.
+pub fn refuse_risks(admission: &Admission) -> Result<(), InstallError> {
+    match Consent::of(admission).refused() {
+        Some(risk) => Err(InstallError::RiskRefused {
+            plugin: crate::sessions::local(&admission.manifest.id).to_string(),
+            risk: risk.risk,
+            detail: risk.detail.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Every check of [`admit_in`] but the policy's `refuse_risks`: what the component would
+/// be granted, for the consent view of an upload that is not being installed.
+pub fn assess_in(
+    parts: Parts<'_>,
+    policy: &Policy,
+    max_bytes: usize,
+    session: Option<&Session>,
+) -> Result<Admission, InstallError> {
+    let (bytes, sidecar) = (parts.wasm, parts.manifest);
     if bytes.len() > max_bytes {
         return Err(InstallError::TooLarge {
             size: bytes.len(),
@@ -129,10 +173,13 @@ pub fn admit_in(
             actual: sha256,
         });
     }
+    let signer = trust::check(bytes, parts.signature, &effective.signatures)
+        .map_err(InstallError::Signature)?;
     let grants = Grants::decide(&manifest.capabilities, &effective.capabilities);
     Ok(Admission {
         manifest,
         sha256,
+        signer,
         imports,
         exports: inspection.exports,
         grants,

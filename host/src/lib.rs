@@ -7,6 +7,7 @@ pub mod batched;
 pub mod bindings;
 pub mod capability;
 pub mod cli;
+pub mod consent;
 pub mod contract;
 pub mod deliverer;
 pub mod engine;
@@ -28,6 +29,7 @@ pub mod slots;
 pub mod storage;
 pub mod text;
 mod toml_text;
+pub mod trust;
 pub mod wit_error;
 
 pub use error::{InstallError, InvokeError};

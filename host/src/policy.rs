@@ -6,8 +6,10 @@
 
 use crate::capability::log::{LogPolicy, LogSettings};
 use crate::capability::{Allowed, ByKey};
+use crate::consent::RiskId;
 use crate::manifest::validate_id;
 use crate::sessions::SessionRules;
+use crate::trust::{SignaturePolicy, TrustedKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,6 +55,17 @@ pub struct Entry {
     /// Only this exact component (hex sha256) may be installed under this id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// High-risk grants (see the consent view) that refuse an install; a plugin's own list
+    /// replaces the defaults' one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_risks: Option<Vec<RiskId>>,
+    /// OpenSSH `ssh-ed25519` public keys whose signatures count; a plugin's own list
+    /// replaces the defaults' one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_keys: Option<Vec<TrustedKey>>,
+    /// Refuse components no trusted key signed (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_signature: Option<bool>,
 }
 
 /// Limit fields as written in the policy (all optional).
@@ -91,6 +104,11 @@ pub struct Effective {
     /// For a session's plugin: the calls its session's plugins may run at once, together.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_calls: Option<u32>,
+    /// High-risk grants that refuse the install.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refuse_risks: Vec<RiskId>,
+    /// Whose signatures count, and whether one is required.
+    pub signatures: SignaturePolicy,
 }
 
 /// Why a policy was refused.
@@ -114,6 +132,11 @@ pub enum PolicyError {
         min: u32,
         max: u32,
     },
+    /// Signatures are required but no key is trusted, so nothing could be installed.
+    #[error(
+        "invalid policy: `{entry}` requires a signature but trusts no key; add `trusted_keys = [\"ssh-ed25519 AAAA…\"]`"
+    )]
+    NoTrustedKeys { entry: String },
     /// A pin that is not 64 hex digits, or a pin in `[defaults]`.
     #[error("invalid policy: `{entry}.sha256` {problem}")]
     BadPin {
@@ -154,9 +177,18 @@ impl Policy {
                 problem: "belongs in a [plugins.<id>] entry, not in [defaults]",
             });
         }
+        let unsigned = |entry: String, signatures: SignaturePolicy| match signatures.require
+            && signatures.trusted.is_empty()
+        {
+            true => Err(PolicyError::NoTrustedKeys { entry }),
+            false => Ok(()),
+        };
+        // A plugin no entry names gets the defaults.
+        unsigned("defaults".into(), self.for_plugin("").signatures)?;
         for (id, entry) in &self.plugins {
             validate_id(id).map_err(|_| PolicyError::BadPluginId(id.clone()))?;
             entry.validate(&format!("plugins.{id}"))?;
+            unsigned(format!("plugins.{id}"), self.for_plugin(id).signatures)?;
         }
         Ok(())
     }
@@ -190,6 +222,20 @@ impl Policy {
             log: LogPolicy::resolve(own.map(|e| &e.log), &defaults.log),
             sha256: own.and_then(|e| e.sha256.clone()),
             session_calls: None,
+            refuse_risks: own
+                .and_then(|e| e.refuse_risks.clone())
+                .or_else(|| defaults.refuse_risks.clone())
+                .unwrap_or_default(),
+            signatures: SignaturePolicy {
+                require: own
+                    .and_then(|e| e.require_signature)
+                    .or(defaults.require_signature)
+                    .unwrap_or(false),
+                trusted: own
+                    .and_then(|e| e.trusted_keys.clone())
+                    .or_else(|| defaults.trusted_keys.clone())
+                    .unwrap_or_default(),
+            },
         }
     }
 }

@@ -1,8 +1,10 @@
 //! `capstan inspect`: what a plugin is, what it imports, what it would be granted.
 
 use super::PluginArgs;
+use crate::consent::Consent;
 use crate::gate::{self, Admission, ImportClass};
 use crate::text::escape;
+use serde_json::Value;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -16,20 +18,33 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (bytes, sidecar, policy) = args.plugin.read()?;
-    match gate::admit(
-        &bytes,
-        sidecar.as_deref(),
-        &policy,
-        gate::DEFAULT_MAX_COMPONENT_BYTES,
-    ) {
-        Ok(admission) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&admission)?);
-            Ok(ExitCode::SUCCESS)
+    let max = gate::DEFAULT_MAX_COMPONENT_BYTES;
+    let parts = gate::Parts {
+        wasm: &bytes,
+        manifest: sidecar.as_deref(),
+        signature: None,
+    };
+    let admission = match gate::assess_in(parts, &policy, max, None) {
+        Ok(admission) => admission,
+        Err(error) => {
+            eprintln!("refused ({}): {error}", error.code());
+            return Ok(ExitCode::from(2));
         }
-        Ok(admission) => {
-            print!("{}", render(&admission, args.plugin.policy.is_some()));
-            Ok(ExitCode::SUCCESS)
-        }
+    };
+    let consent = serde_json::to_value(Consent::of(&admission))?;
+    if args.json {
+        let mut shown = serde_json::to_value(&admission)?;
+        shown["consent"] = consent.clone();
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else {
+        print!(
+            "{}",
+            render(&admission, &consent, args.plugin.policy.is_some())
+        );
+    }
+    // The refusal an install would meet, after the view that explains it.
+    match gate::refuse_risks(&admission) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
             eprintln!("refused ({}): {error}", error.code());
             Ok(ExitCode::from(2))
@@ -38,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The human-readable report.
-fn render(a: &Admission, has_policy: bool) -> String {
+fn render(a: &Admission, consent: &Value, has_policy: bool) -> String {
     use std::fmt::Write;
     let m = &a.manifest;
     let mut out = String::new();
@@ -65,16 +80,8 @@ fn render(a: &Admission, has_policy: bool) -> String {
     } else {
         "no policy (deny all)"
     };
-    let _ = writeln!(out, "\ngrants under {policy}");
-    for (capability, word, reason) in a.grants.summary() {
-        let _ = writeln!(
-            out,
-            "  {:<14} {:<14} {}",
-            capability.name(),
-            word,
-            escape(reason.unwrap_or(""))
-        );
-    }
+    let _ = writeln!(out, "\nunder {policy}");
+    out.push_str(&super::consent::render(consent));
     let l = &a.policy.limits;
     let _ = writeln!(
         out,

@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod consent;
 mod event;
 mod inspect;
 mod job;
@@ -14,6 +15,7 @@ mod run;
 mod secret;
 mod serve;
 mod session;
+mod sign;
 pub mod state;
 
 use clap::{Parser, Subcommand};

@@ -17,9 +17,19 @@ pub enum Command {
         /// A sidecar `capstan.toml`, for a component that does not embed its manifest.
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
+        /// A detached signature (`capstan plugin sign --detached`), for a component that
+        /// does not embed one.
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
         #[command(flatten)]
         remote: Remote,
     },
+    /// Sign a component with an Ed25519 key, so a host whose policy trusts the key accepts
+    /// it (see `trusted_keys` and `require_signature`).
+    Sign(super::sign::SignArgs),
+    /// Make a new Ed25519 signing key: FILE (private, PEM) and FILE.pub (the OpenSSH line
+    /// for a policy's `trusted_keys`).
+    Keygen(super::sign::KeygenArgs),
     /// List installed plugins.
     List {
         #[command(flatten)]
@@ -76,8 +86,17 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Install {
             file,
             manifest,
+            signature,
             remote,
-        } => return install(&file, manifest.as_deref(), &Client::new(&remote)?),
+        } => {
+            let sidecars = Sidecars {
+                manifest: manifest.as_deref(),
+                signature: signature.as_deref(),
+            };
+            return install(&file, sidecars, &Client::new(&remote)?);
+        }
+        Command::Sign(args) => return super::sign::sign(args),
+        Command::Keygen(args) => return super::sign::keygen(args),
         Command::Config(command) => return super::config::run(command),
         Command::List { remote } => {
             let client = Client::new(&remote)?;
@@ -92,6 +111,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 client.fetch(client.request(Method::GET, &format!("/plugins/{id}")))?;
             if !client.json {
                 print_info(&info);
+                if info["status"] == "running" {
+                    let consent: Value = client
+                        .fetch(client.request(Method::GET, &format!("/plugins/{id}/grants")))?;
+                    print!("{}", super::consent::render(&consent));
+                }
             }
         }
         Command::Enable { id, remote } => switch(&Client::new(&remote)?, &id, "enable")?,
@@ -102,16 +126,17 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 client.fetch(client.request(Method::GET, &format!("/plugins/{id}/versions")))?;
             if !client.json {
                 println!(
-                    "{:>4}  {:<12}  {:<16}  INSTALLED (ms since epoch)",
-                    "SEQ", "VERSION", "SHA256"
+                    "{:>4}  {:<12}  {:<16}  {:<22}  SIGNER",
+                    "SEQ", "VERSION", "SHA256", "INSTALLED (ms)"
                 );
                 for v in &versions {
                     println!(
-                        "{:>4}  {:<12}  {:<16}  {}",
+                        "{:>4}  {:<12}  {:<16}  {:<22}  {}",
                         v["seq"].to_string(),
                         text(&v["version"]),
                         short(&v["sha256"]),
-                        v["installed_ms"]
+                        v["installed_ms"].to_string(),
+                        text(&v["signer"])
                     );
                 }
             }
@@ -152,9 +177,19 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Upload `file` with a progress bar (shown on a terminal only). A refusal by the server
 /// exits 2, like `capstan inspect` refusing the same component.
+/// Files uploaded beside a component.
+struct Sidecars<'a> {
+    manifest: Option<&'a std::path::Path>,
+    signature: Option<&'a std::path::Path>,
+}
+
+fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
 fn install(
     file: &std::path::Path,
-    manifest: Option<&std::path::Path>,
+    sidecars: Sidecars<'_>,
     client: &Client,
 ) -> anyhow::Result<ExitCode> {
     let handle = std::fs::File::open(file)
@@ -167,19 +202,29 @@ fn install(
     progress.set_message(file.display().to_string());
     let reader = progress.wrap_read(handle);
     let request = client.request(Method::POST, "/plugins");
-    let request = match manifest {
-        None => request
+    let request = match sidecars {
+        Sidecars {
+            manifest: None,
+            signature: None,
+        } => request
             .header(reqwest::header::CONTENT_TYPE, "application/wasm")
             .body(reqwest::blocking::Body::sized(reader, size)),
-        Some(path) => {
-            let text = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            let form = reqwest::blocking::multipart::Form::new()
-                .part(
-                    "component",
-                    reqwest::blocking::multipart::Part::reader_with_length(reader, size),
-                )
-                .part("manifest", reqwest::blocking::multipart::Part::bytes(text));
+        Sidecars {
+            manifest,
+            signature,
+        } => {
+            let mut form = reqwest::blocking::multipart::Form::new().part(
+                "component",
+                reqwest::blocking::multipart::Part::reader_with_length(reader, size),
+            );
+            for (part, path) in [("manifest", manifest), ("signature", signature)] {
+                if let Some(path) = path {
+                    form = form.part(
+                        part,
+                        reqwest::blocking::multipart::Part::bytes(read_file(path)?),
+                    );
+                }
+            }
             request.multipart(form)
         }
     };
@@ -257,21 +302,23 @@ fn print_info(info: &Value) {
         "seq",
         "version",
         "sha256",
+        "signer",
         "description",
     ] {
         let value = &info[field];
-        let shown = value
-            .as_str()
-            .map_or_else(|| value.to_string(), |_| text(value));
+        let shown = match value {
+            Value::String(_) | Value::Null => text(value),
+            other => other.to_string(),
+        };
         println!("{field:<12} {shown}");
     }
     if info["last_error"].is_string() {
         println!("{:<12} {}", "last error", text(&info["last_error"]));
     }
-    print_capabilities(info);
 }
 
-/// Capabilities the plugin asked for, with the decision and the reason for a denial.
+/// Capabilities the plugin asked for, with the decision and the reason for a denial, then
+/// its high-risk grants.
 fn print_capabilities(info: &Value) {
     for row in info["capabilities"].as_array().into_iter().flatten() {
         let decision = text(&row["decision"]);
@@ -286,5 +333,8 @@ fn print_capabilities(info: &Value) {
             ),
             false => println!("  {:<16} {decision}", text(&row["capability"])),
         }
+    }
+    for risk in info["risks"].as_array().into_iter().flatten() {
+        println!("  ! {}: {}", text(&risk["risk"]), text(&risk["detail"]));
     }
 }

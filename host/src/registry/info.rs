@@ -2,6 +2,7 @@
 
 use super::Entry;
 use crate::capability::{CapabilityId, Verdict};
+use crate::consent::{Risk, risks};
 use crate::runtime::Plugin;
 use serde::Serialize;
 
@@ -43,7 +44,13 @@ pub struct PluginInfo {
     pub sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Fingerprint (`SHA256:…`) of the trusted key that signed the serving version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
     pub capabilities: Vec<CapabilityRow>,
+    /// The high-risk grants among its capabilities (see `GET …/grants`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub risks: Vec<Risk>,
     /// The tools it offers, as MCP clients see them (`<plugin>__<tool>`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
@@ -85,7 +92,11 @@ impl PluginInfo {
             version: admission.map(|a| a.manifest.version.clone()),
             sha256: admission.map(|a| a.sha256.clone()),
             description: admission.map(|a| a.manifest.description.clone()),
+            signer: admission.and_then(|a| a.signer.as_ref().map(|s| s.0.clone())),
             capabilities,
+            risks: admission
+                .map(|a| risks(&a.grants, &a.policy))
+                .unwrap_or_default(),
             tools: entry
                 .tools
                 .iter()

@@ -3,6 +3,7 @@
 //! one transaction, then swaps into memory, so a failure leaves the previous version
 //! serving and a crash leaves either the old state or the new.
 
+mod consent;
 mod info;
 mod session_plugins;
 
@@ -597,9 +598,7 @@ impl Registry {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let plugin =
-            self.runtime
-                .load_in(&upload.wasm, upload.manifest.as_deref(), &policy, session)?;
+        let plugin = self.runtime.load_in(upload.parts(), &policy, session)?;
         Ok((Arc::new(plugin), text))
     }
 
@@ -659,17 +658,11 @@ impl Registry {
                 Err(error) => return Err(error),
             };
             let upload = self.stored_upload(id, entry.seq)?;
-            let after = gate::admit_in(
-                &upload.wasm,
-                upload.manifest.as_deref(),
-                &policy,
-                usize::MAX,
-                session.as_ref(),
-            )
-            .map_err(|error| RegistryError::PolicyRejected {
-                plugin: id.clone(),
-                error,
-            })?;
+            let after = gate::admit_in(upload.parts(), &policy, usize::MAX, session.as_ref())
+                .map_err(|error| RegistryError::PolicyRejected {
+                    plugin: id.clone(),
+                    error,
+                })?;
             changes.extend(grant_changes(id, &plugin.admission().grants, &after.grants));
         }
         Ok(changes)
@@ -694,12 +687,7 @@ impl Registry {
             };
             let plugin = self
                 .runtime
-                .load_in(
-                    &upload.wasm,
-                    upload.manifest.as_deref(),
-                    &policy,
-                    session.as_ref(),
-                )
+                .load_in(upload.parts(), &policy, session.as_ref())
                 .map_err(|error| RegistryError::PolicyRejected {
                     plugin: id.clone(),
                     error,
@@ -824,6 +812,7 @@ impl Registry {
             &admission.sha256,
             upload,
             tools.as_ref().map(|(json, _)| json.as_str()),
+            admission.signer.as_ref().map(|signer| signer.0.as_str()),
         )?;
         {
             let mut live = self.write_live();

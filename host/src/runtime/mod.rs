@@ -168,20 +168,24 @@ impl Runtime {
         sidecar: Option<&[u8]>,
         policy: &Policy,
     ) -> Result<Plugin, InstallError> {
-        self.load_in(bytes, sidecar, policy, None)
+        let parts = gate::Parts {
+            wasm: bytes,
+            manifest: sidecar,
+            signature: None,
+        };
+        self.load_in(parts, policy, None)
     }
 
     /// [`Runtime::load`] as `session`'s plugin when one is given (see [`gate::admit_in`]).
     pub fn load_in(
         &self,
-        bytes: &[u8],
-        sidecar: Option<&[u8]>,
+        parts: gate::Parts<'_>,
         policy: &Policy,
         session: Option<&crate::sessions::Session>,
     ) -> Result<Plugin, InstallError> {
         let max = gate::DEFAULT_MAX_COMPONENT_BYTES;
-        let result = gate::admit_in(bytes, sidecar, policy, max, session)
-            .and_then(|admission| self.link(bytes, admission));
+        let result = gate::admit_in(parts, policy, max, session)
+            .and_then(|admission| self.link(parts.wasm, admission));
         match &result {
             Ok(plugin) => self.audit_install(plugin.admission()),
             Err(error) => self.services.audit.record(AuditEvent::new(
@@ -265,10 +269,16 @@ impl Runtime {
             id,
             AuditKind::Installed,
             None,
-            format!(
-                "version {} sha256 {}",
-                admission.manifest.version, admission.sha256
-            ),
+            match &admission.signer {
+                Some(signer) => format!(
+                    "version {} sha256 {} signed by {signer}",
+                    admission.manifest.version, admission.sha256
+                ),
+                None => format!(
+                    "version {} sha256 {} unsigned",
+                    admission.manifest.version, admission.sha256
+                ),
+            },
         ));
         for (capability, verdict, reason) in admission.grants.summary() {
             if verdict == Verdict::NotRequested {

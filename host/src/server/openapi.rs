@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         admin::install, admin::list, admin::show, admin::enable, admin::disable,
         admin::versions, admin::rollback, admin::remove, admin::migrations,
+        admin::grants, admin::dry_run_grants,
         admin::get_config, admin::put_config,
         admin::get_policy, admin::put_policy, admin::dry_run_policy,
         admin::list_secrets, admin::put_secret, admin::delete_secret,

@@ -421,7 +421,14 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
                     .iter()
                     .find(|(m, _)| *m == label)
                     .map(|(_, bytes)| bytes.clone());
-                (label, Upload { wasm, manifest })
+                (
+                    label,
+                    Upload {
+                        wasm,
+                        manifest,
+                        signature: None,
+                    },
+                )
             })
             .collect();
         Ok(Uploads(uploads))

@@ -46,22 +46,36 @@ pub struct VersionInfo {
     pub sha256: String,
     /// Milliseconds since the Unix epoch.
     pub installed_ms: i64,
+    /// Fingerprint of the trusted key that signed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
-/// What one version of a plugin was installed from: the component, and the sidecar
-/// manifest it came with when it does not embed one.
+/// What one version of a plugin was installed from: the component, the sidecar manifest
+/// it came with when it does not embed one, and its detached signature if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
     pub wasm: Vec<u8>,
     pub manifest: Option<Vec<u8>>,
+    pub signature: Option<Vec<u8>>,
 }
 
 impl Upload {
-    /// A component that embeds its manifest.
+    /// A component that embeds its manifest (and its signature, if signed).
     pub fn component(wasm: Vec<u8>) -> Upload {
         Upload {
             wasm,
             manifest: None,
+            signature: None,
+        }
+    }
+
+    /// The parts the gate reads, borrowed.
+    pub fn parts(&self) -> crate::gate::Parts<'_> {
+        crate::gate::Parts {
+            wasm: &self.wasm,
+            manifest: self.manifest.as_deref(),
+            signature: self.signature.as_deref(),
         }
     }
 }
@@ -86,6 +100,7 @@ pub trait PluginStore: Send + Sync {
         sha256: &str,
         upload: &Upload,
         tools: Option<&str>,
+        signer: Option<&str>,
     ) -> Result<i64, StoreError>;
     /// Make version `seq` current.
     fn set_current(&self, id: &str, seq: i64) -> Result<(), StoreError>;

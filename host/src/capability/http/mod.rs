@@ -83,6 +83,31 @@ pub struct Grant {
     pub max_request_bytes: u32,
 }
 
+impl Grant {
+    /// The manifest's patterns that the policy lets through (some URL matches both).
+    pub fn reachable(&self) -> Vec<&HostPattern> {
+        self.wanted
+            .iter()
+            .filter(|w| self.allowed.iter().any(|a| a.overlaps(w)))
+            .collect()
+    }
+
+    /// The reachable patterns that still cover many hosts after the intersection: `*.`
+    /// wildcards on both sides.
+    pub fn wildcards(&self) -> Vec<&HostPattern> {
+        self.wanted
+            .iter()
+            .filter(|w| {
+                w.is_wildcard()
+                    && self
+                        .allowed
+                        .iter()
+                        .any(|a| a.is_wildcard() && a.overlaps(w))
+            })
+            .collect()
+    }
+}
+
 impl Capability for Http {
     const INFO: CapabilityInfo = CapabilityInfo {
         id: CapabilityId::Http,

@@ -141,6 +141,11 @@ impl HostPattern {
         }
     }
 
+    /// Whether it covers many hosts (`*.` every subdomain of a domain).
+    pub fn is_wildcard(&self) -> bool {
+        matches!(self.host, HostMatch::Subdomains(_))
+    }
+
     /// Whether some URL could match both patterns (used to intersect manifest and policy).
     pub fn overlaps(&self, other: &HostPattern) -> bool {
         let ports = match (self.port, other.port) {

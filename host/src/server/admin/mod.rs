@@ -4,6 +4,7 @@
 mod cache;
 mod config;
 mod events;
+mod grants;
 mod jobs;
 mod mcp;
 mod plugins;
@@ -15,6 +16,7 @@ mod sessions;
 pub(super) use cache::*;
 pub(super) use config::*;
 pub(super) use events::*;
+pub(super) use grants::*;
 pub(super) use jobs::*;
 pub(super) use mcp::*;
 pub(super) use plugins::*;
@@ -49,6 +51,11 @@ pub(super) fn routes(max_upload_bytes: usize) -> Router<Arc<AppState>> {
                 .get(list),
         )
         .route("/plugins/{id}", get(show).delete(remove))
+        .route("/plugins/{id}/grants", get(grants))
+        .route(
+            "/grants/dry-run",
+            post(dry_run_grants).layer(DefaultBodyLimit::max(max_upload_bytes)),
+        )
         .route("/plugins/{id}/enable", post(enable))
         .route("/plugins/{id}/disable", post(disable))
         .route("/plugins/{id}/versions", get(versions))

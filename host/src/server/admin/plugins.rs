@@ -116,7 +116,7 @@ pub async fn versions(
 /// embed its manifest, a `manifest` part (`capstan.toml`). Too large → 413 `too-large`.
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
-pub struct WasmUpload(Upload);
+pub struct WasmUpload(pub(super) Upload);
 
 /// The multipart form of an install.
 #[derive(utoipa::ToSchema)]
@@ -127,6 +127,10 @@ pub struct MultipartUpload {
     /// A sidecar `capstan.toml`, for a component that does not embed one.
     #[schema(value_type = Option<String>, format = Binary)]
     manifest: Option<Vec<u8>>,
+    /// A detached signature (`capstan plugin sign --detached`), for a component that does
+    /// not embed one.
+    #[schema(value_type = Option<String>, format = Binary)]
+    signature: Option<Vec<u8>>,
 }
 
 /// An upload refused before any plugin was looked at: 413 `too-large` or 400 `bad-body`.
@@ -177,7 +181,7 @@ impl<S: Send + Sync> FromRequest<S> for WasmUpload {
             UploadBody::Bare(wasm) => return Ok(WasmUpload(Upload::component(wasm))),
             UploadBody::Form(form) => form,
         };
-        let (mut wasm, mut manifest) = (None, None);
+        let (mut wasm, mut manifest, mut signature) = (None, None, None);
         while let Some(field) = form
             .next_field()
             .await
@@ -191,11 +195,12 @@ impl<S: Send + Sync> FromRequest<S> for WasmUpload {
             match name.as_str() {
                 "component" => wasm = Some(bytes.to_vec()),
                 "manifest" => manifest = Some(bytes.to_vec()),
+                "signature" => signature = Some(bytes.to_vec()),
                 other => {
                     return Err(upload_rejected(
                         StatusCode::BAD_REQUEST,
                         format!(
-                            "unknown form part `{}` (expected `component` and optionally `manifest`)",
+                            "unknown form part `{}` (expected `component`, and optionally `manifest` and `signature`)",
                             crate::text::cap(other, 64)
                         ),
                     ));
@@ -210,10 +215,12 @@ impl<S: Send + Sync> FromRequest<S> for WasmUpload {
                 )
             })?,
             manifest,
+            signature,
         };
         Ok(WasmUpload(Upload {
             wasm: form.component,
             manifest: form.manifest,
+            signature: form.signature,
         }))
     }
 }

@@ -202,6 +202,10 @@ const MIGRATIONS: &[&str] = &[
         created_ms BIGINT NOT NULL
     );
 "#,
+    r#"
+    ALTER TABLE plugin_versions ADD COLUMN signature BYTEA;
+    ALTER TABLE plugin_versions ADD COLUMN signer TEXT;
+"#,
 ];
 /// Advisory lock key serialising migrations ("capstan" in ASCII).
 const MIGRATION_LOCK: i64 = 0x63_61_70_73_74_61_6e;

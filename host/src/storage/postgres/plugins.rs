@@ -41,6 +41,7 @@ impl PluginStore for PostgresStore {
         sha256: &str,
         upload: &Upload,
         tools: Option<&str>,
+        signer: Option<&str>,
     ) -> Result<i64, StoreError> {
         self.changing(async |tx| {
             // Serialise installs of the same id across hosts.
@@ -57,8 +58,8 @@ impl PluginStore for PostgresStore {
                 .get(0);
             tx.execute(
                 "INSERT INTO plugin_versions
-                 (id, seq, version, sha256, wasm, manifest, tools, installed_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (id, seq, version, sha256, wasm, manifest, tools, installed_ms, signature, signer)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &id,
                     &seq,
@@ -68,6 +69,8 @@ impl PluginStore for PostgresStore {
                     &upload.manifest,
                     &tools,
                     &to_millis(SystemTime::now()),
+                    &upload.signature,
+                    &signer,
                 ],
             )
             .await
@@ -146,7 +149,7 @@ impl PluginStore for PostgresStore {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client
                 .query(
-                    "SELECT seq, version, sha256, installed_ms FROM plugin_versions
+                    "SELECT seq, version, sha256, installed_ms, signer FROM plugin_versions
                      WHERE id = $1 ORDER BY seq",
                     &[&id],
                 )
@@ -159,6 +162,7 @@ impl PluginStore for PostgresStore {
                     version: row.get(1),
                     sha256: row.get(2),
                     installed_ms: row.get(3),
+                    signer: row.get(4),
                 })
                 .collect())
         })
@@ -169,7 +173,7 @@ impl PluginStore for PostgresStore {
             let client = self.pool.get().await.map_err(backend)?;
             let row = client
                 .query_opt(
-                    "SELECT wasm, manifest FROM plugin_versions WHERE id = $1 AND seq = $2",
+                    "SELECT wasm, manifest, signature FROM plugin_versions WHERE id = $1 AND seq = $2",
                     &[&id, &seq],
                 )
                 .await
@@ -177,6 +181,7 @@ impl PluginStore for PostgresStore {
             Ok(row.map(|row| Upload {
                 wasm: row.get(0),
                 manifest: row.get(1),
+                signature: row.get(2),
             }))
         })
     }

@@ -191,6 +191,10 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
 ",
+    "
+    ALTER TABLE plugin_versions ADD COLUMN signature BLOB;
+    ALTER TABLE plugin_versions ADD COLUMN signer TEXT;
+",
 ];
 /// State in one SQLite database file.
 pub struct SqliteStore {

@@ -14,6 +14,7 @@ impl PluginStore for SqliteStore {
         sha256: &str,
         upload: &Upload,
         tools: Option<&str>,
+        signer: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -27,8 +28,9 @@ impl PluginStore for SqliteStore {
             )
             .map_err(backend)?;
         tx.execute(
-            "INSERT INTO plugin_versions (id, seq, version, sha256, wasm, manifest, tools, installed_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO plugin_versions
+             (id, seq, version, sha256, wasm, manifest, tools, installed_ms, signature, signer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 id,
                 seq,
@@ -37,7 +39,9 @@ impl PluginStore for SqliteStore {
                 upload.wasm,
                 upload.manifest,
                 tools,
-                to_millis(SystemTime::now())
+                to_millis(SystemTime::now()),
+                upload.signature,
+                signer
             ],
         )
         .map_err(backend)?;
@@ -106,7 +110,7 @@ impl PluginStore for SqliteStore {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached(
-                "SELECT seq, version, sha256, installed_ms FROM plugin_versions WHERE id = ?1 ORDER BY seq",
+                "SELECT seq, version, sha256, installed_ms, signer FROM plugin_versions WHERE id = ?1 ORDER BY seq",
             )
             .map_err(backend)?;
         statement
@@ -116,6 +120,7 @@ impl PluginStore for SqliteStore {
                     version: row.get(1)?,
                     sha256: row.get(2)?,
                     installed_ms: row.get(3)?,
+                    signer: row.get(4)?,
                 })
             })
             .and_then(Iterator::collect)
@@ -125,12 +130,13 @@ impl PluginStore for SqliteStore {
     fn upload(&self, id: &str, seq: i64) -> Result<Option<Upload>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT wasm, manifest FROM plugin_versions WHERE id = ?1 AND seq = ?2",
+                "SELECT wasm, manifest, signature FROM plugin_versions WHERE id = ?1 AND seq = ?2",
                 params![id, seq],
                 |row| {
                     Ok(Upload {
                         wasm: row.get(0)?,
                         manifest: row.get(1)?,
+                        signature: row.get(2)?,
                     })
                 },
             )
