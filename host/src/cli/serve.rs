@@ -72,6 +72,15 @@ pub struct Args {
     /// a conformance suite that cannot send a token. Only on a loopback `--listen`.
     #[arg(long, value_name = "CLIENT_ID")]
     mcp_anonymous_client: Option<String>,
+    /// Install every `NAME.wasm` in this directory at start and whenever it changes (with
+    /// `NAME.toml` as its sidecar manifest and `NAME.wasm.sig` as its detached signature),
+    /// under the same checks as an upload; refusals show in `/readyz`.
+    #[arg(long, env = "CAPSTAN_PLUGINS_DIR", value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// With --plugins-dir: removing a file removes the plugin it installed (its data is
+    /// kept). Without it, removing a file leaves the plugin installed.
+    #[arg(long, requires = "plugins_dir")]
+    plugins_dir_prune: bool,
 }
 
 impl Args {
@@ -118,6 +127,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::with_cache(services, &args.data.path.join(CACHE_DIR), cache)?
         .compiling_with(compiler);
     let jobs: Arc<dyn crate::capability::jobs::JobStore> = store.clone();
+    let plugins_dir = args
+        .plugins_dir
+        .clone()
+        .map(|dir| {
+            server::plugins_dir::PluginsDir::new(dir, args.plugins_dir_prune, args.max_upload_bytes)
+        })
+        .transpose()?;
     let registry = Registry::open(runtime, store, &seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 shutdown: shutdown.clone(),
                 jobs,
                 host_id: format!("{}-{}", std::process::id(), crate::secrets::random_hex(4)),
+                plugins_dir: plugins_dir.clone(),
             });
             crate::scheduler::Scheduler::start(state.clone())?;
             let metrics = state.metrics.clone();
@@ -159,6 +176,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_own_origins(address);
             server::follow_other_hosts(state.clone());
             server::sweep_sessions(state.clone());
+            if let Some(dir) = plugins_dir {
+                server::plugins_dir::watch(state.clone(), dir)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the plugins directory: {e}"))?;
+            }
             let events = state.registry.runtime().services().events.store().backend();
             tracing::info!(events, "listening on http://{address}");
             println!("listening on http://{address}");

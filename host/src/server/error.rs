@@ -102,7 +102,7 @@ impl ApiError {
     }
 }
 
-fn registry_status(error: &RegistryError) -> (StatusCode, &'static str) {
+pub(super) fn registry_status(error: &RegistryError) -> (StatusCode, &'static str) {
     match error {
         RegistryError::Install(install) => {
             let status = match install {

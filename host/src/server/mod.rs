@@ -8,6 +8,7 @@ mod error;
 pub mod fuzzing;
 pub mod mcp;
 mod openapi;
+pub mod plugins_dir;
 mod routes;
 mod sessions;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     pub jobs: Arc<dyn crate::capability::jobs::JobStore>,
     /// This host's id in the run table's leases (random per process).
     pub host_id: String,
+    /// The directory plugins are installed from (`serve --plugins-dir`), if any.
+    pub plugins_dir: Option<Arc<plugins_dir::PluginsDir>>,
 }
 
 static ERROR_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -144,12 +147,17 @@ async fn readyz(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let directory = state.plugins_dir.clone();
     let check = blocking(move || Ok(state.registry.readiness()?)).await;
     match check {
-        Ok((loaded, failed)) => axum::Json(
-            serde_json::json!({ "status": "ready", "plugins": loaded, "failed": failed }),
-        )
-        .into_response(),
+        Ok((loaded, failed)) => {
+            let mut body =
+                serde_json::json!({ "status": "ready", "plugins": loaded, "failed": failed });
+            if let Some(dir) = &directory {
+                body["plugins_dir"] = serde_json::to_value(dir.report()).unwrap_or_default();
+            }
+            axum::Json(body).into_response()
+        }
         _ => ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",
