@@ -212,7 +212,7 @@ impl Policy {
         let limits = Limits {
             memory_mib: pick(|l| l.memory_mib, 64),
             table_elements: pick(|l| l.table_elements, 20_000),
-            instances: pick(|l| l.instances, 32),
+            instances: pick(|l| l.instances, 64),
             deadline_ms: pick(|l| l.deadline_ms, 1_000),
             max_concurrent_calls: pick(|l| l.max_concurrent_calls, 16),
         };

@@ -60,6 +60,24 @@ pub fn plugin(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// The bytes of Python plugin `name` (e.g. `py_hello`), built by
+/// `scripts/build-py-plugins` (run here once per test binary; a no-op when up to date).
+pub fn py_plugin(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(root().join("scripts/build-py-plugins"))
+            .current_dir(root())
+            .status()
+            .expect("running scripts/build-py-plugins");
+        assert!(
+            status.success(),
+            "building the Python plugins failed (needs python3 with venv and pip)"
+        );
+    });
+    let path = root().join(format!("target/py-plugins/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
 /// A runtime with in-memory services, plus handles on its audit and log sinks.
 pub struct TestHost {
     pub runtime: Runtime,

@@ -8,6 +8,7 @@ mod event;
 mod inspect;
 mod job;
 mod mcp;
+mod new;
 mod plugin;
 mod policy;
 mod records;
@@ -48,6 +49,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Run one call of a plugin locally, for plugin authors (in-memory state unless --data-dir).
     Run(run::Args),
+    /// Write a new plugin project (Rust or Python) that builds and passes its own test.
+    New(new::Args),
     /// Run the host: admin API, plugin routes, health endpoints.
     Serve(serve::Args),
     /// Manage plugin secrets, in the data directory or on a server (values are write-only).
@@ -136,6 +139,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
+        Command::New(args) => new::run(args),
         Command::Secret(command) => secret::run(command),
         Command::Serve(args) => serve::run(args),
         Command::Plugin(command) => plugin::run(command),

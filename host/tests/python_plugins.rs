@@ -1,0 +1,134 @@
+//! Python plugins (componentize-py, `guest-sdk/python`) under the same gate as Rust ones,
+//! on a real `capstan serve`: `py-hello` answers through its route and its MCP tools; an
+//! import its manifest does not declare is refused at install; a declared capability the
+//! policy withholds gets the WIT `denied` error until the policy grants it; a Python busy
+//! loop ends at its deadline.
+
+mod harness;
+
+use harness::mcp::{Mcp, client};
+use harness::support::py_plugin;
+use harness::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Routes and tools for every plugin; no kv yet; py-spin gets a short deadline.
+const POLICY: &str = "[defaults.capabilities.routes]\n[defaults.capabilities.mcp]\n[plugins.py-spin.limits]\ndeadline_ms = 300\n";
+
+/// `bytes` without the `capstan-manifest` custom section the build embedded.
+fn without_manifest(bytes: &[u8]) -> Vec<u8> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::CustomSection(reader)) = payload
+            && reader.name() == "capstan-manifest"
+        {
+            // The section id byte and the length precede the name; it is the last section.
+            let start = reader.range().start;
+            let header = bytes[..start]
+                .iter()
+                .rposition(|&b| b == 0x00)
+                .expect("the custom section's id byte");
+            assert_eq!(
+                reader.range().end,
+                bytes.len(),
+                "the manifest is the last section"
+            );
+            return bytes[..header].to_vec();
+        }
+    }
+    panic!("no embedded manifest");
+}
+
+#[test]
+fn py_hello_answers_on_its_route_and_its_tools_and_kv_is_denied_until_granted() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    let response = server.install(py_plugin("py_hello"));
+    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+
+    let (status, body) = server.route("py-hello/?name=Ada");
+    assert_eq!((status, body.as_str()), (200, "hello, Ada"));
+
+    // Declared but not granted: the host's deny stub answers with the WIT `denied` error.
+    let (status, body) = server.route("py-hello/count");
+    assert_eq!(status, 403, "{body}");
+    let denied: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(denied["error"], "denied");
+
+    let (_, token) = client(&server, json!({"name": "agent", "plugins": ["py-hello"]}));
+    let mcp = Mcp::new(&server, Some(&token));
+    let mut tools = mcp.list();
+    tools.sort();
+    assert_eq!(
+        tools,
+        [
+            "py-hello__add",
+            "py-hello__text-stats",
+            "py-hello__word-count"
+        ]
+    );
+    let answer = mcp.call("py-hello__add", json!({"a": 2, "b": 3.5}));
+    assert_eq!(answer["result"]["content"][0]["text"], "5.5", "{answer}");
+    let answer = mcp.call("py-hello__word-count", json!({"text": "one two  three"}));
+    assert_eq!(answer["result"]["content"][0]["text"], "3", "{answer}");
+
+    // The operator grants kv: the same plugin now counts.
+    let granted = format!("{POLICY}[plugins.py-hello.capabilities.kv]\n");
+    let response = server
+        .admin(Method::PUT, "/policy")
+        .body(granted)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+    for expected in [1, 2] {
+        let (status, body) = server.route("py-hello/count");
+        assert_eq!(status, 200, "{body}");
+        let hits: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(hits["hits"], expected);
+    }
+}
+
+#[test]
+fn an_import_the_manifest_does_not_declare_is_refused_at_install() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    // The component imports kv; this manifest does not declare it.
+    let bare = without_manifest(&py_plugin("py_hello"));
+    let response = server.install_with_manifest(
+        bare,
+        "id = \"py-hello\"\nversion = \"0.1.0\"\n[capabilities.routes]\n[capabilities.mcp]\ntools = [\"add\"]\n",
+    );
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().unwrap();
+    assert_eq!(error["code"], "undeclared-import");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("capstan:plugin/kv@0.2.0"),
+        "{error}"
+    );
+    assert!(server.installed().is_empty());
+}
+
+#[test]
+fn a_python_busy_loop_ends_at_its_deadline_and_the_host_keeps_serving() {
+    let (_keep, dir) = temp();
+    let server = start(&dir, POLICY, &[]);
+    assert_eq!(server.install(py_plugin("py_spin")).status(), 201);
+    let (status, body) = server.route("py-spin/spin");
+    assert_eq!(status, 504, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["code"], "timeout");
+    assert!(
+        error["message"].as_str().unwrap().contains("300 ms"),
+        "{error}"
+    );
+    // The next call gets a fresh instance and the same treatment, not a wedged host.
+    assert_eq!(server.route("py-spin/spin").0, 504);
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
