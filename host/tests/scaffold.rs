@@ -1,9 +1,9 @@
-//! `capstan new` for each language: the project it writes passes its own test and builds,
+//! `capstan new` for each language (Rust, Python, JavaScript): the project it writes passes its own test and builds,
 //! with no edits, into a component the gate admits under the policy written beside it.
 
 mod harness;
 
-use harness::support::{capstan_bin, py_plugin, root};
+use harness::support::{capstan_bin, js_plugin, py_plugin, root};
 use harness::temp;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -117,6 +117,55 @@ fn a_new_python_plugin_passes_its_test_builds_and_answers() {
     let answered = run(capstan(&project).args([
         "run",
         "scaffold-py.wasm",
+        "--policy",
+        "policy.toml",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text":"hi"}"#,
+    ]));
+    assert!(String::from_utf8_lossy(&answered.stdout).contains("hi"));
+}
+
+#[test]
+fn a_new_javascript_plugin_passes_its_test_builds_and_answers() {
+    js_plugin("js_hello"); // installs componentize-js into target/js-guest
+    let (_keep, dir) = temp();
+    run(capstan(&dir).args([
+        "new",
+        "scaffold-js",
+        "--lang",
+        "js",
+        "--with",
+        "kv,http,secrets,mcp",
+    ]));
+    let project = dir.join("scaffold-js");
+    // What `npm install` would fetch: the same pinned toolchain the build scripts use.
+    std::os::unix::fs::symlink(
+        root().join("target/js-guest/node_modules"),
+        project.join("node_modules"),
+    )
+    .unwrap();
+    let tested = run(Command::new("npm").args(["test"]).current_dir(&project));
+    let report = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        report.contains("# pass 2") && report.contains("# fail 0"),
+        "{report}"
+    );
+    run(Command::new("npm")
+        .args(["run", "build"])
+        .current_dir(&project));
+    let inspected =
+        run(capstan(&project).args(["inspect", "scaffold-js.wasm", "--policy", "policy.toml"]));
+    let text = String::from_utf8_lossy(&inspected.stdout);
+    assert!(text.contains("plugin    scaffold-js 0.1.0"), "{text}");
+    assert!(
+        !text.contains("wasi:"),
+        "no WASI import reaches the gate: {text}"
+    );
+    let answered = run(capstan(&project).args([
+        "run",
+        "scaffold-js.wasm",
         "--policy",
         "policy.toml",
         "--tool",

@@ -64,17 +64,38 @@ pub fn plugin(name: &str) -> Vec<u8> {
 /// `scripts/build-py-plugins` (run here once per test binary; a no-op when up to date).
 pub fn py_plugin(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(root().join("scripts/build-py-plugins"))
+    guest_plugin(
+        &BUILT,
+        "scripts/build-py-plugins",
+        "target/py-plugins",
+        name,
+    )
+}
+
+/// The bytes of JavaScript plugin `name` (e.g. `js_hello`), built by
+/// `scripts/build-js-plugins` (run here once per test binary; a no-op when up to date).
+pub fn js_plugin(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    guest_plugin(
+        &BUILT,
+        "scripts/build-js-plugins",
+        "target/js-plugins",
+        name,
+    )
+}
+
+fn guest_plugin(built: &OnceLock<()>, script: &str, dir: &str, name: &str) -> Vec<u8> {
+    built.get_or_init(|| {
+        let status = Command::new(root().join(script))
             .current_dir(root())
             .status()
-            .expect("running scripts/build-py-plugins");
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
         assert!(
             status.success(),
-            "building the Python plugins failed (needs python3 with venv and pip)"
+            "{script} failed (it needs python3 and node/npm)"
         );
     });
-    let path = root().join(format!("target/py-plugins/{name}.wasm"));
+    let path = root().join(dir).join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 

@@ -1,19 +1,46 @@
-//! Python plugins (componentize-py, `guest-sdk/python`) under the same gate as Rust ones,
-//! on a real `capstan serve`: `py-hello` answers through its route and its MCP tools; an
-//! import its manifest does not declare is refused at install; a declared capability the
-//! policy withholds gets the WIT `denied` error until the policy grants it; a Python busy
-//! loop ends at its deadline.
+//! Python plugins (componentize-py, `guest-sdk/python`) and JavaScript plugins
+//! (componentize-js, `guest-sdk/js`) under the same gate as Rust ones, on a real
+//! `capstan serve`: `py-hello` and `js-hello` answer through their routes and their MCP
+//! tools; an import the manifest does not declare is refused at install; a declared
+//! capability the policy withholds gets the WIT `denied` error until the policy grants it;
+//! a busy loop in either language ends at its deadline.
 
 mod harness;
 
 use harness::mcp::{Mcp, client};
-use harness::support::py_plugin;
+use harness::support::{js_plugin, py_plugin};
 use harness::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Routes and tools for every plugin; no kv yet; py-spin gets a short deadline.
-const POLICY: &str = "[defaults.capabilities.routes]\n[defaults.capabilities.mcp]\n[plugins.py-spin.limits]\ndeadline_ms = 300\n";
+/// Routes and tools for every plugin; no kv yet; the spinners get a short deadline.
+const POLICY: &str = "[defaults.capabilities.routes]\n[defaults.capabilities.mcp]\n[plugins.py-spin.limits]\ndeadline_ms = 300\n[plugins.js-spin.limits]\ndeadline_ms = 300\n";
+
+/// A language's plugins: `hello` (routes, kv, tools) and `spin` (a busy loop).
+struct Lang {
+    /// The prefix of its plugin ids (`py`, `js`).
+    prefix: &'static str,
+    build: fn(&str) -> Vec<u8>,
+}
+
+const PYTHON: Lang = Lang {
+    prefix: "py",
+    build: py_plugin,
+};
+const JAVASCRIPT: Lang = Lang {
+    prefix: "js",
+    build: js_plugin,
+};
+
+impl Lang {
+    fn id(&self, plugin: &str) -> String {
+        format!("{}-{plugin}", self.prefix)
+    }
+
+    fn bytes(&self, plugin: &str) -> Vec<u8> {
+        (self.build)(&format!("{}_{plugin}", self.prefix))
+    }
+}
 
 /// `bytes` without the `capstan-manifest` custom section the build embedded.
 fn without_manifest(bytes: &[u8]) -> Vec<u8> {
@@ -40,39 +67,48 @@ fn without_manifest(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn py_hello_answers_on_its_route_and_its_tools_and_kv_is_denied_until_granted() {
+    hello_answers_and_kv_is_denied_until_granted(&PYTHON);
+}
+
+#[test]
+fn js_hello_answers_on_its_route_and_its_tools_and_kv_is_denied_until_granted() {
+    hello_answers_and_kv_is_denied_until_granted(&JAVASCRIPT);
+}
+
+fn hello_answers_and_kv_is_denied_until_granted(lang: &Lang) {
+    let id = lang.id("hello");
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
-    let response = server.install(py_plugin("py_hello"));
+    let response = server.install(lang.bytes("hello"));
     assert_eq!(response.status(), 201, "{}", response.text().unwrap());
 
-    let (status, body) = server.route("py-hello/?name=Ada");
+    let (status, body) = server.route(&format!("{id}/?name=Ada"));
     assert_eq!((status, body.as_str()), (200, "hello, Ada"));
 
     // Declared but not granted: the host's deny stub answers with the WIT `denied` error.
-    let (status, body) = server.route("py-hello/count");
+    let (status, body) = server.route(&format!("{id}/count"));
     assert_eq!(status, 403, "{body}");
     let denied: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(denied["error"], "denied");
 
-    let (_, token) = client(&server, json!({"name": "agent", "plugins": ["py-hello"]}));
+    let (_, token) = client(&server, json!({"name": "agent", "plugins": [id]}));
     let mcp = Mcp::new(&server, Some(&token));
     let mut tools = mcp.list();
     tools.sort();
     assert_eq!(
         tools,
-        [
-            "py-hello__add",
-            "py-hello__text-stats",
-            "py-hello__word-count"
-        ]
+        ["add", "text-stats", "word-count"].map(|tool| format!("{id}__{tool}"))
     );
-    let answer = mcp.call("py-hello__add", json!({"a": 2, "b": 3.5}));
+    let answer = mcp.call(&format!("{id}__add"), json!({"a": 2, "b": 3.5}));
     assert_eq!(answer["result"]["content"][0]["text"], "5.5", "{answer}");
-    let answer = mcp.call("py-hello__word-count", json!({"text": "one two  three"}));
+    let answer = mcp.call(
+        &format!("{id}__word-count"),
+        json!({"text": "one two  three"}),
+    );
     assert_eq!(answer["result"]["content"][0]["text"], "3", "{answer}");
 
     // The operator grants kv: the same plugin now counts.
-    let granted = format!("{POLICY}[plugins.py-hello.capabilities.kv]\n");
+    let granted = format!("{POLICY}[plugins.{id}.capabilities.kv]\n");
     let response = server
         .admin(Method::PUT, "/policy")
         .body(granted)
@@ -80,7 +116,7 @@ fn py_hello_answers_on_its_route_and_its_tools_and_kv_is_denied_until_granted() 
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().unwrap());
     for expected in [1, 2] {
-        let (status, body) = server.route("py-hello/count");
+        let (status, body) = server.route(&format!("{id}/count"));
         assert_eq!(status, 200, "{body}");
         let hits: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(hits["hits"], expected);
@@ -89,13 +125,22 @@ fn py_hello_answers_on_its_route_and_its_tools_and_kv_is_denied_until_granted() 
 
 #[test]
 fn an_import_the_manifest_does_not_declare_is_refused_at_install() {
+    for lang in [&PYTHON, &JAVASCRIPT] {
+        undeclared_import_is_refused(lang);
+    }
+}
+
+fn undeclared_import_is_refused(lang: &Lang) {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
     // The component imports kv; this manifest does not declare it.
-    let bare = without_manifest(&py_plugin("py_hello"));
+    let bare = without_manifest(&lang.bytes("hello"));
     let response = server.install_with_manifest(
         bare,
-        "id = \"py-hello\"\nversion = \"0.1.0\"\n[capabilities.routes]\n[capabilities.mcp]\ntools = [\"add\"]\n",
+        &format!(
+            "id = \"{}\"\nversion = \"0.1.0\"\n[capabilities.routes]\n[capabilities.mcp]\ntools = [\"add\"]\n",
+            lang.id("hello")
+        ),
     );
     assert_eq!(response.status(), 422);
     let error: Value = response.json().unwrap();
@@ -112,10 +157,20 @@ fn an_import_the_manifest_does_not_declare_is_refused_at_install() {
 
 #[test]
 fn a_python_busy_loop_ends_at_its_deadline_and_the_host_keeps_serving() {
+    busy_loop_ends_at_its_deadline(&PYTHON);
+}
+
+#[test]
+fn a_javascript_busy_loop_ends_at_its_deadline_and_the_host_keeps_serving() {
+    busy_loop_ends_at_its_deadline(&JAVASCRIPT);
+}
+
+fn busy_loop_ends_at_its_deadline(lang: &Lang) {
+    let id = lang.id("spin");
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
-    assert_eq!(server.install(py_plugin("py_spin")).status(), 201);
-    let (status, body) = server.route("py-spin/spin");
+    assert_eq!(server.install(lang.bytes("spin")).status(), 201);
+    let (status, body) = server.route(&format!("{id}/spin"));
     assert_eq!(status, 504, "{body}");
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["code"], "timeout");
@@ -124,7 +179,7 @@ fn a_python_busy_loop_ends_at_its_deadline_and_the_host_keeps_serving() {
         "{error}"
     );
     // The next call gets a fresh instance and the same treatment, not a wedged host.
-    assert_eq!(server.route("py-spin/spin").0, 504);
+    assert_eq!(server.route(&format!("{id}/spin")).0, 504);
     let ready = server
         .http
         .get(format!("{}/readyz", server.base))

@@ -1,0 +1,2 @@
+export const get = () => undefined;
+export const getAll = () => [];
