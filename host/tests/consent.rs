@@ -50,6 +50,15 @@ fn form(id: &str) -> reqwest::blocking::multipart::Form {
         )
 }
 
+/// POST the `sidecar` component with `id`'s manifest to `path` (an install or a dry run).
+fn upload(server: &Server, path: &str, id: &str) -> reqwest::blocking::Response {
+    server
+        .admin(Method::POST, path)
+        .multipart(form(id))
+        .send()
+        .unwrap()
+}
+
 fn risk_ids(view: &Value) -> Vec<&str> {
     view["risks"]
         .as_array()
@@ -63,11 +72,7 @@ fn risk_ids(view: &Value) -> Vec<&str> {
 fn a_dry_run_shows_the_grants_and_the_refused_risk_and_installs_nothing() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
-    let response = server
-        .admin(Method::POST, "/grants/dry-run")
-        .multipart(form("leaky"))
-        .send()
-        .unwrap();
+    let response = upload(&server, "/grants/dry-run", "leaky");
     assert_eq!(response.status(), 200);
     let view: Value = response.json().unwrap();
     assert_eq!(view["plugin"], "leaky");
@@ -107,11 +112,7 @@ fn refuse_risks_refuses_the_install_and_a_plugin_excepted_by_name_installs_and_s
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
 
-    let refused = server
-        .admin(Method::POST, "/plugins")
-        .multipart(form("leaky"))
-        .send()
-        .unwrap();
+    let refused = upload(&server, "/plugins", "leaky");
     assert_eq!(refused.status(), 422);
     let error: Value = refused.json().unwrap();
     assert_eq!(error["code"], "risk-refused");
@@ -122,11 +123,7 @@ fn refuse_risks_refuses_the_install_and_a_plugin_excepted_by_name_installs_and_s
     );
     assert_eq!(server.json(Method::GET, "/plugins/leaky").0, 404);
 
-    let installed = server
-        .admin(Method::POST, "/plugins")
-        .multipart(form("trusted"))
-        .send()
-        .unwrap();
+    let installed = upload(&server, "/plugins", "trusted");
     assert_eq!(installed.status(), 201);
     let info: Value = installed.json().unwrap();
     assert_eq!(risk_ids(&info), ["exfiltration"], "shown, not refused");
@@ -166,11 +163,7 @@ fn refuse_risks_refuses_the_install_and_a_plugin_excepted_by_name_installs_and_s
 fn plugin_show_and_inspect_print_the_risks_and_inspect_exits_2_on_a_refused_one() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
-    let installed = server
-        .admin(Method::POST, "/plugins")
-        .multipart(form("trusted"))
-        .send()
-        .unwrap();
+    let installed = upload(&server, "/plugins", "trusted");
     assert_eq!(installed.status(), 201);
 
     let show = Command::new(capstan_bin())

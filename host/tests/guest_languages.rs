@@ -3,7 +3,8 @@
 //! `capstan serve`: `py-hello` and `js-hello` answer through their routes and their MCP
 //! tools; an import the manifest does not declare is refused at install; a declared
 //! capability the policy withholds gets the WIT `denied` error until the policy grants it;
-//! a busy loop in either language ends at its deadline.
+//! a busy loop in either language ends at its deadline, and a memory limit below what
+//! the interpreter needs fails its calls with `memory-limit`.
 
 mod harness;
 
@@ -156,20 +157,33 @@ fn undeclared_import_is_refused(lang: &Lang) {
 }
 
 #[test]
-fn a_python_busy_loop_ends_at_its_deadline_and_the_host_keeps_serving() {
+fn a_python_busy_loop_ends_at_its_deadline_and_its_memory_limit_holds() {
     busy_loop_ends_at_its_deadline(&PYTHON);
 }
 
 #[test]
-fn a_javascript_busy_loop_ends_at_its_deadline_and_the_host_keeps_serving() {
+fn a_javascript_busy_loop_ends_at_its_deadline_and_its_memory_limit_holds() {
     busy_loop_ends_at_its_deadline(&JAVASCRIPT);
 }
 
 fn busy_loop_ends_at_its_deadline(lang: &Lang) {
     let id = lang.id("spin");
+    let hello = lang.id("hello");
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);
     assert_eq!(server.install(lang.bytes("spin")).status(), 201);
+    assert_eq!(server.install(lang.bytes("hello")).status(), 201);
+    // hello now gets 4 MiB of linear memory: less than its interpreter needs.
+    let policy = format!("{POLICY}[plugins.{hello}.limits]\nmemory_mib = 4\n");
+    let response = server
+        .admin(Method::PUT, "/policy")
+        .body(policy)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+    let (status, body) = server.route(&format!("{hello}/"));
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("memory-limit"), "{body}");
     let (status, body) = server.route(&format!("{id}/spin"));
     assert_eq!(status, 504, "{body}");
     let error: Value = serde_json::from_str(&body).unwrap();

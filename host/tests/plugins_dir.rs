@@ -62,14 +62,6 @@ fn hex_sha(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-fn hits(server: &Server) -> u64 {
-    let (status, body) = server.route("counter/x");
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body).unwrap()["hits"]
-        .as_u64()
-        .unwrap()
-}
-
 #[test]
 fn files_become_plugins_and_a_bad_file_is_reported_while_the_served_version_stays() {
     let (_keep, dir) = temp();
@@ -95,7 +87,7 @@ fn files_become_plugins_and_a_bad_file_is_reported_while_the_served_version_stay
     eventually(WITHIN, "counter installed from the directory", || {
         sha_of(&server, "counter").is_some()
     });
-    assert_eq!(hits(&server), 1);
+    assert_eq!(server.counter_hits(), 1);
 
     // A bad file: reported with its code, and hello keeps serving the same version.
     let served = sha_of(&server, "hello").unwrap();
@@ -121,7 +113,7 @@ fn files_become_plugins_and_a_bad_file_is_reported_while_the_served_version_stay
     eventually(WITHIN, "the removed file forgotten", || {
         readyz(&server)["plugins_dir"]["serving"] == 2
     });
-    assert_eq!(hits(&server), 2, "still installed and counting");
+    assert_eq!(server.counter_hits(), 2, "still installed and counting");
 }
 
 #[test]
@@ -152,7 +144,7 @@ fn killing_the_host_while_a_file_is_half_written_loses_nothing() {
     let counter = plugin("counter");
     std::fs::write(plugins.join("counter.wasm"), &counter).unwrap();
     let mut server = serve(&dir, &plugins, &[]);
-    assert_eq!(hits(&server), 1);
+    assert_eq!(server.counter_hits(), 1);
 
     // A copy in place (no rename) is cut off halfway, and the host dies with it.
     let next = variant(counter.clone(), "v2");
@@ -166,7 +158,7 @@ fn killing_the_host_while_a_file_is_half_written_loses_nothing() {
         Some(hex_sha(&counter)),
         "the version that served before still serves"
     );
-    assert_eq!(hits(&server), 2, "and its data is intact");
+    assert_eq!(server.counter_hits(), 2, "and its data is intact");
     let reported = problems(&server);
     assert_eq!(reported.len(), 1, "{reported:?}");
     assert_eq!(reported[0].0, "counter.wasm");
@@ -177,5 +169,5 @@ fn killing_the_host_while_a_file_is_half_written_loses_nothing() {
         sha_of(&server, "counter") == Some(hex_sha(&next))
     });
     assert!(problems(&server).is_empty());
-    assert_eq!(hits(&server), 3);
+    assert_eq!(server.counter_hits(), 3);
 }

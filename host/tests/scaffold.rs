@@ -25,11 +25,38 @@ fn capstan(dir: &Path) -> Command {
     command
 }
 
+/// `capstan new NAME --with WITH [--lang LANG]` in `dir`; the project's path.
+fn generate(dir: &Path, name: &str, lang: &str, with: &str) -> std::path::PathBuf {
+    run(capstan(dir).args(["new", name, "--lang", lang, "--with", with]));
+    dir.join(name)
+}
+
+/// `capstan inspect` of the built component under the project's own policy: its report.
+fn inspect(project: &Path, wasm: &Path) -> String {
+    let output = run(capstan(project)
+        .arg("inspect")
+        .arg(wasm)
+        .args(["--policy", "policy.toml"]));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Call the generated `echo` tool through `capstan run` and check it echoes.
+fn echoes(project: &Path, wasm: &Path) {
+    let output = run(capstan(project).arg("run").arg(wasm).args([
+        "--policy",
+        "policy.toml",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text":"hi"}"#,
+    ]));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("hi"));
+}
+
 #[test]
 fn a_new_rust_plugin_passes_its_test_builds_and_answers() {
     let (_keep, dir) = temp();
-    run(capstan(&dir).args(["new", "scaffold-rs", "--with", "kv,secrets,mcp"]));
-    let project = dir.join("scaffold-rs");
+    let project = generate(&dir, "scaffold-rs", "rust", "kv,secrets,mcp");
     // The same dependency versions as plugins/, so the shared target dir is reused.
     std::fs::copy(
         root().join("plugins/Cargo.lock"),
@@ -49,11 +76,7 @@ fn a_new_rust_plugin_passes_its_test_builds_and_answers() {
         .current_dir(&project));
     let wasm = target.join("wasm32-wasip2/release/scaffold_rs.wasm");
 
-    let inspected = run(capstan(&project)
-        .arg("inspect")
-        .arg(&wasm)
-        .args(["--policy", "policy.toml"]));
-    let text = String::from_utf8_lossy(&inspected.stdout);
+    let text = inspect(&project, &wasm);
     for capability in ["storage.kv", "secrets", "mcp", "http.routes"] {
         assert!(
             text.lines()
@@ -69,30 +92,14 @@ fn a_new_rust_plugin_passes_its_test_builds_and_answers() {
     ]));
     let text = String::from_utf8_lossy(&answered.stdout);
     assert!(text.contains("\"visits\":1"), "{text}");
-    let echoed = run(capstan(&project).arg("run").arg(&wasm).args([
-        "--policy",
-        "policy.toml",
-        "--tool",
-        "echo",
-        "--args",
-        r#"{"text":"hi"}"#,
-    ]));
-    assert!(String::from_utf8_lossy(&echoed.stdout).contains("hi"));
+    echoes(&project, &wasm);
 }
 
 #[test]
 fn a_new_python_plugin_passes_its_test_builds_and_answers() {
     py_plugin("py_hello"); // installs componentize-py into target/py-guest
     let (_keep, dir) = temp();
-    run(capstan(&dir).args([
-        "new",
-        "scaffold-py",
-        "--lang",
-        "python",
-        "--with",
-        "kv,http,secrets,mcp",
-    ]));
-    let project = dir.join("scaffold-py");
+    let project = generate(&dir, "scaffold-py", "python", "kv,http,secrets,mcp");
     let tested = run(Command::new("python3")
         .args(["-m", "unittest", "-v"])
         .env("PYTHONPATH", root().join("guest-sdk/python"))
@@ -106,40 +113,21 @@ fn a_new_python_plugin_passes_its_test_builds_and_answers() {
         "COMPONENTIZE_PY",
         root().join("target/py-guest/bin/componentize-py"),
     ));
-    let inspected =
-        run(capstan(&project).args(["inspect", "scaffold-py.wasm", "--policy", "policy.toml"]));
-    let text = String::from_utf8_lossy(&inspected.stdout);
+    let wasm = project.join("scaffold-py.wasm");
+    let text = inspect(&project, &wasm);
     assert!(text.contains("plugin    scaffold-py 0.1.0"), "{text}");
     assert!(
         text.contains("! exfiltration"),
         "secrets with http is flagged: {text}"
     );
-    let answered = run(capstan(&project).args([
-        "run",
-        "scaffold-py.wasm",
-        "--policy",
-        "policy.toml",
-        "--tool",
-        "echo",
-        "--args",
-        r#"{"text":"hi"}"#,
-    ]));
-    assert!(String::from_utf8_lossy(&answered.stdout).contains("hi"));
+    echoes(&project, &wasm);
 }
 
 #[test]
 fn a_new_javascript_plugin_passes_its_test_builds_and_answers() {
     js_plugin("js_hello"); // installs componentize-js into target/js-guest
     let (_keep, dir) = temp();
-    run(capstan(&dir).args([
-        "new",
-        "scaffold-js",
-        "--lang",
-        "js",
-        "--with",
-        "kv,http,secrets,mcp",
-    ]));
-    let project = dir.join("scaffold-js");
+    let project = generate(&dir, "scaffold-js", "js", "kv,http,secrets,mcp");
     // What `npm install` would fetch: the same pinned toolchain the build scripts use.
     std::os::unix::fs::symlink(
         root().join("target/js-guest/node_modules"),
@@ -155,23 +143,12 @@ fn a_new_javascript_plugin_passes_its_test_builds_and_answers() {
     run(Command::new("npm")
         .args(["run", "build"])
         .current_dir(&project));
-    let inspected =
-        run(capstan(&project).args(["inspect", "scaffold-js.wasm", "--policy", "policy.toml"]));
-    let text = String::from_utf8_lossy(&inspected.stdout);
+    let wasm = project.join("scaffold-js.wasm");
+    let text = inspect(&project, &wasm);
     assert!(text.contains("plugin    scaffold-js 0.1.0"), "{text}");
     assert!(
         !text.contains("wasi:"),
         "no WASI import reaches the gate: {text}"
     );
-    let answered = run(capstan(&project).args([
-        "run",
-        "scaffold-js.wasm",
-        "--policy",
-        "policy.toml",
-        "--tool",
-        "echo",
-        "--args",
-        r#"{"text":"hi"}"#,
-    ]));
-    assert!(String::from_utf8_lossy(&answered.stdout).contains("hi"));
+    echoes(&project, &wasm);
 }

@@ -58,13 +58,21 @@ fn install(server: &Server, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// `counter`'s count after one more visit to `/x`.
-fn hits(server: &Server) -> u64 {
-    let (status, body) = server.route("counter/x");
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body).unwrap()["hits"]
-        .as_u64()
-        .unwrap()
+/// `capstan plugin sign FILE --key KEY --detached` in `dir`: the `.sig` it wrote.
+fn sign_detached(dir: &Path, file: &str, key: &str) -> PathBuf {
+    run(&mut capstan(
+        dir,
+        &["plugin", "sign", file, "--key", key, "--detached"],
+    ));
+    dir.join(format!("{file}.sig"))
+}
+
+/// Install `wasm` with the detached signature `sig`.
+fn install_signed(server: &Server, wasm: &Path, sig: &Path) -> Output {
+    install(
+        server,
+        &[wasm.to_str().unwrap(), "--signature", sig.to_str().unwrap()],
+    )
 }
 
 fn refused_with(output: &Output, code: &str) {
@@ -155,19 +163,9 @@ fn only_what_the_trusted_key_signed_installs_and_every_other_signature_is_refuse
         "signature-invalid",
     );
     // A genuine detached signature, but for another file.
-    run(&mut capstan(
-        &dir,
-        &["plugin", "sign", "hello.wasm", "--key", "ops", "--detached"],
-    ));
+    let hello_sig = sign_detached(&dir, "hello.wasm", "ops");
     refused_with(
-        &install(
-            &server,
-            &[
-                counter.to_str().unwrap(),
-                "--signature",
-                dir.join("hello.wasm.sig").to_str().unwrap(),
-            ],
-        ),
+        &install_signed(&server, &counter, &hello_sig),
         "signature-invalid",
     );
 
@@ -179,27 +177,10 @@ fn only_what_the_trusted_key_signed_installs_and_every_other_signature_is_refuse
 
     // counter with its own detached signature installs, and survives a restart (its
     // signature is stored with the version and checked again when it is loaded).
-    run(&mut capstan(
-        &dir,
-        &[
-            "plugin",
-            "sign",
-            "counter.wasm",
-            "--key",
-            "ops",
-            "--detached",
-        ],
-    ));
-    let output = install(
-        &server,
-        &[
-            counter.to_str().unwrap(),
-            "--signature",
-            dir.join("counter.wasm.sig").to_str().unwrap(),
-        ],
-    );
+    let counter_sig = sign_detached(&dir, "counter.wasm", "ops");
+    let output = install_signed(&server, &counter, &counter_sig);
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(hits(&server), 1);
+    assert_eq!(server.counter_hits(), 1);
     terminate(&server);
     let mut server = server;
     server.child.wait().unwrap();
@@ -207,7 +188,7 @@ fn only_what_the_trusted_key_signed_installs_and_every_other_signature_is_refuse
     let (_, info): (u16, Value) = restarted.json(Method::GET, "/plugins/counter");
     assert_eq!(info["status"], "running", "{info}");
     assert_eq!(info["signer"], ops_fingerprint.as_str());
-    assert_eq!(hits(&restarted), 2, "its kv count goes on");
+    assert_eq!(restarted.counter_hits(), 2, "its kv count goes on");
 }
 
 #[test]

@@ -122,6 +122,15 @@ impl Server {
         )
     }
 
+    /// The `counter` plugin's count after one more visit to its `/x`.
+    pub fn counter_hits(&self) -> u64 {
+        let (status, body) = self.route("counter/x");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["hits"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// The Prometheus exposition from `/metrics`.
     pub fn metrics(&self) -> String {
         let response = self
