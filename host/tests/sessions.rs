@@ -15,7 +15,6 @@ use harness::mcp::{Mcp, client as mcp_client};
 use harness::support::{plugin, postgres_url, unique_schema};
 use harness::*;
 use reqwest::Method;
-use reqwest::blocking::multipart::{Form, Part};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 
@@ -31,37 +30,6 @@ deadline_ms = 2000
 [sessions]
 max_plugins = 3
 ";
-
-/// A session created through `server`'s admin API: (id, token).
-fn open_session(server: &Server, name: &str, ttl: &str, policy: Value) -> (String, String) {
-    let response = server
-        .admin(Method::POST, "/sessions")
-        .json(&json!({"name": name, "ttl": ttl, "policy": policy}))
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().unwrap();
-    (
-        created["session"]["id"].as_str().unwrap().to_string(),
-        created["token"].as_str().unwrap().to_string(),
-    )
-}
-
-/// Upload `parts` (form part name, component) with a session token.
-fn upload(server: &Server, token: &str, parts: Vec<(&str, Vec<u8>)>) -> (u16, Value) {
-    let mut form = Form::new();
-    for (name, bytes) in parts {
-        form = form.part(name.to_string(), Part::bytes(bytes).file_name("p.wasm"));
-    }
-    let response = server
-        .http
-        .post(format!("{}/v1/session/plugins", server.base))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .unwrap();
-    (response.status().as_u16(), response.json().unwrap())
-}
 
 /// GET `path` with `token` (if any): status and JSON body (Null when not JSON).
 fn get(server: &Server, token: Option<&str>, path: &str) -> (u16, Value) {
@@ -100,9 +68,12 @@ fn two_sessions_with_one_plugin_id_share_nothing_with_each_other_or_the_global_o
     let (a, token_a) = open_session(&server, "agent-a", "1h", json!({}));
     let (b, token_b) = open_session(&server, "agent-b", "1h", json!({}));
     let other_code = variant(counter.clone(), "session-b");
-    assert_eq!(upload(&server, &token_a, vec![("counter", counter)]).0, 201);
     assert_eq!(
-        upload(&server, &token_b, vec![("counter", other_code)]).0,
+        session_upload(&server, &token_a, vec![("counter", counter)]).0,
+        201
+    );
+    assert_eq!(
+        session_upload(&server, &token_b, vec![("counter", other_code)]).0,
         201
     );
 
@@ -196,7 +167,7 @@ fn a_session_token_reaches_neither_the_admin_api_nor_a_wider_policy() {
     // operator grants kv to every plugin.
     let (narrow, narrow_token) = open_session(&server, "no-kv", "1h", json!({"deny": ["kv"]}));
     assert_eq!(
-        upload(&server, &narrow_token, vec![("counter", plugin("counter"))]).0,
+        session_upload(&server, &narrow_token, vec![("counter", plugin("counter"))]).0,
         201
     );
     let (_, list) = get(&server, Some(&narrow_token), "/v1/session/plugins");
@@ -243,7 +214,7 @@ fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
     let server = start(&dir, POLICY, &[]);
     assert_eq!(server.install(plugin("hello")).status(), 201);
     let (session, token) = open_session(&server, "loader", "1h", json!({}));
-    let (status, answer) = upload(
+    let (status, answer) = session_upload(
         &server,
         &token,
         vec![
@@ -303,7 +274,7 @@ fn a_load_of_three_reports_each_outcome_and_changes_nothing_else() {
     for (name, manifest) in &manifests {
         parts.push((name.as_str(), manifest.clone()));
     }
-    let (status, answer) = upload(&server, &token, parts);
+    let (status, answer) = session_upload(&server, &token, parts);
     assert_eq!(status, 207, "{answer}");
     assert_eq!(answer["loaded"], 2, "{answer}");
     assert_eq!(
@@ -317,7 +288,7 @@ fn a_sessions_kv_quotas_add_up_to_at_most_the_operators_bound() {
     let (_keep, dir) = temp();
     let server = start(&dir, &format!("{POLICY}max_kv_bytes = 60000\n"), &[]);
     let (_, token) = open_session(&server, "frugal", "1h", json!({}));
-    let (status, answer) = upload(
+    let (status, answer) = session_upload(
         &server,
         &token,
         vec![
@@ -356,7 +327,7 @@ fn a_sessions_tools_are_listed_and_called_only_with_its_own_token() {
     );
     let (_, token_b) = open_session(&server, "bystander", "1h", json!({}));
     assert_eq!(
-        upload(&server, &token_a, vec![("mine", plugin("mcp_conformance"))]).0,
+        session_upload(&server, &token_a, vec![("mine", plugin("mcp_conformance"))]).0,
         201
     );
     let own_tool = "mcp-conformance__test_simple_text";
@@ -494,9 +465,9 @@ fn closing_a_session_removes_its_plugins_and_their_state() {
         ("settings", plugin("settings")),
         ("vault", plugin("vault")),
     ];
-    assert_eq!(upload(&server, &token, parts).0, 201);
+    assert_eq!(session_upload(&server, &token, parts).0, 201);
     assert_eq!(
-        upload(
+        session_upload(
             &server,
             &other_token,
             vec![("settings", plugin("settings"))]
@@ -621,7 +592,7 @@ fn a_sessions_database_is_its_own_and_goes_with_it() {
     let (b, token_b) = open_session(&server, "reader", "1h", json!({}));
     for token in [&token_a, &token_b] {
         assert_eq!(
-            upload(&server, token, vec![("notes", plugin("notes"))]).0,
+            session_upload(&server, token, vec![("notes", plugin("notes"))]).0,
             201
         );
     }
@@ -669,7 +640,7 @@ fn a_session_that_expires_while_the_host_is_down_is_removed_at_restart() {
     let token = created["token"].as_str().unwrap().to_string();
     let expires_ms = created["session"]["expires_ms"].as_i64().unwrap();
     assert_eq!(
-        upload(&server, &token, vec![("counter", plugin("counter"))]).0,
+        session_upload(&server, &token, vec![("counter", plugin("counter"))]).0,
         201
     );
     assert_eq!(
@@ -709,7 +680,7 @@ fn the_plugins_of_a_session_removed_behind_the_hosts_back_are_removed_too() {
     let server = start(&dir, POLICY, &[]);
     let (session, token) = open_session(&server, "crashy", "1h", json!({}));
     assert_eq!(
-        upload(&server, &token, vec![("counter", plugin("counter"))]).0,
+        session_upload(&server, &token, vec![("counter", plugin("counter"))]).0,
         201
     );
     let route = format!("/s/{session}/plugins/counter/x");
@@ -748,7 +719,7 @@ fn both_hosts_of_a_postgres_cluster_see_a_sessions_plugins_and_its_closing() {
     let host_b = start(&dir_b, POLICY, &args);
     let (session, token) = open_session(&host_a, "clustered", "1h", json!({}));
     assert_eq!(
-        upload(&host_a, &token, vec![("counter", plugin("counter"))]).0,
+        session_upload(&host_a, &token, vec![("counter", plugin("counter"))]).0,
         201
     );
     let route = format!("/s/{session}/plugins/counter/x");

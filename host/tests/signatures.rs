@@ -229,3 +229,40 @@ fn a_policy_that_requires_signatures_but_trusts_no_key_is_refused_by_name() {
     );
     assert_eq!(server.route("hello/").0, 200, "still serving");
 }
+
+#[test]
+fn a_session_installs_a_plugin_with_its_detached_signature_and_not_without() {
+    let (_keep, dir) = temp();
+    run(&mut capstan(&dir, &["plugin", "keygen", "k"]));
+    let line = std::fs::read_to_string(dir.join("k.pub")).unwrap();
+    let policy = format!(
+        "[defaults]\nrequire_signature = true\ntrusted_keys = [\"{}\"]\n[defaults.capabilities.routes]\n",
+        line.trim()
+    );
+    let server = start(&dir, &policy, &[]);
+    let hello = copy_plugin(&dir, "hello");
+    let sig = std::fs::read(sign_detached(&dir, "hello.wasm", "k")).unwrap();
+    let (_, token) = open_session(&server, "signed", "1h", serde_json::json!({}));
+    let wasm = std::fs::read(&hello).unwrap();
+
+    let (status, answer) = session_upload(&server, &token, vec![("hello", wasm.clone())]);
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["outcomes"][0]["refused"]["code"], "signature-missing",
+        "{answer}"
+    );
+
+    let (status, answer) = session_upload(
+        &server,
+        &token,
+        vec![("hello", wasm), ("hello.sig", sig.clone())],
+    );
+    assert_eq!(status, 201, "{answer}");
+
+    let (status, answer) = session_upload(&server, &token, vec![("other.sig", sig)]);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("other.sig"),
+        "{answer}"
+    );
+}

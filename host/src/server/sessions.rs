@@ -300,7 +300,8 @@ pub struct Outcomes {
 }
 
 /// `POST /v1/session/plugins`: a `.wasm` body, or a form with one part per plugin (any
-/// name; a part named `<name>.manifest` is the sidecar `capstan.toml` of part `<name>`).
+/// name; a part named `<name>.manifest` is the sidecar `capstan.toml` of part `<name>`,
+/// and `<name>.sig` its detached signature).
 /// Each plugin is installed on its own: 201 when all loaded, 207 when some did, 422 when
 /// none did; the body says which and why.
 pub async fn install(
@@ -367,6 +368,7 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
         };
         let mut components: Vec<(String, Vec<u8>)> = Vec::new();
         let mut manifests: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut signatures: Vec<(String, Vec<u8>)> = Vec::new();
         while let Some(field) = form
             .next_field()
             .await
@@ -378,9 +380,12 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
                 .await
                 .map_err(|e| upload_rejected(e.status(), e.body_text()))?
                 .to_vec();
-            let (list, label) = match name.strip_suffix(".manifest") {
-                Some(label) => (&mut manifests, label.to_string()),
-                None => (&mut components, name),
+            let (list, label) = if let Some(label) = name.strip_suffix(".manifest") {
+                (&mut manifests, label.to_string())
+            } else if let Some(label) = name.strip_suffix(".sig") {
+                (&mut signatures, label.to_string())
+            } else {
+                (&mut components, name)
             };
             if list.iter().any(|(held, _)| *held == label) {
                 return Err(upload_rejected(
@@ -396,17 +401,19 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
                 ));
             }
         }
-        if let Some((orphan, _)) = manifests
-            .iter()
-            .find(|(label, _)| !components.iter().any(|(c, _)| c == label))
-        {
-            return Err(upload_rejected(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "form part `{}.manifest` has no part `{0}` to go with",
-                    crate::text::escape(orphan)
-                ),
-            ));
+        for (suffix, sidecars) in [("manifest", &manifests), ("sig", &signatures)] {
+            if let Some((orphan, _)) = sidecars
+                .iter()
+                .find(|(label, _)| !components.iter().any(|(c, _)| c == label))
+            {
+                return Err(upload_rejected(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "form part `{}.{suffix}` has no part `{0}` to go with",
+                        crate::text::escape(orphan)
+                    ),
+                ));
+            }
         }
         if components.is_empty() {
             return Err(upload_rejected(
@@ -417,18 +424,17 @@ impl<S: Send + Sync> FromRequest<S> for Uploads {
         let uploads = components
             .into_iter()
             .map(|(label, wasm)| {
-                let manifest = manifests
-                    .iter()
-                    .find(|(m, _)| *m == label)
-                    .map(|(_, bytes)| bytes.clone());
-                (
-                    label,
-                    Upload {
-                        wasm,
-                        manifest,
-                        signature: None,
-                    },
-                )
+                let sidecar = |list: &[(String, Vec<u8>)]| {
+                    list.iter()
+                        .find(|(held, _)| *held == label)
+                        .map(|(_, bytes)| bytes.clone())
+                };
+                let upload = Upload {
+                    wasm,
+                    manifest: sidecar(&manifests),
+                    signature: sidecar(&signatures),
+                };
+                (label, upload)
             })
             .collect();
         Ok(Uploads(uploads))

@@ -212,3 +212,37 @@ pub fn eventually(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A session created through `server`'s admin API: (id, token).
+pub fn open_session(server: &Server, name: &str, ttl: &str, policy: Value) -> (String, String) {
+    let response = server
+        .admin(reqwest::Method::POST, "/sessions")
+        .json(&serde_json::json!({"name": name, "ttl": ttl, "policy": policy}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().unwrap();
+    (
+        created["session"]["id"].as_str().unwrap().to_string(),
+        created["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Upload `parts` (form part name, component) with a session token.
+pub fn session_upload(server: &Server, token: &str, parts: Vec<(&str, Vec<u8>)>) -> (u16, Value) {
+    let mut form = reqwest::blocking::multipart::Form::new();
+    for (name, bytes) in parts {
+        form = form.part(
+            name.to_string(),
+            reqwest::blocking::multipart::Part::bytes(bytes).file_name("p.wasm"),
+        );
+    }
+    let response = server
+        .http
+        .post(format!("{}/v1/session/plugins", server.base))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.json().unwrap())
+}
