@@ -4,7 +4,7 @@
 
 use crate::capability::wasi::{self, WasiClass};
 use crate::capability::{CapabilityId, Direction, Grants};
-use crate::consent::Consent;
+use crate::consent;
 use crate::contract;
 use crate::error::InstallError;
 use crate::inspect::{Inspection, inspect};
@@ -111,13 +111,15 @@ pub fn admit_in(
     Ok(admission)
 }
 
-/// Refuse `admission` if it would get a high-risk grant its policy's `refuse_risks` lists.
+/// Refuse `admission` if it would get a high-risk grant its policy's `refuse_risks` lists
+/// (only the risks are computed: this runs on every install and restore).
 pub fn refuse_risks(admission: &Admission) -> Result<(), InstallError> {
-    match Consent::of(admission).refused() {
+    let risks = consent::risks(&admission.grants, &admission.policy);
+    match risks.into_iter().find(|risk| risk.refused) {
         Some(risk) => Err(InstallError::RiskRefused {
             plugin: crate::sessions::local(&admission.manifest.id).to_string(),
             risk: risk.risk,
-            detail: risk.detail.clone(),
+            detail: risk.detail,
         }),
         None => Ok(()),
     }

@@ -79,11 +79,6 @@ impl Consent {
             risks: risks(&admission.grants, &admission.policy),
         }
     }
-
-    /// The first risk the policy refuses, if any.
-    pub fn refused(&self) -> Option<&Risk> {
-        self.risks.iter().find(|risk| risk.refused)
-    }
 }
 
 /// A per-capability table (`Requested`, `Allowed`, `Grants`) as a JSON object keyed by

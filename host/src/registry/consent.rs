@@ -14,10 +14,11 @@ impl Registry {
     /// The consent view of `upload` under the policy in force, installing nothing: what it
     /// requests, would get and risks, including the risks `refuse_risks` would refuse.
     pub fn review(&self, upload: &Upload) -> Result<Consent, RegistryError> {
-        let (policy, _) = self
+        let policy = self
             .policy
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .0
             .clone();
         let admission = gate::assess_in(
             upload.parts(),
