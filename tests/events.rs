@@ -376,7 +376,12 @@ fn a_lapsed_lease_frees_the_lane_for_another_host_with_the_same_event(b: &Backen
         again[0].event_id, id,
         "a redelivery carries the same event id"
     );
-    assert_eq!(again[0].attempt, 2);
+    match b.kind {
+        Kind::Sql => assert_eq!(again[0].attempt, 2),
+        // JetStream counts what its server sent, claimed or not: under load (a CI run
+        // saw 3) the count may run ahead of the claims. The event id does not change.
+        Kind::Nats => assert!(again[0].attempt >= 2, "a redelivery: {again:?}"),
+    }
     if b.kind == Kind::Sql {
         b.store
             .settle(

@@ -20,7 +20,8 @@
 //! holds per subscriber on one host (each takes one batch of it at a time) but two hosts
 //! may deliver batches of one subscriber at once, `max_in_flight` × batch bounding its
 //! unacknowledged deliveries; a retried event comes back after later ones instead of
-//! holding its lane; a batch handed back unstarted by another host counts an attempt;
+//! holding its lane; a batch handed back unstarted by another host counts an attempt, and
+//! attempts are JetStream's count of sends, which under load may run ahead of the claims;
 //! retention is the streams' age and count limits, not each plugin's (an undelivered copy
 //! is dropped after 7 days); and delivery listings show the oldest undelivered deliveries
 //! and dead letters (a delivered one is gone), those leased by other hosts as pending.
