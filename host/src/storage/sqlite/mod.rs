@@ -1,6 +1,7 @@
 //! SQLite backend: the embedded default. One file in the data directory, WAL mode,
 //! versioned migrations run at open. Writes run in `BEGIN IMMEDIATE` transactions on one
-//! connection, so read-modify-write updates and quota checks are atomic.
+//! connection, so read-modify-write updates and quota checks are atomic; plugin kv reads
+//! run on a small pool of read-only connections, so they never queue behind a write.
 
 mod config;
 mod events;
@@ -8,6 +9,7 @@ mod jobs;
 mod mcp;
 mod plugins;
 mod publishers;
+mod readers;
 mod records;
 mod secrets;
 mod sessions;
@@ -15,6 +17,8 @@ mod sql;
 mod tokens;
 
 pub use sql::SqliteSql;
+
+use readers::Readers;
 
 use super::StoreError;
 use crate::capability::Deadline;
@@ -198,7 +202,10 @@ const MIGRATIONS: &[&str] = &[
 ];
 /// State in one SQLite database file.
 pub struct SqliteStore {
+    /// The one connection that writes (and reads everything but plugin kv).
     conn: Mutex<Connection>,
+    /// Read-only connections for plugin kv reads; none for an in-memory database.
+    readers: Readers,
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -214,7 +221,11 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        // Opened after the migrations, so every reader sees the current schema.
+        store.readers = Readers::open(path, BUSY_TIMEOUT)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        Ok(store)
     }
 
     /// A private in-memory database (tests).
@@ -227,11 +238,24 @@ impl SqliteStore {
         migrate(&mut conn).map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers: Readers::none(),
         })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection for a read that needs no write lock: a pooled reader, or the writer
+    /// when there is no pool (an in-memory database).
+    fn reader_within(&self, deadline: Deadline) -> Result<Reader<'_>, StoreError> {
+        if deadline.passed() {
+            return Err(StoreError::DeadlinePassed);
+        }
+        match self.readers.take() {
+            Some(reader) => Ok(Reader::Pooled(reader)),
+            None => self.conn_within(deadline).map(Reader::Writer),
+        }
     }
 
     /// The connection, waiting for the database file's lock no longer than `deadline`.
@@ -274,36 +298,30 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 fn read_usage(conn: &Connection, namespace: &str) -> rusqlite::Result<Usage> {
-    conn.query_row(
-        "SELECT keys, bytes FROM kv_usage WHERE namespace = ?1",
-        [namespace],
-        |row| {
+    conn.prepare_cached("SELECT keys, bytes FROM kv_usage WHERE namespace = ?1")?
+        .query_row([namespace], |row| {
             Ok(Usage {
                 keys: row.get::<_, i64>(0)? as u64,
                 bytes: row.get::<_, i64>(1)? as u64,
             })
-        },
-    )
-    .optional()
-    .map(Option::unwrap_or_default)
+        })
+        .optional()
+        .map(Option::unwrap_or_default)
 }
 
 fn write_usage(conn: &Connection, namespace: &str, usage: Usage) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO kv_usage (namespace, keys, bytes) VALUES (?1, ?2, ?3)
          ON CONFLICT (namespace) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
-        params![namespace, usage.keys as i64, usage.bytes as i64],
-    )
+    )?
+    .execute(params![namespace, usage.keys as i64, usage.bytes as i64])
     .map(drop)
 }
 
 fn read_value(conn: &Connection, namespace: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row(
-        "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
-        [namespace, key],
-        |row| row.get(0),
-    )
-    .optional()
+    conn.prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
+        .query_row([namespace, key], |row| row.get(0))
+        .optional()
 }
 
 /// The connection lent to one plugin call: lock waits end at its deadline, and the
@@ -332,6 +350,23 @@ impl Drop for Bounded<'_> {
     }
 }
 
+/// The connection a read runs on.
+enum Reader<'a> {
+    Pooled(MutexGuard<'a, Connection>),
+    Writer(Bounded<'a>),
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Writer(conn) => conn,
+        }
+    }
+}
+
 impl KvStore for SqliteStore {
     fn get(
         &self,
@@ -339,7 +374,7 @@ impl KvStore for SqliteStore {
         key: &str,
         deadline: Deadline,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = self.conn_within(deadline)?;
+        let conn = self.reader_within(deadline)?;
         read_value(&conn, namespace, key).map_err(backend_or_busy(deadline))
     }
 
@@ -350,10 +385,8 @@ impl KvStore for SqliteStore {
             let Some(old) = read_value(&tx, namespace, key)? else {
                 return Ok(false);
             };
-            tx.execute(
-                "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
-                [namespace, key],
-            )?;
+            tx.prepare_cached("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")?
+                .execute([namespace, key])?;
             let usage = read_usage(&tx, namespace)?.after_delete(key, old.len());
             write_usage(&tx, namespace, usage)?;
             tx.commit()?;
@@ -371,7 +404,7 @@ impl KvStore for SqliteStore {
         deadline: Deadline,
     ) -> Result<KeyPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let conn = self.conn_within(deadline)?;
+        let conn = self.reader_within(deadline)?;
         // Byte-exact prefix match: compare the key's leading bytes as a BLOB (LIKE folds
         // ASCII case, and text functions stop at NUL); `key >= ?2` lets the index seek.
         let listed = conn
@@ -412,11 +445,11 @@ impl KvStore for SqliteStore {
                 value.len(),
                 quota,
             )?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-                params![namespace, key, value],
             )
+            .and_then(|mut insert| insert.execute(params![namespace, key, value]))
             .map_err(backend)?;
             write_usage(&tx, namespace, usage).map_err(backend)?;
             tx.commit().map_err(backend_or_busy(deadline))?;
@@ -460,5 +493,51 @@ mod tests {
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(reopened.schema_version().unwrap(), MIGRATIONS.len());
         assert_eq!(reopened.get("p", "k", soon).unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn kv_reads_do_not_wait_behind_a_write_and_see_it_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+        let quota = Quota {
+            max_keys: 10,
+            max_bytes: 100,
+        };
+        let soon = Deadline::after(Duration::from_secs(30));
+        store.set("p", "old", b"1", quota, soon).unwrap();
+        // Another process holds the file's write lock, so the store's write waits on it,
+        // holding the writer connection.
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let writing = std::thread::spawn({
+            let store = store.clone();
+            move || store.set("p", "new", b"2", quota, soon)
+        });
+        while store.conn.try_lock().is_ok() {
+            std::thread::yield_now();
+        }
+        assert_eq!(store.get("p", "old", soon).unwrap(), Some(b"1".to_vec()));
+        assert_eq!(
+            store.list_keys("p", "", None, 10, soon).unwrap().keys,
+            vec!["old".to_string()]
+        );
+        // Only now is the file lock released: the write was waiting all along, and a
+        // read that queued behind it would have outlived its busy timeout.
+        blocker.execute_batch("COMMIT").unwrap();
+        writing.join().unwrap().unwrap();
+        assert_eq!(store.get("p", "new", soon).unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn an_in_memory_store_reads_through_its_one_connection() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let quota = Quota {
+            max_keys: 10,
+            max_bytes: 100,
+        };
+        let soon = Deadline::after(Duration::from_secs(5));
+        store.set("p", "k", b"v", quota, soon).unwrap();
+        assert_eq!(store.get("p", "k", soon).unwrap(), Some(b"v".to_vec()));
     }
 }
