@@ -1,11 +1,12 @@
 //! PostgreSQL backend (tokio-postgres with a deadpool pool), for several hosts sharing
-//! one state. Writes lock the namespace's usage row (`FOR UPDATE`), so read-modify-write
-//! updates and quota checks are atomic across connections and hosts. Migrations are
+//! one state. Kv writes lock the namespace's usage row, so read-modify-write updates and
+//! quota checks are atomic across connections and hosts. Migrations are
 //! versioned and serialised by an advisory lock so hosts starting together agree.
 
 mod config;
 mod events;
 mod jobs;
+mod kv;
 mod mcp;
 mod plugins;
 mod publishers;
@@ -19,8 +20,6 @@ pub use sql::PostgresSql;
 
 use super::StoreError;
 use crate::capability::Deadline;
-use crate::capability::kv::{KeyPage, KvStore, MAX_PAGE, Quota, Update, Updated, Usage, page};
-use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
 use std::str::FromStr;
@@ -413,147 +412,4 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreErro
         .map_err(backend)?;
     }
     tx.commit().await.map_err(backend)
-}
-
-/// Lock the namespace's usage row (creating it) and return its usage.
-async fn lock_usage(client: &impl GenericClient, namespace: &str) -> Result<Usage, StoreError> {
-    client
-        .execute(
-            "INSERT INTO kv_usage (namespace, keys, bytes) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING",
-            &[&namespace],
-        )
-        .await
-        .map_err(backend)?;
-    let row = client
-        .query_one(
-            "SELECT keys, bytes FROM kv_usage WHERE namespace = $1 FOR UPDATE",
-            &[&namespace],
-        )
-        .await
-        .map_err(backend)?;
-    Ok(Usage {
-        keys: row.get::<_, i64>(0) as u64,
-        bytes: row.get::<_, i64>(1) as u64,
-    })
-}
-
-async fn write_usage(
-    client: &impl GenericClient,
-    namespace: &str,
-    usage: Usage,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE kv_usage SET keys = $2, bytes = $3 WHERE namespace = $1",
-            &[&namespace, &(usage.keys as i64), &(usage.bytes as i64)],
-        )
-        .await
-        .map(drop)
-        .map_err(backend)
-}
-
-async fn read_value(
-    client: &impl GenericClient,
-    namespace: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT value FROM kv WHERE namespace = $1 AND key = $2",
-            &[&namespace, &key],
-        )
-        .await
-        .map_err(backend)?;
-    Ok(row.map(|row| row.get(0)))
-}
-
-impl KvStore for PostgresStore {
-    fn get(
-        &self,
-        namespace: &str,
-        key: &str,
-        deadline: Deadline,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.within(deadline, async |client| {
-            read_value(&*client, namespace, key).await
-        })
-    }
-
-    fn delete(&self, namespace: &str, key: &str, deadline: Deadline) -> Result<bool, StoreError> {
-        self.within(deadline, async |client| {
-            let tx = client.transaction().await.map_err(backend)?;
-            let usage = lock_usage(&tx, namespace).await?;
-            let Some(old) = read_value(&tx, namespace, key).await? else {
-                return Ok(false);
-            };
-            tx.execute(
-                "DELETE FROM kv WHERE namespace = $1 AND key = $2",
-                &[&namespace, &key],
-            )
-            .await
-            .map_err(backend)?;
-            write_usage(&tx, namespace, usage.after_delete(key, old.len())).await?;
-            tx.commit().await.map_err(backend)?;
-            Ok(true)
-        })
-    }
-
-    fn list_keys(
-        &self,
-        namespace: &str,
-        prefix: &str,
-        cursor: Option<&str>,
-        limit: u32,
-        deadline: Deadline,
-    ) -> Result<KeyPage, StoreError> {
-        let limit = limit.clamp(1, MAX_PAGE) as usize;
-        self.within(deadline, async |client| {
-            // `key` is COLLATE "C", so `>=` seeks and starts_with compares bytes.
-            let rows = client
-                .query(
-                    "SELECT key FROM kv WHERE namespace = $1 AND key >= $2 AND starts_with(key, $2)
-                       AND key > $3
-                     ORDER BY key LIMIT $4",
-                    &[
-                        &namespace,
-                        &prefix,
-                        &cursor.unwrap_or(""),
-                        &(limit as i64 + 1),
-                    ],
-                )
-                .await
-                .map_err(backend)?;
-            Ok(page(rows.iter().map(|row| row.get(0)).collect(), limit))
-        })
-    }
-
-    fn update(
-        &self,
-        namespace: &str,
-        key: &str,
-        update: Update<'_>,
-        quota: Quota,
-        deadline: Deadline,
-    ) -> Result<Updated, StoreError> {
-        self.within(deadline, async |client| {
-            let tx = client.transaction().await.map_err(backend)?;
-            let usage = lock_usage(&tx, namespace).await?;
-            let current = read_value(&tx, namespace, key).await?;
-            let (next, outcome) = update.apply(key, current.as_deref())?;
-            if let Some(value) = next {
-                let usage =
-                    usage.after_put(key, current.as_ref().map(Vec::len), value.len(), quota)?;
-                tx.execute(
-                    "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-                    &[&namespace, &key, &value],
-                )
-                .await
-                .map_err(backend)?;
-                write_usage(&tx, namespace, usage).await?;
-                tx.commit().await.map_err(backend)?;
-            }
-            Ok(outcome)
-        })
-    }
 }
