@@ -2,14 +2,17 @@
 //! address is blocked, and hands reqwest exactly the addresses it checked (no DNS
 //! rebinding window). Redirects are followed here, each hop re-checked, at most
 //! [`MAX_REDIRECTS`]. One deadline covers the whole exchange; bodies are size-capped.
+//! Each grant keeps its own client, so its connections (and TLS sessions) are reused
+//! across requests but never shared with another plugin, range set or client identity.
 
 use super::is_transport_header;
 use super::network::blocked_range;
 use super::pattern::HostPattern;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use url::{Host, Url};
 
@@ -31,8 +34,13 @@ impl Resolver for SystemResolver {
     }
 }
 
+/// Clients kept at once; past it they are all dropped and made again as needed.
+const MAX_CLIENTS: usize = 256;
+
 /// What a request may reach: manifest patterns, policy patterns, opened ranges, caps.
 pub struct Rules<'a> {
+    /// The plugin whose grant this is: its connections are its own.
+    pub plugin: &'a str,
     pub wanted: &'a [HostPattern],
     pub allowed: &'a [HostPattern],
     pub open_networks: &'a [IpNet],
@@ -46,7 +54,22 @@ pub struct Outgoing {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
-    pub identity: Option<reqwest::Identity>,
+    pub identity: Option<ClientCert>,
+}
+
+/// An mTLS client identity and the SHA-256 of the PEM it was read from, which tells
+/// identities apart without keeping their keys around.
+pub struct ClientCert {
+    pub identity: reqwest::Identity,
+    pub pem_sha256: [u8; 32],
+}
+
+/// What a kept client was built for: a request reuses it only when all of it matches.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    plugin: String,
+    open_networks: Vec<IpNet>,
+    identity: Option<[u8; 32]>,
 }
 
 /// The final response.
@@ -119,6 +142,8 @@ pub struct Outbound {
     resolver: Arc<dyn Resolver>,
     /// Trust roots added to the public web roots (an operator's internal CA).
     extra_roots: Vec<reqwest::Certificate>,
+    /// One client (and so one connection pool) per grant and client identity.
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
     /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -134,6 +159,7 @@ impl Outbound {
         Ok(Outbound {
             resolver,
             extra_roots: Vec::new(),
+            clients: Mutex::new(HashMap::new()),
             runtime: Some(runtime),
         })
     }
@@ -178,11 +204,21 @@ impl Outbound {
         }
     }
 
-    async fn exchange(
+    /// The kept client for `rules`' grant and `identity`, built on first use.
+    fn client(
         &self,
-        request: Outgoing,
         rules: &Rules<'_>,
-    ) -> Result<Incoming, OutboundError> {
+        identity: Option<ClientCert>,
+    ) -> Result<reqwest::Client, OutboundError> {
+        let key = ClientKey {
+            plugin: rules.plugin.to_string(),
+            open_networks: rules.open_networks.to_vec(),
+            identity: identity.as_ref().map(|cert| cert.pem_sha256),
+        };
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -190,8 +226,8 @@ impl Outbound {
                 inner: self.resolver.clone(),
                 open_networks: rules.open_networks.to_vec(),
             }));
-        if let Some(identity) = request.identity {
-            builder = builder.identity(identity);
+        if let Some(cert) = identity {
+            builder = builder.identity(cert.identity);
         }
         for root in &self.extra_roots {
             builder = builder.add_root_certificate(root.clone());
@@ -199,6 +235,19 @@ impl Outbound {
         let client = builder
             .build()
             .map_err(|e| OutboundError::Failed(e.to_string()))?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    async fn exchange(
+        &self,
+        request: Outgoing,
+        rules: &Rules<'_>,
+    ) -> Result<Incoming, OutboundError> {
+        let client = self.client(rules, request.identity)?;
         let mut url = Url::parse(&request.url).map_err(|e| {
             OutboundError::InvalidInput(format!("invalid URL `{}`: {e}", request.url))
         })?;
@@ -377,6 +426,89 @@ mod tests {
         let map = clean_headers(&headers).unwrap();
         assert_eq!(map.len(), 1);
         assert_eq!(map["accept"], "text/plain");
+    }
+
+    /// A keep-alive HTTP/1.1 server answering `ok` that counts the connections it accepts.
+    fn counting_server() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => {
+                                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                                if stream.write_all(answer.as_bytes()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    fn get(address: SocketAddr) -> Outgoing {
+        Outgoing {
+            method: reqwest::Method::GET,
+            url: format!("http://{address}/"),
+            headers: Vec::new(),
+            body: None,
+            identity: None,
+        }
+    }
+
+    #[test]
+    fn a_grant_reuses_its_connection_and_another_plugin_gets_its_own() {
+        let (address, accepted) = counting_server();
+        let outbound = Outbound::new(Arc::new(SystemResolver)).unwrap();
+        let patterns = [HostPattern::parse("http://127.0.0.1:*").unwrap()];
+        let loopback: [IpNet; 1] = ["127.0.0.0/8".parse().unwrap()];
+        let rules = |plugin| Rules {
+            plugin,
+            wanted: &patterns,
+            allowed: &patterns,
+            open_networks: &loopback,
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 1024,
+        };
+        for _ in 0..3 {
+            let answer = outbound.send(get(address), &rules("one")).unwrap();
+            assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one plugin's requests share a connection"
+        );
+        outbound.send(get(address), &rules("two")).unwrap();
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "another plugin never rides the first one's connection"
+        );
+        let narrower = Rules {
+            open_networks: &[],
+            ..rules("one")
+        };
+        let refused = outbound.send(get(address), &narrower).unwrap_err();
+        assert!(
+            matches!(&refused, OutboundError::Denied(why) if why.contains("blocked range")),
+            "a grant without the range is refused, kept connection or not: {refused:?}"
+        );
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! checked client under the call's deadline, and one audit record per request.
 
 use super::Grant;
-use super::client::{Outbound, OutboundError, Outgoing, Rules, origin};
+use super::client::{ClientCert, Outbound, OutboundError, Outgoing, Rules, origin};
 use crate::audit::AuditKind;
 use crate::bindings::capstan::plugin::http::{Host, Method, Request, Response};
 use crate::bindings::capstan::plugin::types::Error;
 use crate::capability::log::Redactions;
 use crate::capability::{CallScope, CapabilityId, secrets};
+use sha2::Digest;
 use std::time::{Duration, Instant};
 
 /// The granted outbound client, seen from one call.
@@ -35,7 +36,7 @@ fn method(method: Method) -> reqwest::Method {
 
 impl HttpHost<'_> {
     /// The mTLS identity held in granted secret `name`.
-    fn client_identity(&mut self, name: &str) -> Result<reqwest::Identity, Error> {
+    fn client_identity(&mut self, name: &str) -> Result<ClientCert, Error> {
         let plugin = self.scope.plugin;
         if !self.secrets_grant.is_some_and(|g| g.names.contains(name)) {
             return Err(Error::Denied(format!(
@@ -51,10 +52,14 @@ impl HttpHost<'_> {
             }
         };
         self.redactions.add(&pem);
-        reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
+        let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
             Error::InvalidInput(format!(
                 "secret `{name}` is not a PEM certificate and private key"
             ))
+        })?;
+        Ok(ClientCert {
+            identity,
+            pem_sha256: sha2::Sha256::digest(pem.as_bytes()).into(),
         })
     }
 }
@@ -96,6 +101,7 @@ impl Host for HttpHost<'_> {
             .unwrap_or(grant.timeout_ms)
             .min(grant.timeout_ms);
         let rules = Rules {
+            plugin: scope.plugin,
             wanted: &grant.wanted,
             allowed: &grant.allowed,
             open_networks: &grant.allow_networks,
