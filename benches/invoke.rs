@@ -1,7 +1,8 @@
 //! Invocation cost: a fresh-instance call of `hello`, and the cost of one kv host call and
 //! of one SQL point query or upsert on each backend, derived from a request making N such
 //! calls against a no-op request of the same plugin measured in the same run (per call =
-//! (op-N − noop) / N).
+//! (op-N − noop) / N); and one call making N outbound HTTP requests to a local keep-alive
+//! server (the `http-probe` plugin).
 //!
 //! Run: `scripts/build-plugins && cargo bench --bench invoke`. PostgreSQL is included when
 //! CAPSTAN_TEST_DATABASE_URL is set (the bench uses, then drops, its own schema).
@@ -158,5 +159,72 @@ fn kv_backends(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fresh_instance, kv_backends);
+/// Resolves every name to 127.0.0.1.
+struct Loopback;
+
+impl capstan_host::capability::http::Resolver for Loopback {
+    fn resolve(&self, _host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(vec![std::net::Ipv4Addr::LOCALHOST.into()])
+    }
+}
+
+/// A keep-alive HTTP/1.1 server on 127.0.0.1 answering `ok`; its port.
+fn local_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n"
+                        && stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .is_err()
+                    {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// HTTP requests per measured call.
+const HTTP_CALLS: u32 = 10;
+
+fn outbound_http(c: &mut Criterion) {
+    let port = local_server();
+    let outbound =
+        capstan_host::capability::http::Outbound::new(Arc::new(Loopback)).expect("outbound client");
+    let (services, _audit, _logs) = Services::in_memory_with(Arc::new(outbound));
+    let runtime = Runtime::new(services).expect("runtime");
+    let policy = Policy::parse(
+        "[defaults.capabilities.routes]\n[defaults.log]\nlevel = \"error\"\n\
+         [plugins.http-probe.capabilities.http]\nhosts = [\"http://good.test:*\"]\n\
+         allow_networks = [\"127.0.0.0/8\"]\n",
+    )
+    .expect("policy");
+    let probe = runtime
+        .load(&plugin_bytes("hostile_http_probe"), None, &policy)
+        .expect("load");
+    let mut group = c.benchmark_group("outbound http");
+    group.sample_size(20);
+    for times in [1, HTTP_CALLS] {
+        let request = get("/", &format!("url=http://good.test:{port}/&times={times}"));
+        let answer = probe.handle(&request).expect("call");
+        let body = String::from_utf8_lossy(&answer.body);
+        assert!(body.contains("\"status\":200"), "{body}");
+        group.bench_function(format!("requests x{times}"), |b| {
+            b.iter(|| black_box(probe.handle(&request).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fresh_instance, kv_backends, outbound_http);
 criterion_main!(benches);
