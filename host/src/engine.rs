@@ -11,11 +11,38 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// Interval between epoch ticks; deadlines are enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Component instances the pool holds at once (across all plugins).
+/// Component instances a server's pool holds at once (across all plugins).
 pub const POOL_COMPONENT_INSTANCES: u32 = 256;
 
-/// Freed instance slots decommitted together (see `benches/route-vs-native`).
-const DECOMMIT_BATCH: usize = 32;
+/// How many instances an engine's pool holds at once. The pool reserves address space for
+/// every slot up front, so a process that runs one plugin asks for a small one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    pub component_instances: u32,
+    /// Core instances per component instance: a CPython component needs 33.
+    pub core_per_component: u32,
+    /// Freed slots decommitted together: one madvise (and one cross-CPU TLB shootdown)
+    /// per batch instead of per call lifted plugin-route throughput by ~30%
+    /// (`benches/route-vs-native`). A pool smaller than a batch would run dry with its
+    /// slots queued and take an error-and-flush detour on most calls.
+    pub decommit_batch: usize,
+}
+
+impl PoolSize {
+    /// A server's pool: many plugins, many calls at once.
+    pub const SERVER: PoolSize = PoolSize {
+        component_instances: POOL_COMPONENT_INSTANCES,
+        core_per_component: 8,
+        decommit_batch: 32,
+    };
+    /// One plugin called one call at a time (`capstan run`): a few gigabytes of address
+    /// space instead of terabytes, so it also runs under valgrind.
+    pub const ONE_PLUGIN: PoolSize = PoolSize {
+        component_instances: 4,
+        core_per_component: 64,
+        decommit_batch: 1,
+    };
+}
 
 /// The settings compiled code depends on: the engine that runs plugins and the one a
 /// compile child uses must agree on them, or an artifact would not load.
@@ -35,17 +62,16 @@ pub fn build_compiler() -> anyhow::Result<Engine> {
         .map_err(|e| anyhow::anyhow!("cannot build the compiling engine: {e:#}"))
 }
 
-/// Build the engine every plugin of this host runs in.
-pub fn build_engine() -> anyhow::Result<Engine> {
+/// Build the engine plugins run in, with a pool of `size`.
+pub fn build_engine(size: PoolSize) -> anyhow::Result<Engine> {
+    let instances = size.component_instances;
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
-        .total_core_instances(POOL_COMPONENT_INSTANCES * 8)
-        .total_memories(POOL_COMPONENT_INSTANCES * 2)
-        .total_tables(POOL_COMPONENT_INSTANCES * 4)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * size.core_per_component)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
         .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
-        // Return freed slots to the kernel in batches: one madvise (and one cross-CPU TLB
-        // shootdown) per batch instead of per call lifted plugin-route throughput by ~30%.
-        .decommit_batch_size(DECOMMIT_BATCH);
+        .decommit_batch_size(size.decommit_batch);
     let mut config = code_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot build the wasmtime engine: {e:#}"))
@@ -113,7 +139,10 @@ mod tests {
             .unwrap();
         // SAFETY: an artifact this process just produced.
         let loaded = unsafe {
-            wasmtime::component::Component::deserialize(&build_engine().unwrap(), &artifact)
+            wasmtime::component::Component::deserialize(
+                &build_engine(PoolSize::SERVER).unwrap(),
+                &artifact,
+            )
         };
         assert!(loaded.is_ok(), "{:?}", loaded.err());
     }

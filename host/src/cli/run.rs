@@ -3,6 +3,7 @@
 use super::PluginArgs;
 use crate::capability::http::Outbound;
 use crate::capability::jobs::RunHandle;
+use crate::engine::PoolSize;
 use crate::runtime::Request;
 use crate::runtime::{Caller, Plugin, RunContext, Runtime, Services, next_call_id};
 use crate::text::{escape, escape_block};
@@ -42,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(dir) => super::state::open(dir)?,
         None => Services::in_memory_with(std::sync::Arc::new(Outbound::from_env()?)).0,
     };
-    let runtime = Runtime::new(services)?;
+    let runtime = Runtime::sized(services, PoolSize::ONE_PLUGIN)?;
     let plugin = match runtime.load(&bytes, sidecar.as_deref(), &policy) {
         Ok(plugin) => plugin,
         Err(error) => {

@@ -21,7 +21,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
 use crate::capability::http::{Outbound, SystemResolver};
 use crate::capability::log::{LogSink, MemoryLogs};
 use crate::capability::{self, Denials, Grants, Verdict};
-use crate::engine::{EpochTicker, build_engine};
+use crate::engine::{EpochTicker, PoolSize, build_engine};
 use crate::error::InstallError;
 use crate::gate::{self, Admission};
 use crate::policy::{Effective, Policy};
@@ -97,6 +97,7 @@ pub struct PluginContext {
 /// compiled components.
 pub struct Runtime {
     engine: Engine,
+    pool: PoolSize,
     services: Services,
     artifacts: Option<ArtifactCache>,
     compiler: Compiler,
@@ -105,12 +106,18 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime with its own engine, compiling every component it loads.
+    /// A runtime with its own engine (a server's pool), compiling every component it loads.
     pub fn new(services: Services) -> anyhow::Result<Runtime> {
-        let engine = build_engine()?;
+        Runtime::sized(services, PoolSize::SERVER)
+    }
+
+    /// A runtime whose engine's pool holds `pool`.
+    pub fn sized(services: Services, pool: PoolSize) -> anyhow::Result<Runtime> {
+        let engine = build_engine(pool)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Runtime {
             engine,
+            pool,
             services,
             artifacts: None,
             compiler: Compiler::InProcess,
@@ -146,7 +153,7 @@ impl Runtime {
         self.engine.pooling_allocator_metrics().map(|pool| {
             (
                 pool.component_instances(),
-                u64::from(crate::engine::POOL_COMPONENT_INSTANCES),
+                u64::from(self.pool.component_instances),
             )
         })
     }
