@@ -458,3 +458,68 @@ macro_rules! conformance {
 }
 
 conformance!(memory, sqlite, postgres);
+
+/// On PostgreSQL a kv write holds its namespace's usage row locked until it commits or
+/// rolls back. A write refused for its quota, a non-integer increment, a compare-and-swap
+/// that does not match and a delete of a missing key all end without writing: each must
+/// still release that lock, or a second host writing the namespace would wait on a
+/// connection idling in its transaction until its deadline.
+#[test]
+fn postgres_kv_writes_that_write_nothing_release_the_namespace_for_another_host() {
+    let Some(url) = support::postgres_url() else {
+        return;
+    };
+    let schema = support::unique_schema();
+    let first = PostgresStore::connect(&url, Some(&schema)).unwrap();
+    let second = PostgresStore::connect(&url, Some(&schema)).unwrap();
+    let one_key = Quota {
+        max_keys: 1,
+        max_bytes: 1 << 20,
+    };
+    let brief = || capstan_host::capability::Deadline::after(Duration::from_secs(3));
+    first.set("ns", "text", b"abc", one_key, soon()).unwrap();
+    let attempts: [(&str, Box<dyn Fn() -> bool>); 4] = [
+        (
+            "over quota",
+            Box::new(|| {
+                matches!(
+                    first.set("ns", "second-key", b"x", one_key, soon()),
+                    Err(StoreError::QuotaExceeded(_))
+                )
+            }),
+        ),
+        (
+            "not an integer",
+            Box::new(|| {
+                matches!(
+                    first.increment("ns", "text", 1, one_key, soon()),
+                    Err(StoreError::NotAnInteger(_))
+                )
+            }),
+        ),
+        (
+            "compare-and-swap mismatch",
+            Box::new(|| {
+                first.compare_and_swap("ns", "text", Some(b"no"), b"new", one_key, soon())
+                    == Ok(false)
+            }),
+        ),
+        (
+            "delete of a missing key",
+            Box::new(|| first.delete("ns", "missing", soon()) == Ok(false)),
+        ),
+    ];
+    for (n, (what, attempt)) in attempts.iter().enumerate() {
+        assert!(attempt(), "{what}: refused or a no-op as expected");
+        let value = format!("from the second host {n}");
+        second
+            .set("ns", "text", value.as_bytes(), one_key, brief())
+            .unwrap_or_else(|e| panic!("after {what}, the second host's write: {e}"));
+        assert_eq!(
+            first.get("ns", "text", soon()).unwrap(),
+            Some(value.into_bytes()),
+            "after {what}, the first host sees the second's write"
+        );
+    }
+    first.drop_schema(&schema).expect("dropping test schema");
+}
