@@ -478,36 +478,26 @@ fn postgres_kv_writes_that_write_nothing_release_the_namespace_for_another_host(
     };
     let brief = || capstan_host::capability::Deadline::after(Duration::from_secs(3));
     first.set("ns", "text", b"abc", one_key, soon()).unwrap();
-    let attempts: [(&str, Box<dyn Fn() -> bool>); 4] = [
-        (
-            "over quota",
-            Box::new(|| {
-                matches!(
-                    first.set("ns", "second-key", b"x", one_key, soon()),
-                    Err(StoreError::QuotaExceeded(_))
-                )
-            }),
-        ),
-        (
-            "not an integer",
-            Box::new(|| {
-                matches!(
-                    first.increment("ns", "text", 1, one_key, soon()),
-                    Err(StoreError::NotAnInteger(_))
-                )
-            }),
-        ),
-        (
-            "compare-and-swap mismatch",
-            Box::new(|| {
-                first.compare_and_swap("ns", "text", Some(b"no"), b"new", one_key, soon())
-                    == Ok(false)
-            }),
-        ),
-        (
-            "delete of a missing key",
-            Box::new(|| first.delete("ns", "missing", soon()) == Ok(false)),
-        ),
+    let over_quota = || {
+        matches!(
+            first.set("ns", "second-key", b"x", one_key, soon()),
+            Err(StoreError::QuotaExceeded(_))
+        )
+    };
+    let not_an_integer = || {
+        matches!(
+            first.increment("ns", "text", 1, one_key, soon()),
+            Err(StoreError::NotAnInteger(_))
+        )
+    };
+    let mismatch =
+        || first.compare_and_swap("ns", "text", Some(b"no"), b"new", one_key, soon()) == Ok(false);
+    let missing = || first.delete("ns", "missing", soon()) == Ok(false);
+    let attempts: [(&str, &dyn Fn() -> bool); 4] = [
+        ("over quota", &over_quota),
+        ("not an integer", &not_an_integer),
+        ("compare-and-swap mismatch", &mismatch),
+        ("delete of a missing key", &missing),
     ];
     for (n, (what, attempt)) in attempts.iter().enumerate() {
         assert!(attempt(), "{what}: refused or a no-op as expected");
