@@ -151,3 +151,25 @@ fn a_looping_call_does_not_block_other_plugins() {
         ));
     });
 }
+
+/// The pool resets a freed memory in place (up to 64 KiB of the pages a call dirtied stay
+/// resident, the rest go back to the kernel), so a call scans all of its linear memory for
+/// what the calls before it left: none of the marked words survives, a few pages' worth or
+/// 2 MiB, while the call that wrote them sees every one.
+#[test]
+fn a_call_finds_nothing_that_an_earlier_call_left_in_memory() {
+    let host = TestHost::new();
+    let plugin = host.load("hostile_misbehave", &misbehave_policy(""));
+    let count = |path: String| -> usize {
+        let response = plugin.handle(&get(&path)).unwrap();
+        text(&response.body).parse().unwrap()
+    };
+    for round in 0..4 {
+        for kib in [16, 2048] {
+            let tag = format!("left-behind-{round}-{kib}");
+            let seen = count(format!("/leave?tag={tag}&kib={kib}"));
+            assert!(seen >= kib * 1024 / 8, "{tag}: the writer saw only {seen}");
+            assert_eq!(count(format!("/find?tag={tag}")), 0, "{tag}");
+        }
+    }
+}

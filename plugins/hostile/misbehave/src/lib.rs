@@ -15,6 +15,33 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1).wrapping_add(frame[31])
 }
 
+/// The word `/leave` writes for `tag`: a hash, so the bytes of the tag itself (which are
+/// in memory as the query) never match it.
+fn tag_word(request: &Request) -> u64 {
+    let tag = request.query_param("tag").unwrap_or_default();
+    tag.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    }) ^ 0x9e37_79b9_7f4a_7c15
+}
+
+/// Aligned words equal to `word` anywhere in this instance's linear memory.
+#[cfg(target_arch = "wasm32")]
+fn words_in_memory(word: u64) -> usize {
+    let end = core::arch::wasm32::memory_size(0) * 65536;
+    (8..end)
+        .step_by(8)
+        // SAFETY: every aligned address below the memory's size is readable in wasm; the
+        // read is volatile so the scan is not optimised away on what Rust cannot see.
+        .filter(|&address| unsafe { core::ptr::read_volatile(address as *const u64) } == word)
+        .count()
+}
+
+/// Outside wasm there is no linear memory to scan.
+#[cfg(not(target_arch = "wasm32"))]
+fn words_in_memory(_word: u64) -> usize {
+    0
+}
+
 impl Plugin for Misbehave {
     fn handle(request: Request) -> Result<Response, Error> {
         Ok(match request.path.as_str() {
@@ -31,6 +58,19 @@ impl Plugin for Misbehave {
                 }
             }
             "/recursion" => Response::text(200, recurse(0).to_string()),
+            // Leaves `kib` KiB of words derived from `tag` behind, answering how many of
+            // them this call's own scan sees; `/find` answers how many a later call sees.
+            "/leave" => {
+                let kib: usize = request
+                    .query_param("kib")
+                    .and_then(|kib| kib.parse().ok())
+                    .unwrap_or(1024);
+                let left = black_box(vec![tag_word(&request); kib * 1024 / 8]);
+                let seen = words_in_memory(tag_word(&request));
+                drop(left);
+                Response::text(200, seen.to_string())
+            }
+            "/find" => Response::text(200, words_in_memory(tag_word(&request)).to_string()),
             "/log-flood" => {
                 for i in 0..100_000 {
                     capstan_guest::info!("flood line {i} {}", "x".repeat(200));
