@@ -15,7 +15,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+
+#[path = "peers-kit/timing.rs"]
+mod timing;
+use timing::median_ns;
 
 /// The value following `flag` on the command line (cargo adds its own `--bench`).
 fn arg(flag: &str) -> Option<String> {
@@ -36,24 +39,6 @@ fn answer(op: &str, input: &[u8]) -> String {
         "count-vowels" => format!("{{\"count\":{}}}", count_vowels(input)),
         _ => "done".into(),
     }
-}
-
-/// The median, over `batches` batches of `calls` calls of `call`, of nanoseconds per call.
-fn median_ns(calls: u32, batches: u32, mut call: impl FnMut()) -> f64 {
-    for _ in 0..calls.min(200) {
-        call();
-    }
-    let mut per_call: Vec<f64> = (0..batches)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..calls {
-                call();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(calls)
-        })
-        .collect();
-    per_call.sort_by(f64::total_cmp);
-    per_call[per_call.len() / 2]
 }
 
 /// The `bench` plugin on a server-sized runtime, granted only its routes.

@@ -7,25 +7,10 @@
 
 use extism::{CompiledPlugin, Plugin, PluginBuilder, Wasm};
 use std::hint::black_box;
-use std::time::Instant;
 
-/// The median, over `batches` batches of `calls` calls of `call`, of nanoseconds per call.
-fn median_ns(calls: u32, batches: u32, mut call: impl FnMut()) -> f64 {
-    for _ in 0..calls.min(200) {
-        call();
-    }
-    let mut per_call: Vec<f64> = (0..batches)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..calls {
-                call();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(calls)
-        })
-        .collect();
-    per_call.sort_by(f64::total_cmp);
-    per_call[per_call.len() / 2]
-}
+#[path = "../../timing.rs"]
+mod timing;
+use timing::median_ns;
 
 /// One call of `function`, its answer read and dropped.
 fn call(plugin: &mut Plugin, function: &str, input: &[u8]) {
