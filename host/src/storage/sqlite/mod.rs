@@ -247,13 +247,23 @@ impl SqliteStore {
     }
 
     /// A connection for a read that needs no write lock: a pooled reader, or the writer
-    /// when there is no pool (an in-memory database).
+    /// when there is no pool (an in-memory database). Either waits for a lock on the file
+    /// no longer than `deadline`.
     fn reader_within(&self, deadline: Deadline) -> Result<Reader<'_>, StoreError> {
         if deadline.passed() {
             return Err(StoreError::DeadlinePassed);
         }
         match self.readers.take() {
-            Some(reader) => Ok(Reader::Pooled(reader)),
+            Some(reader) => {
+                let left = deadline.remaining();
+                if left.is_zero() {
+                    return Err(StoreError::DeadlinePassed);
+                }
+                reader
+                    .busy_timeout(left.min(BUSY_TIMEOUT))
+                    .map_err(backend)?;
+                Ok(Reader::Pooled(reader))
+            }
             None => self.conn_within(deadline).map(Reader::Writer),
         }
     }
@@ -527,6 +537,29 @@ mod tests {
         blocker.execute_batch("COMMIT").unwrap();
         writing.join().unwrap().unwrap();
         assert_eq!(store.get("p", "new", soon).unwrap(), Some(b"2".to_vec()));
+    }
+
+    /// The milliseconds `conn` waits for a file lock before it gives up.
+    fn busy_timeout_ms(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA busy_timeout", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pooled_read_waits_for_a_lock_no_longer_than_its_call_has_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        let short = store
+            .reader_within(Deadline::after(Duration::from_millis(200)))
+            .unwrap();
+        assert!(matches!(short, Reader::Pooled(_)));
+        let waits = busy_timeout_ms(&short);
+        assert!(waits <= 200 && waits > 0, "waits {waits} ms");
+        drop(short);
+        let long = store
+            .reader_within(Deadline::after(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(busy_timeout_ms(&long), BUSY_TIMEOUT.as_millis() as i64);
     }
 
     #[test]
