@@ -255,13 +255,7 @@ impl SqliteStore {
         }
         match self.readers.take() {
             Some(reader) => {
-                let left = deadline.remaining();
-                if left.is_zero() {
-                    return Err(StoreError::DeadlinePassed);
-                }
-                reader
-                    .busy_timeout(left.min(BUSY_TIMEOUT))
-                    .map_err(backend)?;
+                wait_at_most(&reader, deadline)?;
                 Ok(Reader::Pooled(reader))
             }
             None => self.conn_within(deadline).map(Reader::Writer),
@@ -271,11 +265,7 @@ impl SqliteStore {
     /// The connection, waiting for the database file's lock no longer than `deadline`.
     fn conn_within(&self, deadline: Deadline) -> Result<Bounded<'_>, StoreError> {
         let conn = self.conn();
-        let left = deadline.remaining();
-        if left.is_zero() {
-            return Err(StoreError::DeadlinePassed);
-        }
-        conn.busy_timeout(left.min(BUSY_TIMEOUT)).map_err(backend)?;
+        wait_at_most(&conn, deadline)?;
         Ok(Bounded { conn })
     }
 
@@ -283,6 +273,16 @@ impl SqliteStore {
     pub fn schema_version(&self) -> Result<usize, StoreError> {
         current_version(&self.conn()).map_err(backend)
     }
+}
+
+/// Make `conn` wait for a lock on the database file no longer than `deadline` (nor than
+/// [`BUSY_TIMEOUT`]); an error if the deadline has passed.
+fn wait_at_most(conn: &Connection, deadline: Deadline) -> Result<(), StoreError> {
+    let left = deadline.remaining();
+    if left.is_zero() {
+        return Err(StoreError::DeadlinePassed);
+    }
+    conn.busy_timeout(left.min(BUSY_TIMEOUT)).map_err(backend)
 }
 
 fn current_version(conn: &Connection) -> rusqlite::Result<usize> {
