@@ -223,7 +223,7 @@ impl SqliteStore {
             .map_err(backend)?;
         let mut store = Self::init(conn)?;
         // Opened after the migrations, so every reader sees the current schema.
-        store.readers = Readers::open(path, BUSY_TIMEOUT)
+        store.readers = Readers::open(path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         Ok(store)
     }

@@ -6,7 +6,6 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
 
 /// Readers per database: enough for every core's blocking calls to read at once.
 const READERS: usize = 4;
@@ -27,12 +26,12 @@ impl Readers {
         }
     }
 
-    /// Open the pool on the database file at `path`.
-    pub(super) fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Readers> {
+    /// Open the pool on the database file at `path`. Each read sets how long its reader
+    /// waits for a lock, from its call's deadline.
+    pub(super) fn open(path: &Path) -> rusqlite::Result<Readers> {
         let conns = (0..READERS)
             .map(|_| {
                 let conn = Connection::open(path)?;
-                conn.busy_timeout(busy_timeout)?;
                 conn.pragma_update(None, "query_only", true)?;
                 Ok(Mutex::new(conn))
             })
