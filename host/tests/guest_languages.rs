@@ -17,6 +17,13 @@ use serde_json::{Value, json};
 /// Routes and tools for every plugin; no kv yet; the spinners get a short deadline.
 const POLICY: &str = "[defaults.capabilities.routes]\n[defaults.capabilities.mcp]\n[plugins.py-spin.limits]\ndeadline_ms = 300\n[plugins.js-spin.limits]\ndeadline_ms = 300\n";
 
+/// `capstan serve` arguments for these tests: a compile budget that fits an interpreter.
+/// Cranelift takes about 13 s for CPython's 19 MB on this 2-core machine when idle (debug
+/// host), twice that with two tests compiling at once, and more on a busy CI machine: the
+/// default 60 s budget would make these tests fail on load they do not test (the budget
+/// itself is `compile_budget.rs`'s subject).
+const SERVE: &[&str] = &["--compile-timeout-secs", "240"];
+
 /// A language's plugins: `hello` (routes, kv, tools) and `spin` (a busy loop).
 struct Lang {
     /// The prefix of its plugin ids (`py`, `js`).
@@ -79,7 +86,7 @@ fn js_hello_answers_on_its_route_and_its_tools_and_kv_is_denied_until_granted() 
 fn hello_answers_and_kv_is_denied_until_granted(lang: &Lang) {
     let id = lang.id("hello");
     let (_keep, dir) = temp();
-    let server = start(&dir, POLICY, &[]);
+    let server = start(&dir, POLICY, SERVE);
     let response = server.install(lang.bytes("hello"));
     assert_eq!(response.status(), 201, "{}", response.text().unwrap());
 
@@ -133,7 +140,7 @@ fn an_import_the_manifest_does_not_declare_is_refused_at_install() {
 
 fn undeclared_import_is_refused(lang: &Lang) {
     let (_keep, dir) = temp();
-    let server = start(&dir, POLICY, &[]);
+    let server = start(&dir, POLICY, SERVE);
     // The component imports kv; this manifest does not declare it.
     let bare = without_manifest(&lang.bytes("hello"));
     let response = server.install_with_manifest(
@@ -170,7 +177,7 @@ fn busy_loop_ends_at_its_deadline(lang: &Lang) {
     let id = lang.id("spin");
     let hello = lang.id("hello");
     let (_keep, dir) = temp();
-    let server = start(&dir, POLICY, &[]);
+    let server = start(&dir, POLICY, SERVE);
     assert_eq!(server.install(lang.bytes("spin")).status(), 201);
     assert_eq!(server.install(lang.bytes("hello")).status(), 201);
     // hello now gets 4 MiB of linear memory: less than its interpreter needs.

@@ -13,11 +13,18 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 use support::{capstan_bin, plugin};
 
 pub const TOKEN: &str = "e2e-admin-token-0123456789";
 pub const POLICY: &str =
     "[defaults.capabilities.routes]\n[plugins.misbehave.limits]\ndeadline_ms = 200\n";
+
+/// How long an install may take to answer: longer than any compile budget a test gives its
+/// server (the default is 60 s), so a slow compile on a loaded machine ends in the
+/// server's own answer (installed, or `compile-budget`) rather than in the client giving
+/// up first; other requests keep the client's 30 s.
+pub const INSTALL_WAIT: Duration = Duration::from_secs(300);
 
 pub struct Server {
     pub child: Child,
@@ -83,6 +90,7 @@ impl Server {
         self.admin(reqwest::Method::POST, "/plugins")
             .header("content-type", "application/wasm")
             .body(bytes)
+            .timeout(INSTALL_WAIT)
             .send()
             .unwrap()
     }
@@ -101,6 +109,7 @@ impl Server {
             );
         self.admin(reqwest::Method::POST, "/plugins")
             .multipart(form)
+            .timeout(INSTALL_WAIT)
             .send()
             .unwrap()
     }
