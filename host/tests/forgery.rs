@@ -131,6 +131,7 @@ fn the_servers_text_log_shows_a_forged_plugin_line_escaped_on_one_line() {
         .bearer_auth(TOKEN)
         .header("content-type", "application/wasm")
         .body(plugin("hostile_misbehave"))
+        .timeout(harness::INSTALL_WAIT)
         .send()
         .unwrap();
     assert_eq!(install.status(), 201);

@@ -14,8 +14,10 @@ use harness::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Routes and tools for every plugin; no kv yet; the spinners get a short deadline.
-const POLICY: &str = "[defaults.capabilities.routes]\n[defaults.capabilities.mcp]\n[plugins.py-spin.limits]\ndeadline_ms = 300\n[plugins.js-spin.limits]\ndeadline_ms = 300\n";
+/// Routes and tools for every plugin; no kv yet; the spinners get a short deadline, and
+/// the hellos a long one, since each call starts an interpreter while another test may be
+/// compiling one on both cores.
+const POLICY: &str = "[defaults.capabilities.routes]\n[defaults.capabilities.mcp]\n[plugins.py-spin.limits]\ndeadline_ms = 300\n[plugins.js-spin.limits]\ndeadline_ms = 300\n[plugins.py-hello.limits]\ndeadline_ms = 10000\n[plugins.js-hello.limits]\ndeadline_ms = 10000\n";
 
 /// `capstan serve` arguments for these tests: a compile budget that fits an interpreter.
 /// Cranelift takes about 13 s for CPython's 19 MB on this 2-core machine when idle (debug
@@ -181,7 +183,9 @@ fn busy_loop_ends_at_its_deadline(lang: &Lang) {
     assert_eq!(server.install(lang.bytes("spin")).status(), 201);
     assert_eq!(server.install(lang.bytes("hello")).status(), 201);
     // hello now gets 4 MiB of linear memory: less than its interpreter needs.
-    let policy = format!("{POLICY}[plugins.{hello}.limits]\nmemory_mib = 4\n");
+    let limits = format!("[plugins.{hello}.limits]\n");
+    assert!(POLICY.contains(&limits));
+    let policy = POLICY.replace(&limits, &format!("{limits}memory_mib = 4\n"));
     let response = server
         .admin(Method::PUT, "/policy")
         .body(policy)

@@ -251,6 +251,7 @@ pub fn session_upload(server: &Server, token: &str, parts: Vec<(&str, Vec<u8>)>)
         .post(format!("{}/v1/session/plugins", server.base))
         .bearer_auth(token)
         .multipart(form)
+        .timeout(INSTALL_WAIT)
         .send()
         .unwrap();
     (response.status().as_u16(), response.json().unwrap())
