@@ -495,6 +495,70 @@ fn notes_run_the_same_portable_sql_on_both_backends() {
     }
 }
 
+/// The host keeps a plugin's statements prepared (PostgreSQL, per connection): a kept
+/// `SELECT *` still answers after its table changes shape, and after the plugin drops every
+/// prepared statement itself with `DEALLOCATE ALL`; a repeated statement is prepared once,
+/// not once per call; and however many distinct statements a plugin sends, a connection
+/// keeps a bounded number. SQLite answers the same first half.
+#[test]
+fn kept_statements_follow_schema_changes_and_stay_bounded() {
+    for backend in backends() {
+        let (_keep, dir) = temp();
+        let server = backend.start(&dir, POLICY);
+        assert_eq!(install_probe(&server, PROBE).status(), 201);
+        let execute = |statement: &str| {
+            let answer = probe(&server, "probe", "execute", statement);
+            assert!(answer["changed"].is_number(), "{statement}: {answer}");
+        };
+        let columns = || probe(&server, "probe", "query", "SELECT * FROM shape")["columns"].clone();
+        execute("CREATE TABLE shape (a INTEGER)");
+        execute("INSERT INTO shape VALUES (1)");
+        for _ in 0..3 {
+            assert_eq!(columns(), json!(["a"]), "{}", backend.name());
+        }
+        execute("ALTER TABLE shape ADD COLUMN b TEXT");
+        for _ in 0..3 {
+            assert_eq!(columns(), json!(["a", "b"]), "{}", backend.name());
+        }
+        let Backend::Postgres { .. } = backend else {
+            continue;
+        };
+        let kept = |statement: &str| {
+            probe(
+                &server,
+                "probe",
+                "query",
+                &format!(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement = '{statement}'"
+                ),
+            )["rows"][0][0]
+                .clone()
+        };
+        // Sequential calls share one pooled connection, whose own statements the view lists.
+        assert_eq!(kept("SELECT * FROM shape"), 1, "prepared once, kept");
+        execute("DEALLOCATE ALL");
+        assert_eq!(columns(), json!(["a", "b"]), "after DEALLOCATE ALL");
+        assert_eq!(columns(), json!(["a", "b"]));
+        for n in 0..100 {
+            let answer = probe(&server, "probe", "query", &format!("SELECT {n} AS n"));
+            assert_eq!(answer["rows"][0][0], n, "{answer}");
+        }
+        let all = probe(
+            &server,
+            "probe",
+            "query",
+            "SELECT count(*) FROM pg_prepared_statements",
+        );
+        let all = all["rows"][0][0]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(
+            (1..=64).contains(&all),
+            "a connection keeps at most 64 statements, it holds {all}"
+        );
+    }
+}
+
 #[test]
 fn migrations_run_once_with_two_hosts_on_postgres() {
     let Some(url) = postgres_url() else { return };

@@ -4,7 +4,9 @@
 //! schema, its `search_path` is that schema, and it has no privilege on the host's tables
 //! or on other plugins' schemas. Its password is random and sealed like a secret.
 //! Statements are bounded host-side (timeout, then cancel), rows and bytes are capped while
-//! they stream, and the schema's size is checked after every write.
+//! they stream, and the schema's size is checked after every write. Each connection keeps
+//! its last [`STATEMENTS_KEPT`] prepared statements, so a repeated statement costs one
+//! round trip instead of two.
 
 use super::{PostgresStore, backend, bounded};
 use crate::bindings::capstan::plugin::sql::Rows;
@@ -17,7 +19,9 @@ use crate::capability::sql::{
 use crate::secrets::Secrets;
 use crate::storage::StoreError;
 use bytes::BytesMut;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, StatementCache,
+};
 use futures_util::{StreamExt, pin_mut};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -29,6 +33,9 @@ use tokio_postgres::{NoTls, Row};
 
 /// Connections per plugin.
 const POOL_SIZE: usize = 4;
+/// Prepared statements a connection keeps. Plugin SQL is arbitrary text, so the cache is
+/// bounded: when full it starts over, and the statements it drops are closed on the server.
+const STATEMENTS_KEPT: usize = 64;
 /// The pseudo-plugin role passwords are sealed under (no plugin id starts with `-`).
 const PASSWORDS: &str = "-sql-roles";
 
@@ -223,23 +230,85 @@ fn message(error: &tokio_postgres::Error) -> String {
         .map_or_else(|| error.to_string(), |db| db.message().to_string())
 }
 
+/// `sql` prepared on the connection `cache` belongs to: kept from an earlier call, or
+/// parsed by the server now and kept (emptying the cache first when it is full).
+async fn prepared(
+    client: &impl GenericClient,
+    cache: &StatementCache,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if cache.size() >= STATEMENTS_KEPT {
+        cache.clear();
+    }
+    client.prepare_cached(sql).await
+}
+
+/// Whether `error` may mean a kept statement no longer matches the server: its table
+/// changed shape under a `SELECT *` ("cached plan must not change result type", told by its
+/// code alone since the text is translated), or the plugin's own `DEALLOCATE` dropped it. A
+/// failed statement leaves no change behind, so emptying the cache and running it again is
+/// safe; a statement that fails so for another reason fails the same way again.
+fn stale(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    error.code().is_some_and(|code| {
+        *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::FEATURE_NOT_SUPPORTED
+    })
+}
+
 fn unavailable(error: deadpool_postgres::PoolError) -> Error {
     tracing::error!("a plugin's database pool failed: {error}");
     Error::Internal("the plugin's database is unavailable".into())
 }
 
-/// The schema's size in bytes, as seen inside the current transaction.
-async fn size_of_schema(client: &impl GenericClient, schema: &str) -> Result<u64, Error> {
-    let row = client
-        .query_one(
-            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
-            &[&schema],
-        )
-        .await
-        .map_err(refusal)?;
-    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+/// The query [`size_of_schema`] runs.
+const SIZE_OF_SCHEMA: &str = "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')";
+
+/// The schema's size in bytes, as seen inside transaction `tx`: one round trip on the
+/// unnamed statement, which no `DEALLOCATE` of the plugin's can take away.
+async fn size_of_schema(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    let rows = tx
+        .query_typed(SIZE_OF_SCHEMA, &[(&schema, Type::NAME)])
+        .await?;
+    let size = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+    Ok(u64::try_from(size).unwrap_or(0))
+}
+
+/// Why one attempt at a plugin's statements failed.
+enum Failed {
+    /// A kept statement went stale ([`stale`]): worth one more attempt on an empty cache.
+    Stale(tokio_postgres::Error),
+    /// Anything else, as the plugin sees it.
+    Refused(Error),
+}
+
+impl Failed {
+    fn into_error(self) -> Error {
+        match self {
+            Failed::Stale(error) => refusal(error),
+            Failed::Refused(error) => error,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failed {
+    fn from(error: tokio_postgres::Error) -> Failed {
+        if stale(&error) {
+            Failed::Stale(error)
+        } else {
+            Failed::Refused(refusal(error))
+        }
+    }
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed::Refused(error)
+    }
 }
 
 impl PostgresSql {
@@ -367,35 +436,90 @@ impl PostgresSql {
 }
 
 /// Run write statements in one transaction, refusing them if they grew the schema past
-/// the quota.
+/// the quota; run once more, from an empty statement cache, if a kept statement was stale.
 async fn write(
     client: &mut deadpool_postgres::Object,
     schema: &str,
     grant: &Grant,
     statements: &[(Cow<'_, str>, &[Value])],
 ) -> Result<Vec<u64>, Error> {
-    let tx = client.transaction().await.map_err(refusal)?;
+    let cache = client.statement_cache.clone();
+    match write_once(client, schema, grant, statements).await {
+        Err(Failed::Stale(_)) => {
+            cache.clear();
+            write_once(client, schema, grant, statements)
+                .await
+                .map_err(Failed::into_error)
+        }
+        result => result.map_err(Failed::into_error),
+    }
+}
+
+/// One attempt of [`write`]; a failure rolls the transaction back.
+async fn write_once(
+    client: &mut deadpool_postgres::Object,
+    schema: &str,
+    grant: &Grant,
+    statements: &[(Cow<'_, str>, &[Value])],
+) -> Result<Vec<u64>, Failed> {
+    let tx = client.transaction().await?;
     let before = size_of_schema(&tx, schema).await?;
     let mut changed = Vec::with_capacity(statements.len());
     for (sql, params) in statements {
-        let prepared = tx.prepare(sql).await.map_err(refusal)?;
+        let statement = prepared(&tx, &tx.statement_cache, sql).await?;
         let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        changed.push(tx.execute(&prepared, &refs).await.map_err(refusal)?);
+        changed.push(tx.execute(&statement, &refs).await?);
     }
     // Refused only when the statements grew the schema past the quota: space a refused
     // write left behind counts until vacuum reclaims it, but does not block statements
     // that add nothing.
     let after = size_of_schema(&tx, schema).await?;
     if after > grant.max_bytes && after > before {
-        return Err(Error::QuotaExceeded(format!(
+        return Err(Failed::Refused(Error::QuotaExceeded(format!(
             "the database would exceed the policy's max_bytes of {}",
             grant.max_bytes
-        )));
+        ))));
     }
-    tx.commit().await.map_err(refusal)?;
+    tx.commit().await?;
     Ok(changed)
+}
+
+/// Run query `sql`, streaming at most the grant's rows and bytes; `Ok(Err(_))` when the
+/// answer is too large (the server was told to stop sending it).
+async fn read(
+    client: &mut deadpool_postgres::Object,
+    grant: &Grant,
+    sql: &str,
+    params: &[Value],
+) -> Result<Result<Rows, Error>, Failed> {
+    let statement = prepared(&*client, &client.statement_cache, sql).await?;
+    let columns: Vec<String> = statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
+    let stream = client.query_raw(&statement, bound.iter()).await?;
+    pin_mut!(stream);
+    let (mut rows, mut bytes) = (Vec::new(), 0u64);
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(refusal)?;
+        let mut values = Vec::with_capacity(columns.len());
+        for index in 0..columns.len() {
+            let value = column(&row, index)?;
+            bytes += size_of(&value);
+            values.push(value);
+        }
+        if rows.len() as u64 >= u64::from(grant.max_rows) || bytes > grant.max_result_bytes {
+            // Stop the server sending the rest rather than draining it.
+            let _ = client.cancel_token().cancel_query(NoTls).await;
+            return Ok(Err(too_large(grant)));
+        }
+        rows.push(values);
+    }
+    Ok(Ok(Rows { columns, rows }))
 }
 
 impl SqlEngine for PostgresSql {
@@ -427,36 +551,16 @@ impl SqlEngine for PostgresSql {
     ) -> Result<Rows, Error> {
         let sql = in_dialect(grant, sql);
         self.with(plugin, grant, deadline, async |client, _| {
-            let prepared = client.prepare(&sql).await.map_err(refusal)?;
-            let columns: Vec<String> = prepared
-                .columns()
-                .iter()
-                .map(|c| c.name().to_string())
-                .collect();
-            let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
-            let stream = client
-                .query_raw(&prepared, bound.iter())
-                .await
-                .map_err(refusal)?;
-            pin_mut!(stream);
-            let (mut rows, mut bytes) = (Vec::new(), 0u64);
-            while let Some(row) = stream.next().await {
-                let row = row.map_err(refusal)?;
-                let mut values = Vec::with_capacity(columns.len());
-                for index in 0..columns.len() {
-                    let value = column(&row, index)?;
-                    bytes += size_of(&value);
-                    values.push(value);
+            let cache = client.statement_cache.clone();
+            match read(client, grant, &sql, params).await {
+                Err(Failed::Stale(_)) => {
+                    cache.clear();
+                    read(client, grant, &sql, params)
+                        .await
+                        .map_err(Failed::into_error)
                 }
-                if rows.len() as u64 >= u64::from(grant.max_rows) || bytes > grant.max_result_bytes
-                {
-                    // Stop the server sending the rest rather than draining it.
-                    let _ = client.cancel_token().cancel_query(NoTls).await;
-                    return Ok(Err(too_large(grant)));
-                }
-                rows.push(values);
+                result => result.map_err(Failed::into_error),
             }
-            Ok(Ok(Rows { columns, rows }))
         })?
     }
 
@@ -528,7 +632,7 @@ impl SqlEngine for PostgresSql {
             }
             let size = size_of_schema(&tx, &database.schema)
                 .await
-                .map_err(|e| store(format!("{e:?}")))?;
+                .map_err(|e| store(message(&e)))?;
             if size > max_bytes {
                 return Err(MigrationError::Failed {
                     name: pending.last().map_or("", |m| m.name).to_string(),
