@@ -435,28 +435,24 @@ impl PostgresSql {
     }
 }
 
-/// Run write statements in one transaction, refusing them if they grew the schema past
-/// the quota; run once more, from an empty statement cache, if a kept statement was stale.
-async fn write(
+/// Run `attempt` on `client`; if a kept statement was stale, empty the connection's cache
+/// and run it once more.
+async fn fresh_if_stale<R>(
     client: &mut deadpool_postgres::Object,
-    schema: &str,
-    grant: &Grant,
-    statements: &[(Cow<'_, str>, &[Value])],
-) -> Result<Vec<u64>, Error> {
-    let cache = client.statement_cache.clone();
-    match write_once(client, schema, grant, statements).await {
+    mut attempt: impl AsyncFnMut(&mut deadpool_postgres::Object) -> Result<R, Failed>,
+) -> Result<R, Error> {
+    match attempt(client).await {
         Err(Failed::Stale(_)) => {
-            cache.clear();
-            write_once(client, schema, grant, statements)
-                .await
-                .map_err(Failed::into_error)
+            client.statement_cache.clear();
+            attempt(client).await.map_err(Failed::into_error)
         }
         result => result.map_err(Failed::into_error),
     }
 }
 
-/// One attempt of [`write`]; a failure rolls the transaction back.
-async fn write_once(
+/// Run write statements in one transaction, refusing them if they grew the schema past
+/// the quota; a failure rolls the transaction back.
+async fn write(
     client: &mut deadpool_postgres::Object,
     schema: &str,
     grant: &Grant,
@@ -537,7 +533,12 @@ impl SqlEngine for PostgresSql {
     ) -> Result<u64, Error> {
         let sql = in_dialect(grant, sql);
         self.with(plugin, grant, deadline, async |client, schema| {
-            Ok(write(client, schema, grant, &[(sql.clone(), params)]).await?[0])
+            let statements = [(sql.clone(), params)];
+            let changed = fresh_if_stale(client, async |client| {
+                write(client, schema, grant, &statements).await
+            })
+            .await?;
+            Ok(changed[0])
         })
     }
 
@@ -551,16 +552,10 @@ impl SqlEngine for PostgresSql {
     ) -> Result<Rows, Error> {
         let sql = in_dialect(grant, sql);
         self.with(plugin, grant, deadline, async |client, _| {
-            let cache = client.statement_cache.clone();
-            match read(client, grant, &sql, params).await {
-                Err(Failed::Stale(_)) => {
-                    cache.clear();
-                    read(client, grant, &sql, params)
-                        .await
-                        .map_err(Failed::into_error)
-                }
-                result => result.map_err(Failed::into_error),
-            }
+            fresh_if_stale(client, async |client| {
+                read(client, grant, &sql, params).await
+            })
+            .await
         })?
     }
 
@@ -576,7 +571,10 @@ impl SqlEngine for PostgresSql {
             .map(|s| (in_dialect(grant, &s.sql), s.params.as_slice()))
             .collect();
         self.with(plugin, grant, deadline, async |client, schema| {
-            write(client, schema, grant, &statements).await
+            fresh_if_stale(client, async |client| {
+                write(client, schema, grant, &statements).await
+            })
+            .await
         })
     }
 
