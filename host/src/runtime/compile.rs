@@ -104,7 +104,7 @@ fn in_child(exe: &PathBuf, budget: CompileBudget, bytes: &[u8]) -> Result<Vec<u8
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let memory = u64::from(budget.memory_mib) << 20;
-    let cpu_seconds = budget.time.as_secs() + 1;
+    let cpu_seconds = cpu_backstop(budget.time, cores());
     // SAFETY: setrlimit and prctl are async-signal-safe; nothing else runs between fork
     // and exec.
     unsafe {
@@ -175,7 +175,8 @@ fn classify(status: std::process::ExitStatus, errors: &str, budget: CompileBudge
     }
     if matches!(status.signal(), Some(libc::SIGXCPU | libc::SIGKILL)) {
         return CompileError::OverBudget(format!(
-            "compiling used more than the {} s CPU budget",
+            "compiling used more than {} s of CPU time (the {} s budget on every core)",
+            cpu_backstop(budget.time, cores()),
             budget.time.as_secs()
         ));
     }
@@ -184,6 +185,19 @@ fn classify(status: std::process::ExitStatus, errors: &str, budget: CompileBudge
     } else {
         crate::text::cap(errors, 2048).into_owned()
     })
+}
+
+/// Cores the compiler may keep busy at once.
+fn cores() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+/// CPU seconds (`RLIMIT_CPU`) after which the child is killed even if the wall-clock
+/// watch never fires: every core busy for the whole budget, plus one second. Cranelift
+/// compiles on all cores, so a limit of the budget alone would stop a compile that
+/// keeps two cores busy at half the budget the operator set.
+fn cpu_backstop(time: Duration, cores: u64) -> u64 {
+    time.as_secs().max(1) * cores.max(1) + 1
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
@@ -224,5 +238,18 @@ pub fn child_main() -> ExitCode {
             eprintln!("{error:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_backstop_lets_every_core_work_through_the_whole_budget() {
+        assert_eq!(cpu_backstop(Duration::from_secs(3), 2), 7);
+        assert_eq!(cpu_backstop(Duration::from_secs(60), 1), 61);
+        assert_eq!(cpu_backstop(Duration::from_secs(60), 8), 481);
+        assert_eq!(cpu_backstop(Duration::from_millis(200), 0), 2, "never zero");
     }
 }
