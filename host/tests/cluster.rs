@@ -1,5 +1,6 @@
 //! Two `capstan serve` processes on one PostgreSQL database: a change made through one
-//! is served by the other within a second, and kv is shared. Mandatory in CI; skipped
+//! is served by the other within a second (plus, for a new component, the other host's
+//! own compile), and kv is shared. Mandatory in CI; skipped
 //! with a printed reason without CAPSTAN_TEST_DATABASE_URL otherwise.
 
 mod harness;
@@ -13,6 +14,16 @@ use std::time::Duration;
 
 /// How soon the other host must serve a change.
 const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// Installs `component` through `server` and answers how long that took: about what the
+/// other host needs to compile it again into its own artifact cache, which its
+/// propagation bound adds to [`PROPAGATION`].
+fn install_timed(server: &Server, component: Vec<u8>) -> Duration {
+    let started = std::time::Instant::now();
+    let response = server.install(component);
+    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+    started.elapsed()
+}
 
 const CLUSTER_POLICY: &str = "[defaults.capabilities.routes]
 [plugins.counter.capabilities.kv]
@@ -67,17 +78,21 @@ fn two_hosts_on_one_postgres_serve_each_others_changes() {
 
     // Install through A; B serves it.
     let v1 = plugin("hello");
-    assert_eq!(a.install(v1.clone()).status(), 201);
-    let took = eventually(PROPAGATION, "B serves hello installed through A", || {
-        b.route("hello/").0 == 200
-    });
+    let compile = install_timed(&a, v1.clone());
+    let took = eventually(
+        PROPAGATION + compile,
+        "B serves hello installed through A",
+        || b.route("hello/").0 == 200,
+    );
     eprintln!("install propagated in {took:?}");
 
     // Upgrade through A; B serves the new version.
     let v2 = variant(v1, "v2");
+    let started = std::time::Instant::now();
     let created: Value = a.install(v2).json().unwrap();
+    let compile = started.elapsed();
     let new_sha = created["sha256"].as_str().unwrap().to_string();
-    eventually(PROPAGATION, "B serves the upgrade", || {
+    eventually(PROPAGATION + compile, "B serves the upgrade", || {
         sha_on(&b, "hello").as_deref() == Some(new_sha.as_str())
     });
     assert_eq!(b.route("hello/").0, 200);
@@ -104,8 +119,8 @@ fn two_hosts_on_one_postgres_serve_each_others_changes() {
     });
 
     // kv written through A is read through B.
-    assert_eq!(a.install(plugin("counter")).status(), 201);
-    eventually(PROPAGATION, "B serves counter", || {
+    let compile = install_timed(&a, plugin("counter"));
+    eventually(PROPAGATION + compile, "B serves counter", || {
         b.route("counter/x").0 == 200
     });
     let hits = |server: &Server| -> i64 {
@@ -155,8 +170,8 @@ fn a_config_change_through_one_host_is_what_the_other_hosts_plugin_reads() {
     let args = schema.serve_args();
     let a = start_with(&dir.join("a"), CLUSTER_POLICY, &args, &[]);
     let b = start_with(&dir.join("b"), CLUSTER_POLICY, &args, &[]);
-    assert_eq!(a.install(plugin("settings")).status(), 201);
-    eventually(PROPAGATION, "B serves settings", || {
+    let compile = install_timed(&a, plugin("settings"));
+    eventually(PROPAGATION + compile, "B serves settings", || {
         b.route("settings/?name=Ada").1 == "Hello, Ada! (retries: 3)"
     });
     let set = b
@@ -182,12 +197,12 @@ fn mcp_clients_and_tool_changes_are_shared_by_the_hosts_of_a_cluster() {
     let policy = format!("{CLUSTER_POLICY}[defaults.capabilities.mcp]\n");
     let a = start_with(&dir.join("a"), &policy, &args, &[]);
     let b = start_with(&dir.join("b"), &policy, &args, &[]);
-    assert_eq!(a.install(plugin("bench")).status(), 201);
+    let compile = install_timed(&a, plugin("bench"));
 
     // A token made through A works on B.
     let (id, token) = mcp::client(&a, serde_json::json!({"name": "agent", "plugins": ["*"]}));
     let on_b = mcp::Mcp::new(&b, Some(&token));
-    eventually(PROPAGATION, "B lists bench's tool", || {
+    eventually(PROPAGATION + compile, "B lists bench's tool", || {
         on_b.request("tools/list", serde_json::json!({})).1["result"]["tools"]
             .as_array()
             .is_some_and(|tools| !tools.is_empty())
