@@ -116,7 +116,11 @@ fn an_every_job_runs_once_per_gap_measured_from_the_end_of_the_last_run() {
 #[test]
 fn cancel_stops_a_cooperative_job_within_a_second_and_a_stubborn_one_at_the_grace() {
     let (_keep, dir) = temp();
-    let server = start(&dir, POLICY, &[]);
+    // A 10 s max_runtime, so a loaded machine cannot time the stubborn job out before
+    // its cancel and grace have run (about 2-3 s after it starts).
+    let policy = POLICY.replace("max_runtime = \"3s\"", "max_runtime = \"10s\"");
+    assert_ne!(policy, POLICY);
+    let server = start(&dir, &policy, &[]);
     installed(&server, "hostile_workers");
     let patient = run_now(&server, "workers", "patient");
     let stubborn = run_now(&server, "workers", "stubborn");

@@ -244,9 +244,13 @@ fn health_and_readiness_report_the_plugins_loaded() {
 #[test]
 fn sigterm_drains_and_exits_zero() {
     let (_keep, dir) = temp();
-    let mut server = start(&dir, POLICY, &[]);
+    // A 3 s deadline, so polling /metrics on a loaded machine still sees the call in
+    // flight before it ends.
+    let policy = POLICY.replace("deadline_ms = 200", "deadline_ms = 3000");
+    assert_ne!(policy, POLICY);
+    let mut server = start(&dir, &policy, &[]);
     assert_eq!(server.install(plugin("hostile_misbehave")).status(), 201);
-    // A call that runs until its 200 ms deadline is in flight when SIGTERM arrives.
+    // A call that runs until its deadline is in flight when SIGTERM arrives.
     let in_flight = {
         let url = format!("{}/plugins/misbehave/loop", server.base);
         std::thread::spawn(move || Client::new().get(url).send().map(|r| r.status().as_u16()))
