@@ -451,7 +451,9 @@ async fn fresh_if_stale<R>(
 }
 
 /// Run write statements in one transaction, refusing them if they grew the schema past
-/// the quota; a failure rolls the transaction back.
+/// the quota; a failure rolls the transaction back. A write that leaves the schema within
+/// the quota measures it once, after its statements; only one that ends over it needs to
+/// know whether it grew the schema, so it runs again between two measurements.
 async fn write(
     client: &mut deadpool_postgres::Object,
     schema: &str,
@@ -459,15 +461,15 @@ async fn write(
     statements: &[(Cow<'_, str>, &[Value])],
 ) -> Result<Vec<u64>, Failed> {
     let tx = client.transaction().await?;
-    let before = size_of_schema(&tx, schema).await?;
-    let mut changed = Vec::with_capacity(statements.len());
-    for (sql, params) in statements {
-        let statement = prepared(&tx, &tx.statement_cache, sql).await?;
-        let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        changed.push(tx.execute(&statement, &refs).await?);
+    let changed = run(&tx, statements).await?;
+    if size_of_schema(&tx, schema).await? <= grant.max_bytes {
+        tx.commit().await?;
+        return Ok(changed);
     }
+    tx.rollback().await?;
+    let tx = client.transaction().await?;
+    let before = size_of_schema(&tx, schema).await?;
+    let changed = run(&tx, statements).await?;
     // Refused only when the statements grew the schema past the quota: space a refused
     // write left behind counts until vacuum reclaims it, but does not block statements
     // that add nothing.
@@ -479,6 +481,22 @@ async fn write(
         ))));
     }
     tx.commit().await?;
+    Ok(changed)
+}
+
+/// Run `statements` in `tx`, answering the rows each changed.
+async fn run(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statements: &[(Cow<'_, str>, &[Value])],
+) -> Result<Vec<u64>, Failed> {
+    let mut changed = Vec::with_capacity(statements.len());
+    for (sql, params) in statements {
+        let statement = prepared(tx, &tx.statement_cache, sql).await?;
+        let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        changed.push(tx.execute(&statement, &refs).await?);
+    }
     Ok(changed)
 }
 
