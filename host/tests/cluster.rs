@@ -1,7 +1,7 @@
 //! Two `capstan serve` processes on one PostgreSQL database: a change made through one
 //! is served by the other within a second (plus, for a new component, the other host's
-//! own compile), and kv is shared. Mandatory in CI; skipped
-//! with a printed reason without CAPSTAN_TEST_DATABASE_URL otherwise.
+//! own compile), and kv is shared. Mandatory in CI; skipped with a printed reason without
+//! CAPSTAN_TEST_DATABASE_URL otherwise.
 
 mod harness;
 
@@ -15,14 +15,17 @@ use std::time::Duration;
 /// How soon the other host must serve a change.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
-/// Installs `component` through `server` and answers how long that took: about what the
+/// Installs `component` through `server`, answering how long that took (about what the
 /// other host needs to compile it again into its own artifact cache, which its
-/// propagation bound adds to [`PROPAGATION`].
-fn install_timed(server: &Server, component: Vec<u8>) -> Duration {
+/// propagation bound adds to [`PROPAGATION`]) and the installed version.
+fn install_timed(server: &Server, component: Vec<u8>) -> (Duration, Value) {
     let started = std::time::Instant::now();
     let response = server.install(component);
-    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
-    started.elapsed()
+    let took = started.elapsed();
+    let status = response.status();
+    let body = response.text().unwrap();
+    assert_eq!(status, 201, "{body}");
+    (took, serde_json::from_str(&body).unwrap())
 }
 
 const CLUSTER_POLICY: &str = "[defaults.capabilities.routes]
@@ -78,7 +81,7 @@ fn two_hosts_on_one_postgres_serve_each_others_changes() {
 
     // Install through A; B serves it.
     let v1 = plugin("hello");
-    let compile = install_timed(&a, v1.clone());
+    let (compile, _) = install_timed(&a, v1.clone());
     let took = eventually(
         PROPAGATION + compile,
         "B serves hello installed through A",
@@ -88,9 +91,7 @@ fn two_hosts_on_one_postgres_serve_each_others_changes() {
 
     // Upgrade through A; B serves the new version.
     let v2 = variant(v1, "v2");
-    let started = std::time::Instant::now();
-    let created: Value = a.install(v2).json().unwrap();
-    let compile = started.elapsed();
+    let (compile, created) = install_timed(&a, v2);
     let new_sha = created["sha256"].as_str().unwrap().to_string();
     eventually(PROPAGATION + compile, "B serves the upgrade", || {
         sha_on(&b, "hello").as_deref() == Some(new_sha.as_str())
@@ -119,7 +120,7 @@ fn two_hosts_on_one_postgres_serve_each_others_changes() {
     });
 
     // kv written through A is read through B.
-    let compile = install_timed(&a, plugin("counter"));
+    let (compile, _) = install_timed(&a, plugin("counter"));
     eventually(PROPAGATION + compile, "B serves counter", || {
         b.route("counter/x").0 == 200
     });
@@ -170,7 +171,7 @@ fn a_config_change_through_one_host_is_what_the_other_hosts_plugin_reads() {
     let args = schema.serve_args();
     let a = start_with(&dir.join("a"), CLUSTER_POLICY, &args, &[]);
     let b = start_with(&dir.join("b"), CLUSTER_POLICY, &args, &[]);
-    let compile = install_timed(&a, plugin("settings"));
+    let (compile, _) = install_timed(&a, plugin("settings"));
     eventually(PROPAGATION + compile, "B serves settings", || {
         b.route("settings/?name=Ada").1 == "Hello, Ada! (retries: 3)"
     });
@@ -197,7 +198,7 @@ fn mcp_clients_and_tool_changes_are_shared_by_the_hosts_of_a_cluster() {
     let policy = format!("{CLUSTER_POLICY}[defaults.capabilities.mcp]\n");
     let a = start_with(&dir.join("a"), &policy, &args, &[]);
     let b = start_with(&dir.join("b"), &policy, &args, &[]);
-    let compile = install_timed(&a, plugin("bench"));
+    let (compile, _) = install_timed(&a, plugin("bench"));
 
     // A token made through A works on B.
     let (id, token) = mcp::client(&a, serde_json::json!({"name": "agent", "plugins": ["*"]}));
