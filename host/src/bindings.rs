@@ -4,4 +4,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
+    // Exports are called as futures: a route call runs on the server's own async threads
+    // (its wasm yields at every epoch tick), other callers drive it to completion.
+    exports: { default: async },
 });

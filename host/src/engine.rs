@@ -83,6 +83,8 @@ pub fn build_engine(size: PoolSize) -> anyhow::Result<Engine> {
         .total_core_instances(instances * size.core_per_component)
         .total_memories(instances * 2)
         .total_tables(instances * 4)
+        // Every call runs on a fiber stack of its own (calls are futures).
+        .total_stacks(instances)
         .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
         .decommit_batch_size(size.decommit_batch)
         .linear_memory_keep_resident(size.keep_resident_memory)
@@ -91,11 +93,6 @@ pub fn build_engine(size: PoolSize) -> anyhow::Result<Engine> {
     let mut config = code_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot build the wasmtime engine: {e:#}"))
-}
-
-/// Epoch ticks for a deadline of `deadline_ms`, rounded up, plus one for the partial tick.
-pub fn deadline_ticks(deadline_ms: u32) -> u64 {
-    u64::from(deadline_ms).div_ceil(EPOCH_TICK.as_millis() as u64) + 1
 }
 
 /// Increments the engine's epoch every [`EPOCH_TICK`] until dropped.

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod batched;
 pub mod bindings;
+pub mod blocking;
 pub mod capability;
 pub mod cli;
 pub mod consent;

@@ -9,7 +9,7 @@ use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksCtxView, WasiClocksView};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
-use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+use wasmtime_wasi::p2::bindings::{cli, clocks, random};
 use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
 
@@ -123,8 +123,8 @@ pub fn link_baseline<T: WasiView + 'static>(
 ) -> wasmtime::Result<()> {
     let l = linker;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
-    sync::io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
-    sync::io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    wasmtime_wasi_io::bindings::wasi::io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
+    wasmtime_wasi_io::bindings::wasi::io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, <T as WasiClocksView>::clocks)?;
     monotonic_clock::add_to_linker::<T, Bounded>(l, clock)?;
     random::random::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod compile;
+mod drive;
 mod limits;
 mod plugin;
 mod state;

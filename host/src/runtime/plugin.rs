@@ -2,6 +2,7 @@
 //! reach each export is decided once, at load; every call gets a fresh store under the
 //! plugin's limits and deadline.
 
+use super::drive::drive;
 use super::limits::LimitHit;
 use super::{CallState, PluginContext};
 use crate::audit::{AuditEvent, AuditKind};
@@ -12,7 +13,6 @@ use crate::capability::jobs::RunHandle;
 use crate::capability::lifecycle::Hook;
 use crate::capability::mcp::Offered;
 use crate::capability::{CapabilityId, Deadline, Decision, routes};
-use crate::engine::deadline_ticks;
 use crate::error::{InstallError, InvokeError};
 use crate::gate::Admission;
 use std::sync::Arc;
@@ -203,10 +203,11 @@ impl Plugin {
             content_type: delivery.content_type.clone(),
             payload: delivery.payload.clone(),
         };
-        self.call(call_id, |store, instance| {
+        self.call(call_id, async |store, instance| {
             indices
                 .load(&mut *store, instance)?
                 .call_on_event(store, &event)
+                .await
         })
     }
 
@@ -222,11 +223,14 @@ impl Plugin {
         call_id: String,
     ) -> Result<Outcome, InvokeError> {
         let indices = self.open(&self.jobs, CapabilityId::Jobs, "jobs")?;
-        self.call_within(call_id, deadline, Some(run), |store, instance| {
-            indices
-                .load(&mut *store, instance)?
-                .call_run(store, name, context)
-        })
+        drive(
+            self.call_within(call_id, deadline, Some(run), async |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_run(store, name, context)
+                    .await
+            }),
+        )
     }
 
     /// Call `hook` if the plugin's lifecycle hooks are exported and granted (None if not),
@@ -236,38 +240,53 @@ impl Plugin {
             return None;
         };
         let grant = self.context.grants.lifecycle.granted()?;
-        Some(self.call_within(
+        Some(drive(self.call_within(
             next_call_id(),
             hook.deadline(grant),
             None,
-            |store, instance| {
+            async |store, instance| {
                 let hooks = indices.load(&mut *store, instance)?;
                 match hook {
-                    Hook::Install { previous } => hooks.call_on_install(store, previous.as_deref()),
-                    Hook::Remove => hooks.call_on_remove(store),
-                    Hook::ConfigChanged => hooks.call_on_config_changed(store),
-                    Hook::SecretChanged { name } => hooks.call_on_secret_changed(store, name),
+                    Hook::Install { previous } => {
+                        hooks.call_on_install(store, previous.as_deref()).await
+                    }
+                    Hook::Remove => hooks.call_on_remove(store).await,
+                    Hook::ConfigChanged => hooks.call_on_config_changed(store).await,
+                    Hook::SecretChanged { name } => hooks.call_on_secret_changed(store, name).await,
                 }
             },
-        ))
+        )))
     }
 
-    /// Serve one HTTP request through the plugin's `handler` export. A response the host
-    /// will not send (see [`routes::response::check`]) is refused with a plugin log line
-    /// naming what was wrong.
+    /// Serve one HTTP request through the plugin's `handler` export, on this thread.
     pub fn handle(&self, request: &Request) -> Result<Response, InvokeError> {
+        drive(self.handle_async(request))
+    }
+
+    /// Serve one HTTP request through the plugin's `handler` export, as a future whose
+    /// wasm yields at every epoch tick. A response the host will not send (see
+    /// [`routes::response::check`]) is refused with a plugin log line naming what was
+    /// wrong.
+    pub async fn handle_async(&self, request: &Request) -> Result<Response, InvokeError> {
         let indices = self.open(&self.handler, CapabilityId::Routes, "handler")?;
-        self.call(next_call_id(), |store, instance| {
-            let response = indices
-                .load(&mut *store, instance)?
-                .call_handle(&mut *store, request)?;
-            Ok(routes::response::check(&response)
-                .map(|()| response)
-                .map_err(|what| {
-                    store.data_mut().note(&format!("response refused: {what}"));
-                    InvokeError::InvalidResponse(what)
-                }))
-        })?
+        self.call_within(
+            next_call_id(),
+            self.budget(),
+            None,
+            async |store, instance| {
+                let response = indices
+                    .load(&mut *store, instance)?
+                    .call_handle(&mut *store, request)
+                    .await?;
+                Ok(routes::response::check(&response)
+                    .map(|()| response)
+                    .map_err(|what| {
+                        store.data_mut().note(&format!("response refused: {what}"));
+                        InvokeError::InvalidResponse(what)
+                    }))
+            },
+        )
+        .await?
     }
 
     /// The tools the plugin offers, filtered to those the policy exposes.
@@ -308,8 +327,11 @@ impl Plugin {
             }
             Reach::Absent => return Err(not_exported()),
         };
-        self.call(next_call_id(), |store, instance| {
-            indices.load(&mut *store, instance)?.call_list_tools(store)
+        self.call(next_call_id(), async |store, instance| {
+            indices
+                .load(&mut *store, instance)?
+                .call_list_tools(store)
+                .await
         })
     }
 
@@ -327,7 +349,7 @@ impl Plugin {
                 tool: name.to_string(),
             });
         }
-        self.call(call_id, |store, instance| {
+        self.call(call_id, async |store, instance| {
             let context = CallContext {
                 client_id: caller.client_id.clone(),
                 client_name: caller.client_name.clone(),
@@ -336,6 +358,7 @@ impl Plugin {
             indices
                 .load(&mut *store, instance)?
                 .call_call_tool(store, name, arguments, &context)
+                .await
         })
     }
 
@@ -370,24 +393,31 @@ impl Plugin {
     }
 
     /// Run `f` as call `call_id` against a fresh instance with this plugin's limits and
-    /// deadline.
+    /// deadline, on this thread.
     fn call<R>(
         &self,
         call_id: String,
-        f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, InvokeError> {
-        let budget = Duration::from_millis(u64::from(self.context.policy.limits.deadline_ms));
-        self.call_within(call_id, budget, None, f)
+        drive(self.call_within(call_id, self.budget(), None, f))
     }
 
-    /// Like [`Plugin::call`] with its own deadline `budget`; for a job `run`, the call can
-    /// also be stopped through its handle (checked at every epoch tick).
-    fn call_within<R>(
+    /// The plugin's own deadline for one call.
+    fn budget(&self) -> Duration {
+        Duration::from_millis(u64::from(self.context.policy.limits.deadline_ms))
+    }
+
+    /// Run `f` as call `call_id` against a fresh instance under deadline `budget`; for a
+    /// job `run`, the call can also be stopped through its handle. Every epoch tick the
+    /// wasm yields to whoever polls the call (so a route call on the server's async
+    /// threads never holds one for longer than a tick) or is interrupted once stopped or
+    /// past its deadline.
+    async fn call_within<R>(
         &self,
         call_id: String,
         budget: Duration,
         run: Option<Arc<RunHandle>>,
-        f: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, InvokeError> {
         let deadline = Deadline::after(budget);
         let mut store = Store::new(
@@ -395,27 +425,19 @@ impl Plugin {
             CallState::new(self.context.clone(), call_id, deadline, run.clone()),
         );
         store.limiter(|state| &mut state.limiter);
-        match run {
-            None => {
-                let ms = u32::try_from(budget.as_millis()).unwrap_or(u32::MAX);
-                store.set_epoch_deadline(deadline_ticks(ms));
-                store.epoch_deadline_trap();
-            }
-            Some(run) => {
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(move |_| {
-                    Ok(if run.is_stopped() || deadline.passed() {
-                        UpdateDeadline::Interrupt
-                    } else {
-                        UpdateDeadline::Continue(1)
-                    })
-                });
-            }
-        }
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&mut store, &instance));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            let stopped = run.as_ref().is_some_and(|run| run.is_stopped());
+            Ok(if stopped || deadline.passed() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        let result = match self.pre.instantiate_async(&mut store).await {
+            Ok(instance) => f(&mut store, &instance).await,
+            Err(error) => Err(error),
+        };
         store.data_mut().finish();
         // The deadline is wall-clock time: a call that returns after it (its last host
         // wait cut short just before the epoch interrupt fired) is over it all the same.
@@ -473,13 +495,17 @@ impl ClaimHandler for Plugin {
         let indices = self
             .open(&self.claim, CapabilityId::Events, "claim")
             .map_err(|error| WitError::Internal(error.to_string()))?;
-        let ours = Duration::from_millis(u64::from(self.context.policy.limits.deadline_ms));
-        let outcome =
-            self.call_within(next_call_id(), budget.min(ours), None, |store, instance| {
+        let outcome = drive(self.call_within(
+            next_call_id(),
+            budget.min(self.budget()),
+            None,
+            async |store, instance| {
                 indices
                     .load(&mut *store, instance)?
                     .call_handle(store, kind.as_str(), payload)
-            });
+                    .await
+            },
+        ));
         match outcome {
             Ok(answer) => answer,
             Err(InvokeError::Timeout { .. }) => Err(WitError::Timeout),

@@ -1,9 +1,9 @@
 //! `/plugins/{id}/{*path}`: requests to a plugin's `handler` export, size-capped, run on
-//! a blocking thread under the plugin's deadline and concurrency cap. Failures never leak
+//! the server's async threads under the plugin's deadline and concurrency cap. Failures never leak
 //! internals: a trap is a 502 with an error id that is also in the host log.
 
+use super::AppState;
 use super::error::ApiError;
-use super::{AppState, blocking};
 use crate::error::InvokeError;
 use crate::runtime::Request as PluginRequest;
 use crate::slots::Refusal;
@@ -146,11 +146,10 @@ pub(super) async fn call(
         body: body.to_vec(),
     };
     let started = std::time::Instant::now();
-    let outcome = blocking(move || {
-        let _permit = permit;
-        Ok(plugin.handle(&request))
-    })
-    .await?;
+    // The call runs on this async thread: its wasm yields at every epoch tick, and a
+    // host function that blocks steps off the executor first (`crate::blocking`).
+    let outcome = plugin.handle_async(&request).await;
+    drop(permit);
     let (answer, error) = match outcome {
         Ok(response) => (build(id, response), None),
         Err(error) => {

@@ -287,14 +287,14 @@ impl NatsEvents {
         &self,
         future: impl Future<Output = Result<R, StoreError>>,
     ) -> Result<R, StoreError> {
-        self.runtime
-            .as_ref()
-            .expect("runtime lives until drop")
-            .block_on(async {
+        let runtime = self.runtime.as_ref().expect("runtime lives until drop");
+        crate::blocking::off_executor(|| {
+            runtime.block_on(async {
                 tokio::time::timeout(OPERATION, future)
                     .await
                     .map_err(|_| StoreError::DeadlinePassed)?
             })
+        })
     }
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {

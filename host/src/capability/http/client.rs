@@ -193,12 +193,8 @@ impl Outbound {
         let started = Instant::now();
         let exchange =
             async { tokio::time::timeout(rules.timeout, self.exchange(request, rules)).await };
-        match self
-            .runtime
-            .as_ref()
-            .expect("runtime lives until drop")
-            .block_on(exchange)
-        {
+        let runtime = self.runtime.as_ref().expect("runtime lives until drop");
+        match crate::blocking::off_executor(|| runtime.block_on(exchange)) {
             Ok(result) => result,
             Err(_) => Err(OutboundError::Timeout(started.elapsed().as_millis())),
         }

@@ -323,12 +323,11 @@ impl PostgresStore {
         })
     }
 
-    /// Run `future` on the store's own runtime (callers are synchronous host functions).
+    /// Run `future` on the store's own runtime (callers are synchronous host functions,
+    /// perhaps on an async thread).
     fn block_on<R>(&self, future: impl Future<Output = R>) -> R {
-        self.runtime
-            .as_ref()
-            .expect("runtime lives until drop")
-            .block_on(future)
+        let runtime = self.runtime.as_ref().expect("runtime lives until drop");
+        crate::blocking::off_executor(|| runtime.block_on(future))
     }
 
     /// Run `work` on a pooled connection, giving up at `deadline`: waiting for a

@@ -365,14 +365,17 @@ impl SqliteSql {
     ) -> Result<R, Error> {
         let deadline = statement_deadline(grant, deadline);
         let pool = self.pool(plugin);
-        let mut lease = pool.lease(deadline)?;
-        let guarded = lease.get();
-        if let Err(error) = guarded.prepare_for(grant, deadline) {
-            return Err(guarded.error(error, grant));
-        }
-        let result = work(&mut guarded.conn);
-        let _ = guarded.conn.progress_handler(0, None::<fn() -> bool>);
-        result.map_err(|error| guarded.error(error, grant))
+        // Waiting for a connection and running plugin SQL both take unknown time.
+        crate::blocking::off_executor(|| {
+            let mut lease = pool.lease(deadline)?;
+            let guarded = lease.get();
+            if let Err(error) = guarded.prepare_for(grant, deadline) {
+                return Err(guarded.error(error, grant));
+            }
+            let result = work(&mut guarded.conn);
+            let _ = guarded.conn.progress_handler(0, None::<fn() -> bool>);
+            result.map_err(|error| guarded.error(error, grant))
+        })
     }
 }
 
