@@ -12,6 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use std::sync::Arc;
 
 /// How long a request waits for a call slot before it is turned away.
@@ -147,8 +148,12 @@ pub(super) async fn call(
     };
     let started = std::time::Instant::now();
     // The call runs on this async thread: its wasm yields at every epoch tick, and a
-    // host function that blocks steps off the executor first (`crate::blocking`).
-    let outcome = plugin.handle_async(&request).await;
+    // host function that blocks steps off the executor first (`crate::blocking`). A
+    // panic in the host while serving it is a 500, as on any other endpoint.
+    let outcome = std::panic::AssertUnwindSafe(plugin.handle_async(&request))
+        .catch_unwind()
+        .await
+        .map_err(|_| ApiError::Panicked)?;
     drop(permit);
     let (answer, error) = match outcome {
         Ok(response) => (build(id, response), None),
