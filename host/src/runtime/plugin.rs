@@ -335,8 +335,21 @@ impl Plugin {
         })
     }
 
-    /// Call tool `name` with JSON `arguments` for `caller`, as call `call_id`.
+    /// Call tool `name` with JSON `arguments` for `caller`, as call `call_id`, on this
+    /// thread.
     pub fn call_tool(
+        &self,
+        name: &str,
+        arguments: &str,
+        caller: &Caller,
+        call_id: String,
+    ) -> Result<ToolCall, InvokeError> {
+        drive(self.call_tool_async(name, arguments, caller, call_id))
+    }
+
+    /// Call tool `name` with JSON `arguments` for `caller`, as call `call_id`, as a
+    /// future whose wasm yields at every epoch tick.
+    pub async fn call_tool_async(
         &self,
         name: &str,
         arguments: &str,
@@ -349,7 +362,7 @@ impl Plugin {
                 tool: name.to_string(),
             });
         }
-        self.call(call_id, async |store, instance| {
+        self.call_within(call_id, self.budget(), None, async |store, instance| {
             let context = CallContext {
                 client_id: caller.client_id.clone(),
                 client_name: caller.client_name.clone(),
@@ -360,6 +373,7 @@ impl Plugin {
                 .call_call_tool(store, name, arguments, &context)
                 .await
         })
+        .await
     }
 
     /// The indices of an export callers may reach, or why they may not (decided at load:

@@ -10,6 +10,7 @@ use crate::capability::CapabilityId;
 use crate::capability::mcp::McpClient;
 use crate::error::InvokeError;
 use crate::runtime::{Caller, next_call_id};
+use futures_util::FutureExt;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -104,13 +105,17 @@ async fn attempt(
         client_id: client.id.clone(),
         client_name: client.name.clone(),
     };
-    let name = live.spec.name.clone();
-    let text = text.to_string();
-    let ran = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        plugin.call_tool(&name, &text, &caller, call_id)
-    })
+    // Like a route call, the call runs on this async thread (its wasm yields at every
+    // epoch tick; host waits step off the thread first).
+    let ran = std::panic::AssertUnwindSafe(plugin.call_tool_async(
+        &live.spec.name,
+        text,
+        &caller,
+        call_id,
+    ))
+    .catch_unwind()
     .await;
+    drop(slot);
     match ran {
         Ok(Ok(Ok(result))) => checked(tool, result),
         Ok(Ok(Err(error))) => Outcome::failed("tool-error", crate::wit_error::describe(&error)),
