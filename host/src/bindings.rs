@@ -4,7 +4,8 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
-    // Exports are called as futures: a route call runs on the server's own async threads
-    // (its wasm yields at every epoch tick), other callers drive it to completion.
+    // Exports are called as futures: route and tool calls run on the server's own async
+    // threads (their wasm yields at every epoch tick), other callers drive them to
+    // completion.
     exports: { default: async },
 });

@@ -1,7 +1,7 @@
-//! Waiting inside a plugin call. A route call runs on one of the server's async threads,
-//! so a host function that waits (a database round trip, an outbound request, a query of
-//! unknown length) first hands that thread's other work to another thread; on any other
-//! thread it just waits.
+//! Waiting inside a plugin call. A route or MCP tool call runs on one of the server's
+//! async threads, so a host function that waits (a database round trip, an outbound
+//! request, a query of unknown length) first hands that thread's other work to another
+//! thread; on any other thread it just waits.
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 

@@ -1,7 +1,5 @@
 //! Call slots are shared fairly: twenty plugins flooded past their caps cannot take the
 //! slots a twenty-first needs, and whoever is turned away is told when to come back.
-//! Route calls run on the server's async threads, and calls that spin or wait on their
-//! database, more of them than there are threads, do not hold up anyone else.
 
 mod harness;
 
@@ -122,83 +120,4 @@ fn a_plugin_at_its_cap_is_answered_429_with_retry_after_after_a_bounded_wait() {
         "a bounded wait, then the refusal: {waited:?}"
     );
     assert_eq!(long.join().unwrap(), 200);
-}
-
-#[test]
-fn route_calls_that_spin_or_query_leave_the_async_threads_to_everyone_else() {
-    let (_keep, dir) = temp();
-    let policy = "[defaults.capabilities.routes]
-[defaults.limits]
-deadline_ms = 4000
-[plugins.probe.capabilities.kv]
-[plugins.probe.capabilities.sql]
-statement_timeout_ms = 3500
-";
-    let server = start(&dir, policy, &[]);
-    assert_eq!(server.install(plugin("hostile_misbehave")).status(), 201);
-    let probe = include_str!("../../plugins/hostile/sql-probe/capstan.toml");
-    assert_eq!(
-        server
-            .install_with_manifest(plugin("hostile_sql_probe"), probe)
-            .status(),
-        201
-    );
-    assert_eq!(server.install(plugin("hello")).status(), 201);
-
-    // Six calls spin in wasm and six run a query that never ends on its own, until their
-    // deadlines: twelve calls against a server with one async thread per core.
-    const COUNT: usize = 6;
-    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
-                   SELECT count(*) FROM c";
-    let hogs: Vec<_> = (0..COUNT)
-        .flat_map(|_| {
-            let client = reqwest::blocking::Client::new();
-            let spin = client.get(format!("{}/plugins/misbehave/loop", server.base));
-            let query = client
-                .post(format!("{}/plugins/probe/query", server.base))
-                .body(endless);
-            [spin, query]
-        })
-        .map(|request| std::thread::spawn(move || request.send().unwrap().status().as_u16()))
-        .collect();
-    eventually(
-        std::time::Duration::from_secs(3),
-        "every hog is in flight",
-        || {
-            ["misbehave", "probe"].iter().all(|id| {
-                server.metric(&format!(
-                    "capstan_plugin_calls_in_flight{{plugin=\"{id}\"}}"
-                )) == Some(COUNT as f64)
-            })
-        },
-    );
-    // The hogs hold on for seconds yet; everyone else is answered at once.
-    for attempt in 0..5 {
-        let started = std::time::Instant::now();
-        let health = server
-            .http
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .unwrap();
-        assert_eq!(health.status(), 200);
-        let (status, body) = server.route("hello/?name=Ada");
-        assert_eq!((status, body.as_str()), (200, "Hello, Ada! (GET /)\n"));
-        let waited = started.elapsed();
-        assert!(
-            waited < std::time::Duration::from_secs(1),
-            "attempt {attempt}: /healthz and hello took {waited:?} beside the hogs"
-        );
-    }
-    let statuses: Vec<u16> = hogs.into_iter().map(|hog| hog.join().unwrap()).collect();
-    // The spinners end at their deadline; the probe reports its query's timeout itself.
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 504).count(),
-        COUNT,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        COUNT,
-        "{statuses:?}"
-    );
 }

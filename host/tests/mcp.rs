@@ -269,56 +269,6 @@ fn hostile_tools_end_in_is_error_within_their_deadline_while_others_are_served()
 }
 
 #[test]
-fn spinning_tool_calls_leave_the_async_threads_to_everyone_else() {
-    let (_keep, dir) = temp();
-    let policy = POLICY.replace("deadline_ms = 500", "deadline_ms = 4000");
-    assert_ne!(policy, POLICY);
-    let server = start(&dir, &policy, &[]);
-    installed(&server, "tools");
-    default_forge(&server);
-    let (_, attacker) = client(&server, json!({"name": "attacker", "plugins": ["forge"]}));
-    let (_, bystander) = client(&server, json!({"name": "bystander", "plugins": ["tools"]}));
-    // Six tool calls spin until their 4 s deadline: more than the server's async threads
-    // (one per core), on which tool calls run.
-    const SPINNERS: usize = 6;
-    let spinners: Vec<_> = (0..SPINNERS)
-        .map(|_| {
-            let (base, token) = (server.base.clone(), attacker.clone());
-            std::thread::spawn(move || Mcp::at(&base, Some(&token)).call("forge__spin", json!({})))
-        })
-        .collect();
-    eventually(
-        Duration::from_secs(3),
-        "every spinning call is in flight",
-        || {
-            server.metric("capstan_plugin_calls_in_flight{plugin=\"forge\"}")
-                == Some(SPINNERS as f64)
-        },
-    );
-    let mcp = Mcp::new(&server, Some(&bystander));
-    for attempt in 0..5 {
-        let started = Instant::now();
-        let health = server
-            .http
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .unwrap();
-        assert_eq!(health.status(), 200);
-        let answer = mcp.call("tools__add", json!({"a": attempt, "b": 1}));
-        assert!(!is_error(&answer), "{answer}");
-        let waited = started.elapsed();
-        assert!(
-            waited < Duration::from_secs(1),
-            "attempt {attempt}: /healthz and a tool call took {waited:?} beside the spinners"
-        );
-    }
-    for spinner in spinners {
-        let answer = spinner.join().unwrap();
-        assert!(result_text(&answer).contains("timeout"), "{answer}");
-    }
-}
-
-#[test]
 fn installs_refuse_undeclared_overlong_colliding_and_malformed_tools() {
     let (_keep, dir) = temp();
     let server = start(&dir, POLICY, &[]);

@@ -1,5 +1,5 @@
 //! Plugin calls are futures; callers that are not async (job runs, hooks, deliveries,
-//! tool calls on blocking threads, `capstan run`, tests) drive one to completion on
+//! claims, the tool listing at install, `capstan run`, tests) drive one to completion on
 //! their own thread.
 
 use std::future::Future;
@@ -33,19 +33,22 @@ static TIMERS: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 
 /// Run `future` to completion on this thread, parking between polls. Unlike a runtime's
 /// `block_on`, this does not mark the thread as inside a runtime, so host functions
-/// may still block on their stores' own runtimes.
+/// may still block on their stores' own runtimes. Called on an async thread (a claim
+/// handled inside a route call's `events.request`), it steps off the executor first.
 pub fn drive<F: Future>(future: F) -> F::Output {
-    let _timers = match tokio::runtime::Handle::try_current() {
-        Ok(_) => None,
-        Err(_) => Some(TIMERS.enter()),
-    };
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
+    crate::blocking::off_executor(|| {
+        let _timers = match tokio::runtime::Handle::try_current() {
+            Ok(_) => None,
+            Err(_) => Some(TIMERS.enter()),
+        };
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut context = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+            std::thread::park();
         }
-        std::thread::park();
-    }
+    })
 }
