@@ -24,6 +24,27 @@ fn default_forge(server: &Server) {
     assert_eq!(response.status(), 201, "{}", response.text().unwrap());
 }
 
+/// While the hogs hold on (for seconds yet), `/healthz` and `other` are answered long
+/// before they end, five times: the bound leaves room for a loaded machine, not for
+/// waiting on a hog.
+fn answered_beside_hogs(server: &Server, what: &str, mut other: impl FnMut(usize)) {
+    for attempt in 0..5 {
+        let started = Instant::now();
+        let health = server
+            .http
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        other(attempt);
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_secs(3),
+            "attempt {attempt}: /healthz and {what} took {waited:?} beside the hogs"
+        );
+    }
+}
+
 #[test]
 fn route_calls_that_spin_or_query_leave_the_async_threads_to_everyone_else() {
     let (_keep, dir) = temp();
@@ -68,24 +89,10 @@ statement_timeout_ms = 9500
             )) == Some(COUNT as f64)
         })
     });
-    // The hogs hold on for seconds yet; everyone else is answered long before they end
-    // (the bound leaves room for a loaded machine, not for waiting on a hog).
-    for attempt in 0..5 {
-        let started = Instant::now();
-        let health = server
-            .http
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .unwrap();
-        assert_eq!(health.status(), 200);
+    answered_beside_hogs(&server, "hello", |_| {
         let (status, body) = server.route("hello/?name=Ada");
         assert_eq!((status, body.as_str()), (200, "Hello, Ada! (GET /)\n"));
-        let waited = started.elapsed();
-        assert!(
-            waited < Duration::from_secs(3),
-            "attempt {attempt}: /healthz and hello took {waited:?} beside the hogs"
-        );
-    }
+    });
     let statuses: Vec<u16> = hogs.into_iter().map(|hog| hog.join().unwrap()).collect();
     // The spinners end at their deadline; the probe reports its query's timeout itself.
     assert_eq!(
@@ -126,22 +133,10 @@ fn spinning_tool_calls_leave_the_async_threads_to_everyone_else() {
         },
     );
     let mcp = Mcp::new(&server, Some(&bystander));
-    for attempt in 0..5 {
-        let started = Instant::now();
-        let health = server
-            .http
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .unwrap();
-        assert_eq!(health.status(), 200);
+    answered_beside_hogs(&server, "a tool call", |attempt| {
         let answer = mcp.call("tools__add", json!({"a": attempt, "b": 1}));
         assert_ne!(answer["result"]["isError"], true, "{answer}");
-        let waited = started.elapsed();
-        assert!(
-            waited < Duration::from_secs(3),
-            "attempt {attempt}: /healthz and a tool call took {waited:?} beside the spinners"
-        );
-    }
+    });
     for spinner in spinners {
         let answer = spinner.join().unwrap();
         let text = answer["result"]["content"][0]["text"]
