@@ -1,6 +1,6 @@
 //! `/plugins/{id}/{*path}`: requests to a plugin's `handler` export, size-capped, run on
-//! the server's async threads under the plugin's deadline and concurrency cap. Failures never leak
-//! internals: a trap is a 502 with an error id that is also in the host log.
+//! the server's async threads under the plugin's deadline and concurrency cap. Failures
+//! never leak internals: a trap is a 502 with an error id that is also in the host log.
 
 use super::AppState;
 use super::error::ApiError;

@@ -120,7 +120,10 @@ async fn attempt(
         Ok(Ok(Ok(result))) => checked(tool, result),
         Ok(Ok(Err(error))) => Outcome::failed("tool-error", crate::wit_error::describe(&error)),
         Ok(Err(error)) => failure(tool, error),
-        Err(_) => failure(tool, InvokeError::Trap("the call's worker panicked".into())),
+        Err(_) => failure(
+            tool,
+            InvokeError::Trap("the host panicked during the call".into()),
+        ),
     }
 }
 
