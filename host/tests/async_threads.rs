@@ -1,6 +1,6 @@
 //! Route and MCP tool calls run on the server's async threads (one per core): calls that
-//! spin in wasm or wait on their database, more of them than there are threads, leave
-//! those threads to everyone else. Kept apart from other suites, whose timing checks the
+//! spin in wasm, wait on their database or wait on a claimer that spins, more of them
+//! than there are threads, leave those threads to everyone else. Kept apart from other suites, whose timing checks the
 //! hogs here would load.
 
 mod harness;
@@ -9,7 +9,12 @@ use harness::mcp::{Mcp, client};
 use harness::support::plugin;
 use harness::*;
 use serde_json::json;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The tests here run one at a time: each loads the machine with its hogs, and its bound
+/// is for one set of hogs, not three.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const MCP_POLICY: &str = "[defaults.capabilities.routes]
 [defaults.capabilities.mcp]
@@ -47,6 +52,7 @@ fn answered_beside_hogs(server: &Server, what: &str, mut other: impl FnMut(usize
 
 #[test]
 fn route_calls_that_spin_or_query_leave_the_async_threads_to_everyone_else() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (_keep, dir) = temp();
     let policy = "[defaults.capabilities.routes]
 [defaults.limits]
@@ -109,6 +115,7 @@ statement_timeout_ms = 9500
 
 #[test]
 fn spinning_tool_calls_leave_the_async_threads_to_everyone_else() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (_keep, dir) = temp();
     let server = start(&dir, MCP_POLICY, &[]);
     assert_eq!(server.install(plugin("tools")).status(), 201);
@@ -144,4 +151,56 @@ fn spinning_tool_calls_leave_the_async_threads_to_everyone_else() {
             .unwrap_or_default();
         assert!(text.contains("timeout"), "{answer}");
     }
+}
+
+#[test]
+fn route_calls_waiting_on_a_spinning_claimer_leave_the_async_threads_to_everyone_else() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (_keep, dir) = temp();
+    let policy = "[defaults.capabilities.routes]
+[defaults.limits]
+deadline_ms = 10000
+[plugins.asker.capabilities.events]
+request = [\"spin.*\"]
+[plugins.spinner.capabilities.events]
+claims = [\"spin.*\"]
+";
+    let server = start(&dir, policy, &[]);
+    // The probe imports kv too, so each manifest declares it (the policy grants none).
+    for manifest in [
+        "id = \"asker\"\nversion = \"0.1.0\"\n[capabilities.routes]\n[capabilities.kv]\n\
+         [capabilities.events]\nrequest = [\"spin.*\"]\n",
+        "id = \"spinner\"\nversion = \"0.1.0\"\n[capabilities.kv]\n\
+         [capabilities.events]\nclaims = [\"spin.now\"]\n",
+    ] {
+        let response = server.install_with_manifest(plugin("hostile_event_probe"), manifest);
+        assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+    }
+    assert_eq!(server.install(plugin("hello")).status(), 201);
+
+    // Six route calls each send a request whose claimer spins until the asker's deadline
+    // (10 s): the claimer's call runs inside the asker's, on the thread serving it.
+    const COUNT: usize = 6;
+    let askers: Vec<_> = (0..COUNT)
+        .map(|_| {
+            let request = reqwest::blocking::Client::new().post(format!(
+                "{}/plugins/asker/request?kind=spin.now",
+                server.base
+            ));
+            std::thread::spawn(move || request.send().unwrap().status().as_u16())
+        })
+        .collect();
+    eventually(Duration::from_secs(8), "every asker is in flight", || {
+        server.metric("capstan_plugin_calls_in_flight{plugin=\"asker\"}") == Some(COUNT as f64)
+    });
+    answered_beside_hogs(&server, "hello", |_| {
+        let (status, body) = server.route("hello/?name=Ada");
+        assert_eq!((status, body.as_str()), (200, "Hello, Ada! (GET /)\n"));
+    });
+    // The claims end at the askers' deadline, and with them the askers.
+    let statuses: Vec<u16> = askers
+        .into_iter()
+        .map(|asker| asker.join().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![504; COUNT]);
 }

@@ -3,7 +3,8 @@
 //! `{"ok": …}` or `{"error": code, "message": …}` so tests see the host's refusal.
 //! Events on `flaky.…` ask for a retry until their third attempt, on `stubborn.…` always;
 //! events on `slow.…` take 200 ms;
-//! events on `poison.…` are always rejected; every delivery is recorded in kv (`deliveries:<event id>` lists
+//! events on `poison.…` are always rejected; requests of `spin.…` it claims spin until
+//! the host stops them; every delivery is recorded in kv (`deliveries:<event id>` lists
 //! its attempts; `topic:<topic>` counts them). It carries no manifest: the sidecar a
 //! test installs it with decides what it declares (capstan.toml beside it is the usual one).
 
@@ -61,6 +62,12 @@ impl Plugin for Probe {
     }
 
     fn handle_claim(kind: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
+        if kind.starts_with("spin.") {
+            let mut turns = 0u64;
+            loop {
+                turns = std::hint::black_box(turns.wrapping_add(1));
+            }
+        }
         Ok(format!("probe handled {kind} ({} bytes)", payload.len()).into_bytes())
     }
 
