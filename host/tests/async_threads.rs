@@ -1,7 +1,7 @@
 //! Route and MCP tool calls run on the server's async threads (one per core): calls that
 //! spin in wasm, wait on their database or wait on a claimer that spins, more of them
-//! than there are threads, leave those threads to everyone else. Kept apart from other suites, whose timing checks the
-//! hogs here would load.
+//! than there are threads, leave those threads to everyone else. Kept apart from other
+//! suites, whose timing checks the hogs here would load.
 
 mod harness;
 
@@ -9,12 +9,17 @@ use harness::mcp::{Mcp, client};
 use harness::support::plugin;
 use harness::*;
 use serde_json::json;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The tests here run one at a time: each loads the machine with its hogs, and its bound
-/// is for one set of hogs, not three.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// Held by each test here for its whole run: each loads the machine with its hogs, and
+/// its bound is for one set of hogs, not three.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ALONE: Mutex<()> = Mutex::new(());
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 const MCP_POLICY: &str = "[defaults.capabilities.routes]
 [defaults.capabilities.mcp]
@@ -52,7 +57,7 @@ fn answered_beside_hogs(server: &Server, what: &str, mut other: impl FnMut(usize
 
 #[test]
 fn route_calls_that_spin_or_query_leave_the_async_threads_to_everyone_else() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = one_at_a_time();
     let (_keep, dir) = temp();
     let policy = "[defaults.capabilities.routes]
 [defaults.limits]
@@ -115,7 +120,7 @@ statement_timeout_ms = 9500
 
 #[test]
 fn spinning_tool_calls_leave_the_async_threads_to_everyone_else() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = one_at_a_time();
     let (_keep, dir) = temp();
     let server = start(&dir, MCP_POLICY, &[]);
     assert_eq!(server.install(plugin("tools")).status(), 201);
@@ -155,7 +160,7 @@ fn spinning_tool_calls_leave_the_async_threads_to_everyone_else() {
 
 #[test]
 fn route_calls_waiting_on_a_spinning_claimer_leave_the_async_threads_to_everyone_else() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = one_at_a_time();
     let (_keep, dir) = temp();
     let policy = "[defaults.capabilities.routes]
 [defaults.limits]
