@@ -89,6 +89,46 @@ fn log_flood_is_capped_per_call_and_reported_once() {
     assert_eq!(hits[0].capability, Some(CapabilityId::Log));
 }
 
+/// A plugin called over and over, each call logging past the per-second cap: the drop
+/// reports are capped too (at most one a second), instead of one host line and one audit
+/// record per call, which would be a flood of their own.
+#[test]
+fn a_flood_of_calls_over_the_log_rate_does_not_flood_the_drop_reports() {
+    let host = TestHost::new();
+    let policy = "[defaults.capabilities.routes]\n[plugins.hello.log]\nlines_per_second = 10\n";
+    let plugin = host.load("hello", policy);
+    let started = Instant::now();
+    for _ in 0..300 {
+        assert_eq!(plugin.handle(&get("/?name=flood")).unwrap().status, 200);
+    }
+    let seconds = started.elapsed().as_secs();
+    let lines = host.logs.records(Some("hello"));
+    let kept = lines
+        .iter()
+        .filter(|l| l.source == LogSource::Guest)
+        .count();
+    let reports: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.source == LogSource::Host)
+        .map(|l| l.message.as_str())
+        .collect();
+    assert!(
+        kept as u64 <= 10 + 10 * (seconds + 1),
+        "{kept} lines kept in {seconds} s"
+    );
+    assert!(
+        !reports.is_empty() && reports.len() as u64 <= 1 + seconds,
+        "{} drop reports for 300 calls in {seconds} s",
+        reports.len()
+    );
+    assert!(
+        reports[0].starts_with("dropped 1 log lines ("),
+        "{reports:?}"
+    );
+    let hits = host.audit_of("hello", AuditKind::LimitHit);
+    assert_eq!(hits.len(), reports.len());
+}
+
 #[test]
 fn stdout_flood_is_captured_into_the_log_with_caps() {
     let host = TestHost::new();

@@ -34,12 +34,16 @@ impl RateLimiter {
 
     /// Take one token if there is one.
     pub fn try_take(&self) -> bool {
+        self.try_take_at(Instant::now())
+    }
+
+    /// Take one token if there is one at `now` (never earlier than a previous call's).
+    pub fn try_take_at(&self, now: Instant) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = &mut *state;
-        let now = Instant::now();
-        *tokens =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
-        *last = now;
+        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * self.per_second)
+            .min(self.burst);
+        *last = (*last).max(now);
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             true
@@ -65,5 +69,16 @@ mod tests {
         let limiter = RateLimiter::per_minute(120);
         assert!((0..120).all(|_| limiter.try_take()));
         assert!(!limiter.try_take());
+    }
+
+    #[test]
+    fn an_empty_bucket_refills_with_time() {
+        let limiter = RateLimiter::new(2);
+        let start = Instant::now();
+        assert!(limiter.try_take_at(start) && limiter.try_take_at(start));
+        assert!(!limiter.try_take_at(start));
+        let later = start + std::time::Duration::from_millis(600);
+        assert!(limiter.try_take_at(later));
+        assert!(!limiter.try_take_at(later));
     }
 }

@@ -20,7 +20,7 @@ pub use state::CallState;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
 use crate::capability::http::{Outbound, SystemResolver};
-use crate::capability::log::{LogSink, MemoryLogs};
+use crate::capability::log::{DropReports, LogSink, MemoryLogs};
 use crate::capability::{self, Denials, Grants, Verdict};
 use crate::engine::{EpochTicker, PoolSize, build_engine};
 use crate::error::InstallError;
@@ -88,6 +88,8 @@ pub struct PluginContext {
     pub services: Services,
     /// Log lines per second, shared by all calls of this plugin.
     pub log_rate: RateLimiter,
+    /// Reports of dropped log lines, rate-limited across all calls of this plugin.
+    pub log_drops: DropReports,
     /// Events published per second, shared by all calls of this plugin.
     pub publish_rate: RateLimiter,
     /// Denial records, rate-limited across all calls of this plugin.
@@ -240,6 +242,7 @@ impl Runtime {
             id: admission.manifest.id.clone(),
             grants: admission.grants.clone(),
             log_rate: RateLimiter::new(admission.policy.log.lines_per_second),
+            log_drops: DropReports::default(),
             publish_rate: RateLimiter::new(
                 admission
                     .grants

@@ -80,6 +80,7 @@ impl CallState {
             call_id,
             policy: &plugin.policy.log,
             rate: &plugin.log_rate,
+            drops: &plugin.log_drops,
             sink: &*plugin.services.logs,
             audit: &*plugin.services.audit,
         }

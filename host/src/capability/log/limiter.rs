@@ -6,7 +6,57 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::capability::CapabilityId;
 use crate::rate::RateLimiter;
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+/// Reports of dropped lines a plugin may cause per second (and in a burst), across all
+/// its calls: under a flood of calls that each drop lines, a report per call would
+/// itself be the flood the caps exist to stop.
+pub const DROP_REPORTS_PER_SECOND: u32 = 1;
+
+/// One plugin's reports of dropped lines (a host line and an audit record each), shared
+/// by all its calls. A report over [`DROP_REPORTS_PER_SECOND`] is held back and its count
+/// carried into the next report, made by the next call that drops lines or finishes
+/// once the rate allows.
+pub struct DropReports {
+    limiter: RateLimiter,
+    held: AtomicU64,
+}
+
+impl Default for DropReports {
+    fn default() -> Self {
+        DropReports {
+            limiter: RateLimiter::new(DROP_REPORTS_PER_SECOND),
+            held: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Dropped lines to report now: this call's, and those held back from earlier calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropReport {
+    pub this_call: u64,
+    pub earlier_calls: u64,
+}
+
+impl DropReports {
+    /// What a call that dropped `dropped` lines reports at `now`, if anything: nothing
+    /// when neither it nor earlier calls dropped lines, or when the rate is spent (its
+    /// count is then held for the next report).
+    pub fn report_at(&self, dropped: u64, now: Instant) -> Option<DropReport> {
+        if dropped == 0 && self.held.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        if !self.limiter.try_take_at(now) {
+            self.held.fetch_add(dropped, Ordering::Relaxed);
+            return None;
+        }
+        Some(DropReport {
+            this_call: dropped,
+            earlier_calls: self.held.swap(0, Ordering::Relaxed),
+        })
+    }
+}
 
 /// Where one plugin's lines go and under which rules.
 #[derive(Clone, Copy)]
@@ -16,6 +66,8 @@ pub struct LogTarget<'a> {
     pub policy: &'a LogPolicy,
     /// Shared by all calls of the plugin.
     pub rate: &'a RateLimiter,
+    /// Shared by all calls of the plugin.
+    pub drops: &'a DropReports,
     pub sink: &'a dyn LogSink,
     pub audit: &'a dyn AuditSink,
 }
@@ -81,16 +133,33 @@ impl CallLog {
         });
     }
 
-    /// Report dropped lines once per call, as a host line and an audit record.
+    /// Report the lines this call dropped, with any held back from earlier calls, as a
+    /// host line and an audit record: at most [`DROP_REPORTS_PER_SECOND`] a plugin.
     pub fn finish(&mut self, target: &LogTarget<'_>) {
-        if self.dropped == 0 {
+        let dropped = std::mem::take(&mut self.dropped);
+        let Some(report) = target.drops.report_at(dropped, Instant::now()) else {
             return;
-        }
+        };
         let policy = target.policy;
-        let detail = format!(
-            "dropped {} log lines (caps: {} lines per call, {} per second)",
-            self.dropped, policy.lines_per_call, policy.lines_per_second
+        let caps = format!(
+            "caps: {} lines per call, {} per second",
+            policy.lines_per_call, policy.lines_per_second
         );
+        let detail = match report {
+            DropReport {
+                this_call,
+                earlier_calls: 0,
+            } => format!("dropped {this_call} log lines ({caps})"),
+            DropReport {
+                this_call,
+                earlier_calls,
+            } => format!(
+                "dropped {} log lines: {this_call} in this call and {earlier_calls} in \
+                 earlier calls, held back to report at most {DROP_REPORTS_PER_SECOND} a \
+                 second ({caps})",
+                this_call + earlier_calls
+            ),
+        };
         target.sink.write(LogRecord {
             time: SystemTime::now(),
             plugin: target.plugin.to_string(),
@@ -105,7 +174,6 @@ impl CallLog {
             Some(CapabilityId::Log),
             detail,
         ));
-        self.dropped = 0;
     }
 }
 
@@ -119,6 +187,7 @@ mod tests {
     struct Fixture {
         policy: LogPolicy,
         rate: RateLimiter,
+        drops: DropReports,
         sink: MemoryLogs,
         audit: MemoryAudit,
     }
@@ -129,6 +198,7 @@ mod tests {
             let policy = LogPolicy::resolve(Some(&settings), &LogSettings::default());
             Fixture {
                 rate: RateLimiter::new(policy.lines_per_second),
+                drops: DropReports::default(),
                 policy,
                 sink: MemoryLogs::new(1_000),
                 audit: MemoryAudit::default(),
@@ -141,6 +211,7 @@ mod tests {
                 call_id: "c1",
                 policy: &self.policy,
                 rate: &self.rate,
+                drops: &self.drops,
                 sink: &self.sink,
                 audit: &self.audit,
             }
@@ -169,6 +240,91 @@ mod tests {
         assert_eq!(lines[..2], ["line 0", "line 1"]);
         assert!(lines[2].starts_with("dropped 3 log lines"), "{lines:?}");
         assert_eq!(fixture.audit.events().len(), 1);
+    }
+
+    /// Calls that each log one line over the per-second cap (a plugin called thousands
+    /// of times a second): the first report goes out at once, the rest are held back.
+    fn flood(fixture: &Fixture, calls: usize) {
+        for n in 0..calls {
+            let mut call = CallLog::default();
+            call.write(
+                &fixture.target(),
+                LogLevel::Info,
+                LogSource::Guest,
+                &format!("call {n}"),
+            );
+            call.finish(&fixture.target());
+        }
+    }
+
+    #[test]
+    fn a_flood_of_calls_over_the_rate_is_reported_once_not_once_a_call() {
+        let fixture = Fixture::from_toml("lines_per_second = 1\n");
+        flood(&fixture, 1_000);
+        let host_lines: Vec<String> = fixture
+            .sink
+            .records(Some("p"))
+            .into_iter()
+            .filter(|r| r.source == LogSource::Host)
+            .map(|r| r.message)
+            .collect();
+        assert_eq!(host_lines.len(), 1, "{host_lines:?}");
+        assert!(
+            host_lines[0].starts_with("dropped 1 log lines ("),
+            "{host_lines:?}"
+        );
+        assert_eq!(fixture.audit.events().len(), 1);
+        assert_eq!(
+            fixture.sink.records(Some("p")).len(),
+            2,
+            "one kept line, one report"
+        );
+    }
+
+    #[test]
+    fn lines_held_back_are_counted_in_the_next_report() {
+        let reports = DropReports::default();
+        let start = Instant::now();
+        assert_eq!(
+            reports.report_at(3, start),
+            Some(DropReport {
+                this_call: 3,
+                earlier_calls: 0
+            })
+        );
+        for _ in 0..10 {
+            assert_eq!(reports.report_at(2, start), None);
+        }
+        let second_later = start + std::time::Duration::from_secs(1);
+        assert_eq!(
+            reports.report_at(1, second_later),
+            Some(DropReport {
+                this_call: 1,
+                earlier_calls: 20
+            })
+        );
+        assert_eq!(
+            reports.report_at(0, second_later),
+            None,
+            "nothing left to report"
+        );
+    }
+
+    #[test]
+    fn a_call_that_dropped_nothing_reports_what_earlier_calls_held_back() {
+        let reports = DropReports::default();
+        let start = Instant::now();
+        assert!(reports.report_at(1, start).is_some());
+        assert_eq!(reports.report_at(5, start), None);
+        assert_eq!(reports.report_at(0, start), None, "the rate is still spent");
+        let later = start + std::time::Duration::from_secs(2);
+        assert_eq!(
+            reports.report_at(0, later),
+            Some(DropReport {
+                this_call: 0,
+                earlier_calls: 5
+            })
+        );
     }
 
     #[test]

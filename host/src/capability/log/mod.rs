@@ -7,7 +7,7 @@ mod settings;
 mod sink;
 
 pub use host::LogHost;
-pub use limiter::{CallLog, LogTarget, Redactions};
+pub use limiter::{CallLog, DropReport, DropReports, LogTarget, Redactions};
 pub use settings::{LogLevel, LogPolicy, LogSettings};
 pub use sink::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs, mirror_to_tracing};
 
