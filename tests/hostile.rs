@@ -7,6 +7,7 @@ use capstan_host::InvokeError;
 use capstan_host::audit::AuditKind;
 use capstan_host::capability::CapabilityId;
 use capstan_host::capability::log::LogSource;
+use capstan_host::runtime::FAULT_RECORDS_PER_SECOND;
 use std::time::{Duration, Instant};
 use support::{TestHost, get, text};
 
@@ -62,6 +63,35 @@ fn deep_recursion_traps() {
         "{error:?}"
     );
     assert_eq!(host.audit_of("misbehave", AuditKind::Trapped).len(), 1);
+}
+
+/// A client calling a plugin that traps on every call: each call still gets its typed
+/// error, but the trap records are rate-limited per plugin (the next record written
+/// counts those that were not), so the requests do not each become an audit write.
+#[test]
+fn a_flood_of_trapping_calls_writes_a_bounded_number_of_trap_records() {
+    let host = TestHost::new();
+    let plugin = host.load("hostile_misbehave", &misbehave_policy(""));
+    let calls = 100;
+    let started = Instant::now();
+    for _ in 0..calls {
+        let error = plugin.handle(&get("/recursion")).unwrap_err();
+        assert!(
+            matches!(error, InvokeError::StackOverflow | InvokeError::Trap(_)),
+            "{error:?}"
+        );
+    }
+    let seconds = started.elapsed().as_secs();
+    let bound = u64::from(FAULT_RECORDS_PER_SECOND) * (seconds + 2);
+    assert!(
+        bound < calls,
+        "too slow to tell: {calls} calls took {seconds} s"
+    );
+    let written = host.audit_of("misbehave", AuditKind::Trapped).len() as u64;
+    assert!(
+        (1..=bound).contains(&written),
+        "{written} trap records for {calls} trapping calls in {seconds} s"
+    );
 }
 
 #[test]

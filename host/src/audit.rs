@@ -2,8 +2,10 @@
 //! Records never carry secret values or guest data, only names and reasons.
 
 use crate::capability::CapabilityId;
+use crate::rate::RateLimiter;
 use serde::Serialize;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// What happened.
@@ -173,6 +175,69 @@ pub trait AuditSink: Send + Sync {
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError>;
 }
 
+/// Records of one kind from one plugin, rate-limited so that a plugin (or a client
+/// driving it) causing one on every call costs a bounded number of audit writes. Records
+/// not written are counted, and the next one written says how many.
+pub struct Throttled {
+    limiter: RateLimiter,
+    per_second: u32,
+    /// What the records are, in the plural ("denials").
+    what: &'static str,
+    suppressed: AtomicU64,
+}
+
+impl Throttled {
+    /// At most `per_second` records of `what` a second (and in a burst).
+    pub fn new(per_second: u32, what: &'static str) -> Self {
+        Throttled {
+            limiter: RateLimiter::new(per_second),
+            per_second,
+            what,
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Write a record of `plugin`'s to `audit`, or count it if over the rate.
+    pub fn record(
+        &self,
+        audit: &dyn AuditSink,
+        plugin: &str,
+        kind: AuditKind,
+        capability: Option<CapabilityId>,
+        detail: String,
+    ) {
+        let event = AuditEvent::new(plugin, kind, capability, detail);
+        self.record_at(audit, event, std::time::Instant::now());
+    }
+
+    /// Write `event` to `audit` if the rate allows one at `now`, or count it.
+    fn record_at(&self, audit: &dyn AuditSink, event: AuditEvent, now: std::time::Instant) {
+        if !self.limiter.try_take_at(now) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        let event = match suppressed {
+            0 => event,
+            _ => AuditEvent::new(
+                &event.plugin,
+                event.kind,
+                event.capability,
+                format!(
+                    "{} ({suppressed} earlier {} not recorded: over {} per second)",
+                    event.detail, self.what, self.per_second
+                ),
+            ),
+        };
+        audit.record(event);
+    }
+
+    /// Records counted but not written since the last one written.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed.load(Ordering::Relaxed)
+    }
+}
+
 /// Mirror an audit record to the host's own log (details never carry secret values).
 pub fn trace(event: &AuditEvent) {
     tracing::info!(
@@ -219,5 +284,35 @@ impl AuditSink for MemoryAudit {
             .take(query.row_limit() as usize)
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn trap(detail: &str) -> AuditEvent {
+        AuditEvent::new("p", AuditKind::Trapped, None, detail.to_string())
+    }
+
+    #[test]
+    fn records_over_the_rate_are_counted_and_the_next_record_says_how_many() {
+        let audit = MemoryAudit::default();
+        let throttled = Throttled::new(2, "traps");
+        let start = Instant::now();
+        for n in 0..10 {
+            throttled.record_at(&audit, trap(&format!("trap {n}")), start);
+        }
+        assert_eq!(audit.events().len(), 2);
+        assert_eq!(throttled.suppressed(), 8);
+        throttled.record_at(&audit, trap("trap 10"), start + Duration::from_secs(1));
+        let events = audit.events();
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            events[2].detail,
+            "trap 10 (8 earlier traps not recorded: over 2 per second)"
+        );
+        assert_eq!(throttled.suppressed(), 0);
     }
 }

@@ -3,10 +3,8 @@
 //! their own.
 
 use super::CapabilityId;
-use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, Throttled};
 use crate::bindings::capstan::plugin::types::Error;
-use crate::rate::RateLimiter;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A call's wall-clock deadline. Host calls bound every wait by what is left of it, so a
@@ -48,20 +46,14 @@ impl Deadline {
 /// Denial records of one plugin, rate-limited so that a plugin hammering a withheld
 /// capability costs a bounded number of audit writes. Suppressed denials are counted and
 /// reported in the next record that is written.
-pub struct Denials {
-    limiter: RateLimiter,
-    suppressed: AtomicU64,
-}
+pub struct Denials(Throttled);
 
 /// Denial records a plugin may cause per second (and in a burst).
 pub const DENIAL_RECORDS_PER_SECOND: u32 = 20;
 
 impl Default for Denials {
     fn default() -> Self {
-        Denials {
-            limiter: RateLimiter::new(DENIAL_RECORDS_PER_SECOND),
-            suppressed: AtomicU64::new(0),
-        }
+        Denials(Throttled::new(DENIAL_RECORDS_PER_SECOND, "denials"))
     }
 }
 
@@ -74,24 +66,8 @@ impl Denials {
         capability: CapabilityId,
         detail: String,
     ) {
-        if !self.limiter.try_take() {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-        let detail = if suppressed > 0 {
-            format!(
-                "{detail} ({suppressed} earlier denials not recorded: over {DENIAL_RECORDS_PER_SECOND} per second)"
-            )
-        } else {
-            detail
-        };
-        audit.record(AuditEvent::new(
-            plugin,
-            AuditKind::Denied,
-            Some(capability),
-            detail,
-        ));
+        self.0
+            .record(audit, plugin, AuditKind::Denied, Some(capability), detail);
     }
 }
 
@@ -206,7 +182,7 @@ mod tests {
             (1..=DENIAL_RECORDS_PER_SECOND as usize + 1).contains(&written),
             "{written} records for 1000 denials"
         );
-        assert!(test.denials.suppressed.load(Ordering::Relaxed) >= 1_000 - written as u64 - 1);
+        assert!(test.denials.0.suppressed() >= 1_000 - written as u64 - 1);
     }
 
     #[test]

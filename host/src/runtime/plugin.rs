@@ -5,7 +5,7 @@
 use super::drive::drive;
 use super::limits::LimitHit;
 use super::{CallState, PluginContext};
-use crate::audit::{AuditEvent, AuditKind};
+use crate::audit::AuditKind;
 use crate::bindings::capstan::plugin::types::Error as WitError;
 use crate::bindings::exports::capstan::plugin::{claim, handler, jobs, lifecycle, mcp, subscriber};
 use crate::capability::events::{ClaimHandler, Delivery, Topic};
@@ -489,12 +489,13 @@ impl Plugin {
             InvokeError::Trap(_) | InvokeError::StackOverflow => AuditKind::Trapped,
             _ => AuditKind::LimitHit,
         };
-        self.context.services.audit.record(AuditEvent::new(
+        self.context.faults.record(
+            &*self.context.services.audit,
             &self.context.id,
             kind,
             None,
             typed.to_string(),
-        ));
+        );
         typed
     }
 }
