@@ -6,8 +6,8 @@ mod support;
 use capstan_host::InvokeError;
 use capstan_host::audit::AuditKind;
 use capstan_host::capability::CapabilityId;
+use capstan_host::capability::FAULT_RECORDS_PER_SECOND;
 use capstan_host::capability::log::LogSource;
-use capstan_host::runtime::FAULT_RECORDS_PER_SECOND;
 use std::time::{Duration, Instant};
 use support::{TestHost, get, text};
 

@@ -5,8 +5,8 @@
 mod support;
 
 use capstan_host::audit::AuditKind;
-use capstan_host::capability::CapabilityId;
 use capstan_host::capability::http::{Outbound, Resolver};
+use capstan_host::capability::{CapabilityId, FAULT_RECORDS_PER_SECOND};
 use capstan_host::{Plugin, Policy, Runtime, Services};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -239,6 +239,40 @@ fn name_resolving_to_cloud_metadata_is_blocked() {
         body.contains("169.254.169.254") && body.contains("169.254.0.0/16"),
         "{body}"
     );
+}
+
+/// A plugin retrying a blocked request in a tight loop: every attempt is refused, but the
+/// refusal records are rate-limited per plugin (the next record written counts those that
+/// were not), while a request that goes out is still recorded every time.
+#[test]
+fn a_blocked_request_retried_in_a_loop_writes_a_bounded_number_of_records() {
+    let p = probe(LOCAL_ONLY);
+    let attempts = 100;
+    let started = Instant::now();
+    for _ in 0..attempts {
+        let (status, body) = p.fetch("http://metadata.test/latest/meta-data/");
+        assert_eq!(status, 403, "{body}");
+    }
+    let seconds = started.elapsed().as_secs();
+    let bound = u64::from(FAULT_RECORDS_PER_SECOND) * (seconds + 2);
+    assert!(
+        bound < attempts,
+        "too slow to tell: {attempts} attempts took {seconds} s"
+    );
+    let refusals = p.http_audit().len();
+    assert!(
+        (1..=bound).contains(&(refusals as u64)),
+        "{refusals} records for {attempts} refused attempts in {seconds} s"
+    );
+    let (status, _) = p.fetch("http://good.test:PORT/ok");
+    assert_eq!(status, 200);
+    let audit = p.http_audit();
+    assert_eq!(
+        audit.len(),
+        refusals + 1,
+        "the request that went out is recorded"
+    );
+    assert!(audit[refusals].contains("-> 200"), "{}", audit[refusals]);
 }
 
 #[test]

@@ -71,6 +71,39 @@ impl Denials {
     }
 }
 
+/// Trap, limit-hit and refusal records (deadline, memory, quotas, refused requests) a
+/// plugin's calls may cause per second, and in a burst: a plugin retrying a refused
+/// operation in a loop, or a client hammering a plugin that traps, must not turn each
+/// attempt into an audit write.
+pub const FAULT_RECORDS_PER_SECOND: u32 = 20;
+
+/// Trap, limit-hit and refusal records of one plugin's calls, rate-limited like
+/// [`Denials`].
+pub struct Faults(Throttled);
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults(Throttled::new(
+            FAULT_RECORDS_PER_SECOND,
+            "traps, limit hits and refusals",
+        ))
+    }
+}
+
+impl Faults {
+    /// Record a trap, limit hit or refusal, or count it if this plugin is over its rate.
+    pub fn record(
+        &self,
+        audit: &dyn AuditSink,
+        plugin: &str,
+        kind: AuditKind,
+        capability: Option<CapabilityId>,
+        detail: String,
+    ) {
+        self.0.record(audit, plugin, kind, capability, detail);
+    }
+}
+
 /// One call as the capabilities see it.
 #[derive(Clone, Copy)]
 pub struct CallScope<'a> {
@@ -79,6 +112,7 @@ pub struct CallScope<'a> {
     pub deadline: Deadline,
     pub audit: &'a dyn AuditSink,
     pub denials: &'a Denials,
+    pub faults: &'a Faults,
 }
 
 impl CallScope<'_> {
@@ -109,6 +143,13 @@ impl CallScope<'_> {
         self.audit
             .record(AuditEvent::new(self.plugin, kind, Some(capability), detail));
     }
+
+    /// Write a record of a limit hit or a refusal the plugin can repeat at will (rate-limited
+    /// per plugin, with [`Faults`]).
+    pub fn fault(&self, kind: AuditKind, capability: CapabilityId, detail: String) {
+        self.faults
+            .record(self.audit, self.plugin, kind, Some(capability), detail);
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +172,7 @@ pub(crate) mod testing {
     pub struct TestScope {
         pub audit: MemoryAudit,
         pub denials: Denials,
+        pub faults: Faults,
         pub deadline: Deadline,
     }
 
@@ -139,6 +181,7 @@ pub(crate) mod testing {
             TestScope {
                 audit: MemoryAudit::default(),
                 denials: Denials::default(),
+                faults: Faults::default(),
                 deadline: Deadline::after(Duration::from_secs(5)),
             }
         }
@@ -150,6 +193,7 @@ pub(crate) mod testing {
                 deadline: self.deadline,
                 audit: &self.audit,
                 denials: &self.denials,
+                faults: &self.faults,
             }
         }
 

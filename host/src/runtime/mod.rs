@@ -18,10 +18,10 @@ pub use plugin::{
 };
 pub use state::CallState;
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit, Throttled};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
 use crate::capability::http::{Outbound, SystemResolver};
 use crate::capability::log::{DropReports, LogSink, MemoryLogs};
-use crate::capability::{self, Denials, Grants, Verdict};
+use crate::capability::{self, Denials, Faults, Grants, Verdict};
 use crate::engine::{EpochTicker, PoolSize, build_engine};
 use crate::error::InstallError;
 use crate::gate::{self, Admission};
@@ -80,11 +80,6 @@ impl Services {
     }
 }
 
-/// Trap and limit-hit records (deadline, memory, tables) a plugin's calls may cause per
-/// second, and in a burst: a client calling a plugin that traps on every call must not
-/// turn each request into an audit write.
-pub const FAULT_RECORDS_PER_SECOND: u32 = 20;
-
 /// Everything a call of one plugin needs that does not change between calls.
 pub struct PluginContext {
     pub id: String,
@@ -99,8 +94,8 @@ pub struct PluginContext {
     pub publish_rate: RateLimiter,
     /// Denial records, rate-limited across all calls of this plugin.
     pub denials: Denials,
-    /// Trap and limit-hit records of calls, rate-limited across all calls of this plugin.
-    pub faults: Throttled,
+    /// Trap, limit-hit and refusal records, rate-limited across all calls of this plugin.
+    pub faults: Faults,
 }
 
 /// One engine, its epoch ticker, the shared services and, for a server, the cache of
@@ -260,7 +255,7 @@ impl Runtime {
                     }),
             ),
             denials: Denials::default(),
-            faults: Throttled::new(FAULT_RECORDS_PER_SECOND, "traps and limit hits"),
+            faults: Faults::default(),
             policy: admission.policy.clone(),
             services: self.services.clone(),
         });

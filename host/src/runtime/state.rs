@@ -70,6 +70,7 @@ impl CallState {
             deadline,
             audit: &*plugin.services.audit,
             denials: &plugin.denials,
+            faults: &plugin.faults,
         }
     }
 

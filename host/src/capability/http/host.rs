@@ -72,6 +72,8 @@ impl Host for HttpHost<'_> {
         let verb = method(request.method);
         let target = url::Url::parse(&request.url)
             .map_or_else(|_| "an invalid URL".to_string(), |u| origin(&u));
+        // A request that went out is always recorded; one refused before it left can be
+        // retried in a tight loop, so its records are rate-limited.
         let audit = |detail: String| {
             scope.audit(
                 AuditKind::HttpRequest,
@@ -79,9 +81,16 @@ impl Host for HttpHost<'_> {
                 format!("{verb} {target} {detail}"),
             );
         };
+        let refused = |detail: String| {
+            scope.fault(
+                AuditKind::HttpRequest,
+                CapabilityId::Http,
+                format!("{verb} {target} {detail}"),
+            );
+        };
         let body_len = request.body.as_ref().map_or(0, Vec::len);
         if body_len > grant.max_request_bytes as usize {
-            audit(format!(
+            refused(format!(
                 "refused: request body of {body_len} bytes over the cap"
             ));
             return Err(Error::TooLarge(format!(
@@ -92,7 +101,7 @@ impl Host for HttpHost<'_> {
         let identity = match &request.client_cert {
             Some(name) => Some(
                 self.client_identity(name)
-                    .inspect_err(|e| audit(format!("refused: {e:?}")))?,
+                    .inspect_err(|e| refused(format!("refused: {e:?}")))?,
             ),
             None => None,
         };
@@ -135,7 +144,11 @@ impl Host for HttpHost<'_> {
                 })
             }
             Err(error) => {
-                audit(format!("failed after {elapsed} ms: {error}"));
+                let detail = format!("failed after {elapsed} ms: {error}");
+                match error {
+                    OutboundError::Denied(_) | OutboundError::InvalidInput(_) => refused(detail),
+                    _ => audit(detail),
+                }
                 Err(match error {
                     OutboundError::Denied(why) => Error::Denied(why),
                     OutboundError::InvalidInput(why) => Error::InvalidInput(why),

@@ -1,6 +1,6 @@
 //! `http.outbound`: requests to hosts in manifest ∩ policy, through a client that
 //! resolves and checks every address itself, re-checks every redirect, caps time and
-//! size, and audits every request.
+//! size, and audits every request (those refused before they leave, rate-limited).
 
 mod client;
 mod deny;

@@ -48,7 +48,7 @@ impl KvHost<'_> {
     fn map(&self, error: StoreError) -> Error {
         match error {
             StoreError::QuotaExceeded(detail) => {
-                self.scope.audit(
+                self.scope.fault(
                     AuditKind::LimitHit,
                     CapabilityId::Kv,
                     format!("kv quota exceeded: {detail}"),
@@ -163,5 +163,53 @@ impl Host for KvHost<'_> {
                 self.scope.deadline,
             )
             .map_err(|e| self.map(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::FAULT_RECORDS_PER_SECOND;
+    use crate::capability::kv::Quota;
+    use crate::capability::scope::testing::TestScope;
+    use crate::storage::MemoryKv;
+
+    /// A plugin that keeps writing past its quota, ignoring the refusals: each write is
+    /// refused, but the limit-hit records are rate-limited per plugin.
+    #[test]
+    fn writes_retried_past_the_quota_write_a_bounded_number_of_records() {
+        let test = TestScope::new();
+        let store = MemoryKv::default();
+        let grant = Grant {
+            quota: Quota {
+                max_keys: 1,
+                max_bytes: 1 << 20,
+            },
+            max_key_bytes: 64,
+            max_value_bytes: 64,
+        };
+        let mut host = KvHost {
+            scope: test.scope(),
+            grant: &grant,
+            store: &store,
+        };
+        assert!(host.set("first".into(), b"1".to_vec()).is_ok());
+        for n in 0..1_000 {
+            let refused = host.set(format!("key-{n}"), b"1".to_vec());
+            assert!(
+                matches!(refused, Err(Error::QuotaExceeded(_))),
+                "{refused:?}"
+            );
+        }
+        let written = test
+            .audit
+            .events()
+            .iter()
+            .filter(|e| e.kind == AuditKind::LimitHit && e.capability == Some(CapabilityId::Kv))
+            .count();
+        assert!(
+            (1..=FAULT_RECORDS_PER_SECOND as usize + 1).contains(&written),
+            "{written} records for 1000 refused writes"
+        );
     }
 }
