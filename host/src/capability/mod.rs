@@ -51,7 +51,7 @@ pub mod wasi;
 
 pub use decision::{Decision, Verdict};
 pub use id::CapabilityId;
-pub use scope::{CallScope, Deadline, Denials, FAULT_RECORDS_PER_SECOND, Faults};
+pub use scope::{CallScope, Deadline, Denials, FAULT_RECORDS_PER_SECOND, faults};
 
 use crate::storage::StateStore;
 use serde::de::DeserializeOwned;

@@ -77,31 +77,9 @@ impl Denials {
 /// attempt into an audit write.
 pub const FAULT_RECORDS_PER_SECOND: u32 = 20;
 
-/// Trap, limit-hit and refusal records of one plugin's calls, rate-limited like
-/// [`Denials`].
-pub struct Faults(Throttled);
-
-impl Default for Faults {
-    fn default() -> Self {
-        Faults(Throttled::new(
-            FAULT_RECORDS_PER_SECOND,
-            "traps, limit hits and refusals",
-        ))
-    }
-}
-
-impl Faults {
-    /// Record a trap, limit hit or refusal, or count it if this plugin is over its rate.
-    pub fn record(
-        &self,
-        audit: &dyn AuditSink,
-        plugin: &str,
-        kind: AuditKind,
-        capability: Option<CapabilityId>,
-        detail: String,
-    ) {
-        self.0.record(audit, plugin, kind, capability, detail);
-    }
+/// A plugin's limiter for its trap, limit-hit and refusal records, shared by its calls.
+pub fn faults() -> Throttled {
+    Throttled::new(FAULT_RECORDS_PER_SECOND, "traps, limit hits and refusals")
 }
 
 /// One call as the capabilities see it.
@@ -112,7 +90,7 @@ pub struct CallScope<'a> {
     pub deadline: Deadline,
     pub audit: &'a dyn AuditSink,
     pub denials: &'a Denials,
-    pub faults: &'a Faults,
+    pub faults: &'a Throttled,
 }
 
 impl CallScope<'_> {
@@ -145,7 +123,7 @@ impl CallScope<'_> {
     }
 
     /// Write a record of a limit hit or a refusal the plugin can repeat at will (rate-limited
-    /// per plugin, with [`Faults`]).
+    /// per plugin, see [`faults`]).
     pub fn fault(&self, kind: AuditKind, capability: CapabilityId, detail: String) {
         self.faults
             .record(self.audit, self.plugin, kind, Some(capability), detail);
@@ -172,7 +150,7 @@ pub(crate) mod testing {
     pub struct TestScope {
         pub audit: MemoryAudit,
         pub denials: Denials,
-        pub faults: Faults,
+        pub faults: Throttled,
         pub deadline: Deadline,
     }
 
@@ -181,7 +159,7 @@ pub(crate) mod testing {
             TestScope {
                 audit: MemoryAudit::default(),
                 denials: Denials::default(),
-                faults: Faults::default(),
+                faults: super::faults(),
                 deadline: Deadline::after(Duration::from_secs(5)),
             }
         }

@@ -18,10 +18,10 @@ pub use plugin::{
 };
 pub use state::CallState;
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, MemoryAudit, Throttled};
 use crate::capability::http::{Outbound, SystemResolver};
 use crate::capability::log::{DropReports, LogSink, MemoryLogs};
-use crate::capability::{self, Denials, Faults, Grants, Verdict};
+use crate::capability::{self, Denials, Grants, Verdict};
 use crate::engine::{EpochTicker, PoolSize, build_engine};
 use crate::error::InstallError;
 use crate::gate::{self, Admission};
@@ -95,7 +95,7 @@ pub struct PluginContext {
     /// Denial records, rate-limited across all calls of this plugin.
     pub denials: Denials,
     /// Trap, limit-hit and refusal records, rate-limited across all calls of this plugin.
-    pub faults: Faults,
+    pub faults: Throttled,
 }
 
 /// One engine, its epoch ticker, the shared services and, for a server, the cache of
@@ -255,7 +255,7 @@ impl Runtime {
                     }),
             ),
             denials: Denials::default(),
-            faults: Faults::default(),
+            faults: capability::faults(),
             policy: admission.policy.clone(),
             services: self.services.clone(),
         });

@@ -281,28 +281,23 @@ mod tests {
         );
     }
 
+    fn report(this_call: u64, earlier_calls: u64) -> Option<DropReport> {
+        Some(DropReport {
+            this_call,
+            earlier_calls,
+        })
+    }
+
     #[test]
     fn lines_held_back_are_counted_in_the_next_report() {
         let reports = DropReports::default();
         let start = Instant::now();
-        assert_eq!(
-            reports.report_at(3, start),
-            Some(DropReport {
-                this_call: 3,
-                earlier_calls: 0
-            })
-        );
+        assert_eq!(reports.report_at(3, start), report(3, 0));
         for _ in 0..10 {
             assert_eq!(reports.report_at(2, start), None);
         }
         let second_later = start + std::time::Duration::from_secs(1);
-        assert_eq!(
-            reports.report_at(1, second_later),
-            Some(DropReport {
-                this_call: 1,
-                earlier_calls: 20
-            })
-        );
+        assert_eq!(reports.report_at(1, second_later), report(1, 20));
         assert_eq!(
             reports.report_at(0, second_later),
             None,
@@ -318,13 +313,7 @@ mod tests {
         assert_eq!(reports.report_at(5, start), None);
         assert_eq!(reports.report_at(0, start), None, "the rate is still spent");
         let later = start + std::time::Duration::from_secs(2);
-        assert_eq!(
-            reports.report_at(0, later),
-            Some(DropReport {
-                this_call: 0,
-                earlier_calls: 5
-            })
-        );
+        assert_eq!(reports.report_at(0, later), report(0, 5));
     }
 
     #[test]
