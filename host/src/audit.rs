@@ -2,11 +2,10 @@
 //! Records never carry secret values or guest data, only names and reasons.
 
 use crate::capability::CapabilityId;
-use crate::rate::RateLimiter;
+use crate::rate::HeldBack;
 use serde::Serialize;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -179,21 +178,19 @@ pub trait AuditSink: Send + Sync {
 /// driving it) causing one on every call costs a bounded number of audit writes. Records
 /// not written are counted, and the next one written says how many.
 pub struct Throttled {
-    limiter: RateLimiter,
+    rate: HeldBack,
     per_second: u32,
     /// What the records are, in the plural ("denials").
     what: &'static str,
-    suppressed: AtomicU64,
 }
 
 impl Throttled {
     /// At most `per_second` records of `what` a second (and in a burst).
     pub fn new(per_second: u32, what: &'static str) -> Self {
         Throttled {
-            limiter: RateLimiter::new(per_second),
+            rate: HeldBack::new(per_second),
             per_second,
             what,
-            suppressed: AtomicU64::new(0),
         }
     }
 
@@ -206,35 +203,35 @@ impl Throttled {
         capability: Option<CapabilityId>,
         detail: String,
     ) {
-        let event = AuditEvent::new(plugin, kind, capability, detail);
-        self.record_at(audit, event, std::time::Instant::now());
+        self.record_at(Instant::now(), audit, plugin, kind, capability, detail);
     }
 
-    /// Write `event` to `audit` if the rate allows one at `now`, or count it.
-    fn record_at(&self, audit: &dyn AuditSink, event: AuditEvent, now: std::time::Instant) {
-        if !self.limiter.try_take_at(now) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
+    /// [`Throttled::record`] at `now`; the rate is checked before any record is built.
+    fn record_at(
+        &self,
+        now: Instant,
+        audit: &dyn AuditSink,
+        plugin: &str,
+        kind: AuditKind,
+        capability: Option<CapabilityId>,
+        detail: String,
+    ) {
+        let Some(suppressed) = self.rate.offer_at(1, now) else {
             return;
-        }
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-        let event = match suppressed {
-            0 => event,
-            _ => AuditEvent::new(
-                &event.plugin,
-                event.kind,
-                event.capability,
-                format!(
-                    "{} ({suppressed} earlier {} not recorded: over {} per second)",
-                    event.detail, self.what, self.per_second
-                ),
+        };
+        let detail = match suppressed {
+            0 => detail,
+            _ => format!(
+                "{detail} ({suppressed} earlier {} not recorded: over {} per second)",
+                self.what, self.per_second
             ),
         };
-        audit.record(event);
+        audit.record(AuditEvent::new(plugin, kind, capability, detail));
     }
 
     /// Records counted but not written since the last one written.
     pub fn suppressed(&self) -> u64 {
-        self.suppressed.load(Ordering::Relaxed)
+        self.rate.held()
     }
 }
 
@@ -290,10 +287,10 @@ impl AuditSink for MemoryAudit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    fn trap(detail: &str) -> AuditEvent {
-        AuditEvent::new("p", AuditKind::Trapped, None, detail.to_string())
+    fn trap(throttled: &Throttled, audit: &MemoryAudit, now: Instant, detail: &str) {
+        throttled.record_at(now, audit, "p", AuditKind::Trapped, None, detail.into());
     }
 
     #[test]
@@ -302,11 +299,16 @@ mod tests {
         let throttled = Throttled::new(2, "traps");
         let start = Instant::now();
         for n in 0..10 {
-            throttled.record_at(&audit, trap(&format!("trap {n}")), start);
+            trap(&throttled, &audit, start, &format!("trap {n}"));
         }
         assert_eq!(audit.events().len(), 2);
         assert_eq!(throttled.suppressed(), 8);
-        throttled.record_at(&audit, trap("trap 10"), start + Duration::from_secs(1));
+        trap(
+            &throttled,
+            &audit,
+            start + Duration::from_secs(1),
+            "trap 10",
+        );
         let events = audit.events();
         assert_eq!(events.len(), 3);
         assert_eq!(

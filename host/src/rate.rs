@@ -1,7 +1,8 @@
 //! A token bucket, shared by everything the host rate-limits per plugin (log lines,
-//! denial records).
+//! denial records), and reports that carry what was held back over the rate.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// A bucket refilled at `per_second` tokens a second, holding at most `burst`.
@@ -50,6 +51,38 @@ impl RateLimiter {
         } else {
             false
         }
+    }
+}
+
+/// Reports that carry a count (records not written, lines dropped), at a rate: a report
+/// over the rate is held back and its count added to the next one that goes out.
+pub struct HeldBack {
+    limiter: RateLimiter,
+    held: AtomicU64,
+}
+
+impl HeldBack {
+    /// At most `per_second` reports a second (and in a burst).
+    pub fn new(per_second: u32) -> Self {
+        HeldBack {
+            limiter: RateLimiter::new(per_second),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a report counting `count` may go out at `now`: if so, the count held back
+    /// from earlier reports, which it now carries; if not, `count` is held back.
+    pub fn offer_at(&self, count: u64, now: Instant) -> Option<u64> {
+        if !self.limiter.try_take_at(now) {
+            self.held.fetch_add(count, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held.swap(0, Ordering::Relaxed))
+    }
+
+    /// The count held back so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
     }
 }
 

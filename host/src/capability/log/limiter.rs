@@ -4,9 +4,8 @@
 use super::{LogLevel, LogPolicy, LogRecord, LogSink, LogSource};
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::capability::CapabilityId;
-use crate::rate::RateLimiter;
+use crate::rate::{HeldBack, RateLimiter};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 /// Reports of dropped lines a plugin may cause per second (and in a burst), across all
@@ -18,17 +17,11 @@ pub const DROP_REPORTS_PER_SECOND: u32 = 1;
 /// by all its calls. A report over [`DROP_REPORTS_PER_SECOND`] is held back and its count
 /// carried into the next report, made by the next call that drops lines or finishes
 /// once the rate allows.
-pub struct DropReports {
-    limiter: RateLimiter,
-    held: AtomicU64,
-}
+pub struct DropReports(HeldBack);
 
 impl Default for DropReports {
     fn default() -> Self {
-        DropReports {
-            limiter: RateLimiter::new(DROP_REPORTS_PER_SECOND),
-            held: AtomicU64::new(0),
-        }
+        DropReports(HeldBack::new(DROP_REPORTS_PER_SECOND))
     }
 }
 
@@ -44,17 +37,15 @@ impl DropReports {
     /// when neither it nor earlier calls dropped lines, or when the rate is spent (its
     /// count is then held for the next report).
     pub fn report_at(&self, dropped: u64, now: Instant) -> Option<DropReport> {
-        if dropped == 0 && self.held.load(Ordering::Relaxed) == 0 {
+        if dropped == 0 && self.0.held() == 0 {
             return None;
         }
-        if !self.limiter.try_take_at(now) {
-            self.held.fetch_add(dropped, Ordering::Relaxed);
-            return None;
-        }
-        Some(DropReport {
-            this_call: dropped,
-            earlier_calls: self.held.swap(0, Ordering::Relaxed),
-        })
+        self.0
+            .offer_at(dropped, now)
+            .map(|earlier_calls| DropReport {
+                this_call: dropped,
+                earlier_calls,
+            })
     }
 }
 
