@@ -243,3 +243,63 @@ fn a_call_finds_nothing_that_an_earlier_call_left_in_memory() {
         }
     }
 }
+
+/// A plugin flooding its log call after call (as far as its caps let it) and trapping on
+/// every call cannot grow what is stored past its retention: pruning keeps its newest
+/// lines and audit records, while a well-behaved plugin's lines, within their retention,
+/// all stay.
+#[test]
+fn a_log_and_trap_flood_is_pruned_to_the_plugins_retention() {
+    let policy = misbehave_policy(
+        "[plugins.misbehave.log]\nlines_per_call = 1000\nlines_per_second = 100000\n\
+         retention_lines = 50\n[audit]\nretention_records = 5\n",
+    )
+    .replace("deadline_ms = 200", "deadline_ms = 10000");
+    let host = TestHost::new();
+    let hostile = host.load("hostile_misbehave", &policy);
+    let hello = host.load("hello", &policy);
+    assert_eq!(hello.handle(&get("/?name=kept")).unwrap().status, 200);
+    for _ in 0..3 {
+        assert_eq!(hostile.handle(&get("/stdout-flood")).unwrap().status, 200);
+    }
+    for _ in 0..10 {
+        let error = hostile.handle(&get("/recursion")).unwrap_err();
+        assert!(
+            matches!(error, InvokeError::StackOverflow | InvokeError::Trap(_)),
+            "{error:?}"
+        );
+    }
+    let messages = |plugin: &str| -> Vec<String> {
+        host.logs
+            .records(Some(plugin))
+            .into_iter()
+            .map(|line| line.message)
+            .collect()
+    };
+    let flooded = messages("misbehave");
+    let greeted = messages("hello");
+    let traps = host.audit_of("misbehave", AuditKind::Trapped);
+    assert!(
+        flooded.len() > 3 * 1000,
+        "1,000 lines a call and the drop reports: {}",
+        flooded.len()
+    );
+    assert_eq!(traps.len(), 10);
+
+    let pruned = capstan_host::retention::prune(
+        &capstan_host::Policy::parse(&policy).unwrap(),
+        &*host.logs,
+        &*host.audit,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(messages("misbehave"), flooded[flooded.len() - 50..]);
+    assert_eq!(pruned.log_lines, (flooded.len() - 50) as u64);
+    let kept_traps = host.audit_of("misbehave", AuditKind::Trapped);
+    assert_eq!(
+        kept_traps.iter().map(|e| &e.detail).collect::<Vec<_>>(),
+        traps[5..].iter().map(|e| &e.detail).collect::<Vec<_>>()
+    );
+    assert_eq!(messages("hello"), greeted, "within its retention: all kept");
+    assert!(greeted.iter().any(|m| m == "greeting kept"), "{greeted:?}");
+}

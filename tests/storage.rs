@@ -14,6 +14,7 @@ use capstan_host::capability::CapabilityId;
 use capstan_host::capability::kv::{KvStore, Quota};
 use capstan_host::capability::log::LogLevel;
 use capstan_host::capability::log::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs};
+use capstan_host::retention::{self, Retention};
 use capstan_host::storage::{MemoryKv, PostgresStore, SqliteStore, StateStore, StoreError};
 use capstan_host::{Policy, Runtime, Services};
 use std::sync::Arc;
@@ -45,7 +46,7 @@ fn memory() -> Option<Backend> {
     Some(Backend {
         store: Arc::new(MemoryKv::default()),
         audit: Arc::new(MemoryAudit::default()),
-        logs: Arc::new(MemoryLogs::new(1000)),
+        logs: Arc::new(MemoryLogs::new(1 << 16)),
         cleanup: None,
     })
 }
@@ -396,6 +397,120 @@ fn logs_are_persisted_and_queryable(logs: &dyn LogSink) {
     );
 }
 
+/// Ten days ago, three days ago, and `n` lines or records of now, oldest first.
+fn retention_ages(now: SystemTime, n: usize) -> Vec<(SystemTime, String)> {
+    let days = |d: u64| now - Duration::from_secs(d * 24 * 3600);
+    let mut ages = vec![
+        (days(10), "ten days".into()),
+        (days(3), "three days".into()),
+    ];
+    ages.extend((0..n).map(|i| (now, format!("now {i}"))));
+    ages
+}
+
+/// What pruning must keep of plugin "a" (7 days, the newest 3) out of
+/// [`retention_ages`]`(now, 4)`, newest first.
+const KEPT: [&str; 3] = ["now 3", "now 2", "now 1"];
+
+fn prune_keep() -> Retention {
+    Retention {
+        age: Duration::from_secs(7 * 24 * 3600),
+        newest: 3,
+    }
+}
+
+/// Pruning deletes one plugin's lines past the age and past the newest few, in chunks when
+/// there are many, and leaves other plugins' lines alone.
+fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
+    let now = SystemTime::now();
+    let line = |plugin: &str, (time, message): (SystemTime, String)| LogRecord {
+        time,
+        plugin: plugin.into(),
+        call_id: "c1".into(),
+        level: LogLevel::Info,
+        source: LogSource::Guest,
+        message,
+    };
+    let mut lines: Vec<LogRecord> = retention_ages(now, 4)
+        .into_iter()
+        .map(|age| line("a", age))
+        .collect();
+    lines.extend(retention_ages(now, 0).into_iter().map(|age| line("b", age)));
+    logs.write_all(lines);
+    assert_eq!(logs.plugins().unwrap(), ["a", "b"]);
+    assert_eq!(logs.prune("a", prune_keep(), now).unwrap(), 3);
+    let messages = |plugin: &str| -> Vec<String> {
+        logs.query(&LogQuery {
+            plugin: Some(plugin.into()),
+            limit: 100,
+            ..LogQuery::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message)
+        .collect()
+    };
+    assert_eq!(messages("a"), KEPT);
+    assert_eq!(messages("b"), ["three days", "ten days"], "untouched");
+    assert_eq!(
+        logs.prune("a", prune_keep(), now).unwrap(),
+        0,
+        "nothing left"
+    );
+    let many = 2 * retention::DELETE_CHUNK as usize + 7;
+    logs.write_all(
+        retention_ages(now, many)
+            .into_iter()
+            .map(|age| line("c", age))
+            .collect(),
+    );
+    assert_eq!(
+        logs.prune("c", prune_keep(), now).unwrap(),
+        many as u64 - 1,
+        "all but the newest three, over several chunks"
+    );
+    assert_eq!(
+        messages("c"),
+        [2, 1, 0].map(|i| format!("now {}", many - 3 + i))
+    );
+}
+
+/// The same for the audit trail.
+fn audit_is_pruned_to_its_retention(audit: &dyn AuditSink) {
+    let now = SystemTime::now();
+    let event = |plugin: &str, (time, detail): (SystemTime, String)| AuditEvent {
+        time,
+        ..AuditEvent::new(plugin, AuditKind::Denied, None, detail)
+    };
+    let mut events: Vec<AuditEvent> = retention_ages(now, 4)
+        .into_iter()
+        .map(|age| event("a", age))
+        .collect();
+    events.extend(
+        retention_ages(now, 0)
+            .into_iter()
+            .map(|age| event("b", age)),
+    );
+    audit.record_all(events);
+    assert_eq!(audit.plugins().unwrap(), ["a", "b"]);
+    assert_eq!(audit.prune("a", prune_keep(), now).unwrap(), 3);
+    let details = |plugin: &str| -> Vec<String> {
+        audit
+            .query(&AuditQuery {
+                plugin: Some(plugin.into()),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail)
+            .collect()
+    };
+    assert_eq!(details("a"), KEPT);
+    assert_eq!(details("b"), ["three days", "ten days"], "untouched");
+    assert_eq!(audit.prune("a", prune_keep(), now).unwrap(), 0);
+}
+
 macro_rules! conformance {
     ($($backend:ident),*) => {$(
         mod $backend {
@@ -446,6 +561,18 @@ macro_rules! conformance {
             fn logs_are_persisted_and_queryable() {
                 let Some(b) = super::$backend() else { return };
                 super::logs_are_persisted_and_queryable(&*b.logs);
+            }
+
+            #[test]
+            fn logs_are_pruned_to_their_retention() {
+                let Some(b) = super::$backend() else { return };
+                super::logs_are_pruned_to_their_retention(&*b.logs);
+            }
+
+            #[test]
+            fn audit_is_pruned_to_its_retention() {
+                let Some(b) = super::$backend() else { return };
+                super::audit_is_pruned_to_its_retention(&*b.audit);
             }
 
             #[test]

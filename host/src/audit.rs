@@ -3,9 +3,12 @@
 
 use crate::capability::CapabilityId;
 use crate::rate::HeldBack;
-use serde::Serialize;
+use crate::retention::Retention;
+use crate::sessions::Ttl;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -158,6 +161,35 @@ pub fn from_millis(millis: i64) -> SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64)
 }
 
+/// How long the audit trail is kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How many of a plugin's newest audit records are kept by default.
+pub const DEFAULT_RETENTION_RECORDS: u32 = 1_000_000;
+
+/// The operator's `[audit]` table: how long the audit trail is kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRules {
+    /// How long records are kept, e.g. `90d` (default 365 days).
+    pub retention: Option<Ttl>,
+    /// How many of each plugin's newest records are kept (default 1,000,000).
+    pub retention_records: Option<u32>,
+}
+
+impl AuditRules {
+    pub fn is_default(&self) -> bool {
+        *self == AuditRules::default()
+    }
+
+    /// What is kept of each plugin's records.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            age: self.retention.map_or(DEFAULT_RETENTION, |ttl| ttl.0),
+            newest: self.retention_records.unwrap_or(DEFAULT_RETENTION_RECORDS),
+        }
+    }
+}
+
 /// Receives audit records and answers queries over them.
 pub trait AuditSink: Send + Sync {
     /// Persist one record (and mirror it to the host log). Failures are logged, never
@@ -172,6 +204,15 @@ pub trait AuditSink: Send + Sync {
     }
     /// Records matching `query`, newest first.
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError>;
+    /// The plugins that have records.
+    fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError>;
+    /// Delete what `keep` does not keep of `plugin`'s records as of `now`; how many.
+    fn prune(
+        &self,
+        plugin: &str,
+        keep: Retention,
+        now: SystemTime,
+    ) -> Result<u64, crate::storage::StoreError>;
 }
 
 /// Records of one kind from one plugin, rate-limited so that a plugin (or a client
@@ -250,7 +291,7 @@ pub fn trace(event: &AuditEvent) {
 /// Audit records kept in memory (tests and `capstan run` without a data directory).
 #[derive(Default)]
 pub struct MemoryAudit {
-    events: Mutex<Vec<AuditEvent>>,
+    events: Mutex<VecDeque<AuditEvent>>,
 }
 
 impl MemoryAudit {
@@ -259,7 +300,9 @@ impl MemoryAudit {
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -269,7 +312,7 @@ impl AuditSink for MemoryAudit {
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+            .push_back(event);
     }
 
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError> {
@@ -281,6 +324,29 @@ impl AuditSink for MemoryAudit {
             .take(query.row_limit() as usize)
             .cloned()
             .collect())
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(crate::retention::distinct(
+            events.iter().map(|e| e.plugin.as_str()),
+        ))
+    }
+
+    fn prune(
+        &self,
+        plugin: &str,
+        keep: Retention,
+        now: SystemTime,
+    ) -> Result<u64, crate::storage::StoreError> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(crate::retention::prune_in_memory(
+            &mut events,
+            plugin,
+            keep,
+            now,
+            |e| (e.plugin.as_str(), e.time),
+        ))
     }
 }
 

@@ -2,13 +2,16 @@
 //! waits on a database write per log line or audit record, and one plugin's records never
 //! queue behind another's writes. Queries first wait for every record written before
 //! them, so readers still see their own writes; the queue is bounded, and a full queue
-//! makes writers wait (back-pressure) instead of growing.
+//! makes writers wait (back-pressure) instead of growing. Pruning waits the same way, so
+//! it sees every record written before it.
 
 use crate::audit::{AuditEvent, AuditQuery, AuditSink};
 use crate::capability::log::{LogQuery, LogRecord, LogSink};
+use crate::retention::Retention;
 use crate::storage::StoreError;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 /// Most records waiting for the writer before writers are made to wait.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -164,6 +167,16 @@ impl LogSink for Batched<dyn LogSink> {
         self.flush();
         self.store().query(query)
     }
+
+    fn plugins(&self) -> Result<Vec<String>, StoreError> {
+        self.flush();
+        self.store().plugins()
+    }
+
+    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+        self.flush();
+        self.store().prune(plugin, keep, now)
+    }
 }
 
 impl AuditSink for Batched<dyn AuditSink> {
@@ -175,6 +188,16 @@ impl AuditSink for Batched<dyn AuditSink> {
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         self.flush();
         self.store().query(query)
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, StoreError> {
+        self.flush();
+        self.store().plugins()
+    }
+
+    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+        self.flush();
+        self.store().prune(plugin, keep, now)
     }
 }
 

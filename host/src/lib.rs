@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod policy;
 pub mod rate;
 pub mod registry;
+pub mod retention;
 pub mod runtime;
 pub mod scheduler;
 pub mod secrets;

@@ -413,6 +413,19 @@ impl AuditSink for CountingAudit {
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError> {
         self.inner.query(query)
     }
+
+    fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError> {
+        self.inner.plugins()
+    }
+
+    fn prune(
+        &self,
+        plugin: &str,
+        keep: crate::retention::Retention,
+        now: std::time::SystemTime,
+    ) -> Result<u64, crate::storage::StoreError> {
+        self.inner.prune(plugin, keep, now)
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! plugin's own `[plugins.<id>.capabilities]` is not granted. A plugin's entry overrides
 //! the defaults capability by capability and limit by limit; `deny` removes defaults.
 
+use crate::audit::AuditRules;
 use crate::capability::log::{LogPolicy, LogSettings};
 use crate::capability::{Allowed, ByKey};
 use crate::consent::RiskId;
@@ -20,6 +21,9 @@ pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 /// Hard ceiling for any plugin's linear memory; the pooling allocator is sized for it.
 pub const MAX_MEMORY_MIB: u32 = 1024;
 
+/// Most log lines or audit records one plugin may be given to keep.
+pub const MAX_RETENTION_ROWS: u32 = 100_000_000;
+
 /// A validated policy document.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +38,9 @@ pub struct Policy {
     /// `[plugins.<id>]` entry).
     #[serde(default, skip_serializing_if = "SessionRules::is_default")]
     pub sessions: SessionRules,
+    /// How long the audit trail is kept.
+    #[serde(default, skip_serializing_if = "AuditRules::is_default")]
+    pub audit: AuditRules,
 }
 
 /// One `[defaults]` or `[plugins.<id>]` table.
@@ -171,6 +178,19 @@ impl Policy {
 
     fn validate(&self) -> Result<(), PolicyError> {
         self.defaults.validate("defaults")?;
+        if let Some(value) = self
+            .audit
+            .retention_records
+            .filter(|v| !(1..=MAX_RETENTION_ROWS).contains(v))
+        {
+            return Err(PolicyError::OutOfRange {
+                entry: "audit".into(),
+                field: "retention_records",
+                value,
+                min: 1,
+                max: MAX_RETENTION_ROWS,
+            });
+        }
         if self.defaults.sha256.is_some() {
             return Err(PolicyError::BadPin {
                 entry: "defaults".into(),
@@ -242,7 +262,7 @@ impl Policy {
 
 impl Entry {
     fn validate(&self, entry: &str) -> Result<(), PolicyError> {
-        let ranges: [(&'static str, Option<u32>, u32, u32); 8] = [
+        let ranges: [(&'static str, Option<u32>, u32, u32); 9] = [
             (
                 "limits.memory_mib",
                 self.limits.memory_mib,
@@ -270,6 +290,12 @@ impl Entry {
                 self.log.lines_per_second,
                 1,
                 1_000_000,
+            ),
+            (
+                "log.retention_lines",
+                self.log.retention_lines,
+                1,
+                MAX_RETENTION_ROWS,
             ),
         ];
         for (field, value, min, max) in ranges {
@@ -398,6 +424,49 @@ max_keys = 5
             Policy::parse("[plugins.x]\nsha256 = \"abc\"\n").unwrap_err(),
             PolicyError::BadPin { .. }
         ));
+    }
+
+    #[test]
+    fn retention_defaults_and_overrides() {
+        use std::time::Duration;
+        let day = Duration::from_secs(24 * 3600);
+        let policy = Policy::parse(
+            "[defaults.log]\nretention_lines = 500\n\
+             [plugins.chatty.log]\nretention = \"1h\"\n\
+             [audit]\nretention = \"30d\"\n",
+        )
+        .unwrap();
+        let keep = |id: &str| policy.for_plugin(id).log.retention();
+        assert_eq!((keep("any").age, keep("any").newest), (7 * day, 500));
+        assert_eq!(
+            (keep("chatty").age, keep("chatty").newest),
+            (Duration::from_secs(3600), 500),
+            "field by field over the defaults"
+        );
+        let audit = policy.audit.retention();
+        assert_eq!((audit.age, audit.newest), (30 * day, 1_000_000));
+        let built_in = Policy::parse("").unwrap();
+        assert_eq!(built_in.for_plugin("any").log.retention().newest, 100_000);
+        assert_eq!(built_in.audit.retention().age, 365 * day);
+    }
+
+    #[test]
+    fn bad_retention_is_named() {
+        let error = |text: &str| Policy::parse(text).unwrap_err().to_string();
+        assert!(
+            error("[defaults.log]\nretention = \"soon\"\n").contains("`soon` is not a duration"),
+            "{}",
+            error("[defaults.log]\nretention = \"soon\"\n")
+        );
+        assert_eq!(
+            error("[plugins.p.log]\nretention_lines = 0\n"),
+            "invalid policy: `plugins.p.log.retention_lines` = 0 is outside 1..=100000000"
+        );
+        assert_eq!(
+            error("[audit]\nretention_records = 0\n"),
+            "invalid policy: `audit.retention_records` = 0 is outside 1..=100000000"
+        );
+        assert!(error("[audit]\nkeep = 3\n").contains("unknown field `keep`"));
     }
 
     #[test]

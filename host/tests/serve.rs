@@ -491,6 +491,70 @@ fn audit_and_logs_are_queryable() {
     );
 }
 
+/// The server itself deletes log lines and audit records past the policy's retention (at
+/// start, then every minute): by age for every plugin, by count for the plugin whose
+/// policy keeps only its newest lines; what is kept stays queryable.
+#[test]
+fn records_past_their_retention_are_pruned_by_the_server() {
+    use capstan_host::audit::{AuditEvent, AuditKind, AuditSink};
+    use capstan_host::capability::log::{LogLevel, LogRecord, LogSink, LogSource};
+    use std::time::{Duration, SystemTime};
+    let (_keep, dir) = temp();
+    let now = SystemTime::now();
+    let days = |n: u64| now - Duration::from_secs(n * 24 * 3600);
+    let line = |plugin: &str, time, message: &str| LogRecord {
+        time,
+        plugin: plugin.into(),
+        call_id: "c1".into(),
+        level: LogLevel::Info,
+        source: LogSource::Guest,
+        message: message.into(),
+    };
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    {
+        let store = capstan_host::storage::SqliteStore::open(
+            &dir.join("data")
+                .join(capstan_host::cli::state::DATABASE_FILE),
+        )
+        .unwrap();
+        let mut lines = vec![
+            line("quiet", days(10), "ten days old"),
+            line("quiet", days(3), "three days old"),
+        ];
+        lines.extend((0..5).map(|n| line("chatty", now, &format!("recent {n}"))));
+        store.write_all(lines);
+        store.record_all(vec![
+            AuditEvent {
+                time: days(40),
+                ..AuditEvent::new("quiet", AuditKind::Denied, None, "forty days old".into())
+            },
+            AuditEvent::new("quiet", AuditKind::Denied, None, "today".into()),
+        ]);
+    }
+    let policy = format!(
+        "{POLICY}[defaults.log]\nretention = \"7d\"\n[plugins.chatty.log]\nretention_lines = 2\n\
+         [audit]\nretention = \"30d\"\n"
+    );
+    let server = start(&dir, &policy, &[]);
+    let listed = |path: &str, field: &str| -> Vec<String> {
+        let (status, rows) = server.json(reqwest::Method::GET, path);
+        assert_eq!(status, 200, "{rows}");
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    eventually(Duration::from_secs(30), "old log lines pruned", || {
+        listed("/logs?plugin=quiet", "message") == ["three days old"]
+    });
+    assert_eq!(
+        listed("/logs?plugin=chatty", "message"),
+        ["recent 4", "recent 3"]
+    );
+    assert_eq!(listed("/audit?plugin=quiet", "detail"), ["today"]);
+}
+
 #[test]
 fn metrics_count_calls_errors_and_latency_behind_the_token() {
     let (_keep, dir) = temp();

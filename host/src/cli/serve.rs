@@ -176,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_own_origins(address);
             server::follow_other_hosts(state.clone());
             server::sweep_sessions(state.clone());
+            server::prune_records(state.clone());
             if let Some(dir) = plugins_dir {
                 server::plugins_dir::watch(state.clone(), dir)
                     .await

@@ -635,6 +635,15 @@ impl Registry {
             .clone()
     }
 
+    /// The current policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
     /// The current policy's text.
     pub fn policy_text(&self) -> String {
         self.policy

@@ -219,6 +219,44 @@ pub fn sweep_sessions(state: Arc<AppState>) {
     });
 }
 
+/// Prune plugin log lines and audit records to what the current policy keeps, at start
+/// and then every [`crate::retention::PRUNE_EVERY`] until shutdown.
+pub fn prune_records(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(crate::retention::PRUNE_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let app = state.clone();
+            let pruned = blocking(move || {
+                let services = app.registry.runtime().services();
+                Ok(crate::retention::prune(
+                    &app.registry.policy(),
+                    &*services.logs,
+                    &*services.audit,
+                    std::time::SystemTime::now(),
+                )?)
+            })
+            .await;
+            match pruned {
+                Ok(crate::retention::Pruned {
+                    log_lines: 0,
+                    audit_records: 0,
+                }) => {}
+                Ok(pruned) => tracing::info!(
+                    log_lines = pruned.log_lines,
+                    audit_records = pruned.audit_records,
+                    "deleted plugin log lines and audit records past their retention"
+                ),
+                Err(error) => tracing::error!("pruning logs and audit records failed: {error}"),
+            }
+        }
+    });
+}
+
 /// Run `work` on a blocking thread (compiling, storage and plugin calls block), mapping a
 /// panic in it to a 500.
 pub(crate) async fn blocking<R: Send + 'static>(

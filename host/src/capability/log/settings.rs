@@ -1,6 +1,14 @@
 //! `log`'s slice of the policy: the `[log]` table and the settings it yields per plugin.
 
+use crate::retention::Retention;
+use crate::sessions::Ttl;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long a plugin's lines are kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many of a plugin's newest lines are kept by default.
+pub const DEFAULT_RETENTION_LINES: u32 = 100_000;
 
 /// Log severities, lowest first (mirrors the WIT `log.level`).
 #[derive(
@@ -64,6 +72,10 @@ pub struct LogSettings {
     pub lines_per_call: Option<u32>,
     pub line_bytes: Option<u32>,
     pub lines_per_second: Option<u32>,
+    /// How long lines are kept, e.g. `7d`.
+    pub retention: Option<Ttl>,
+    /// How many of the plugin's newest lines are kept.
+    pub retention_lines: Option<u32>,
 }
 
 /// Effective log settings for one plugin.
@@ -73,6 +85,8 @@ pub struct LogPolicy {
     pub lines_per_call: u32,
     pub line_bytes: u32,
     pub lines_per_second: u32,
+    pub retention: Ttl,
+    pub retention_lines: u32,
 }
 
 impl LogPolicy {
@@ -89,6 +103,19 @@ impl LogPolicy {
             lines_per_call: pick(|s| s.lines_per_call, 100),
             line_bytes: pick(|s| s.line_bytes, 4096),
             lines_per_second: pick(|s| s.lines_per_second, 200),
+            retention: own
+                .and_then(|s| s.retention)
+                .or(defaults.retention)
+                .unwrap_or(Ttl(DEFAULT_RETENTION)),
+            retention_lines: pick(|s| s.retention_lines, DEFAULT_RETENTION_LINES),
+        }
+    }
+
+    /// What is kept of the plugin's lines.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            age: self.retention.0,
+            newest: self.retention_lines,
         }
     }
 }

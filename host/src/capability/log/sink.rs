@@ -1,6 +1,7 @@
 //! Where plugin log lines go: a bounded in-memory ring (queryable) mirrored to `tracing`.
 
 use super::LogLevel;
+use crate::retention::Retention;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -89,6 +90,15 @@ pub trait LogSink: Send + Sync {
     }
     /// Lines matching `query`, newest first.
     fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::StoreError>;
+    /// The plugins that have lines.
+    fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError>;
+    /// Delete what `keep` does not keep of `plugin`'s lines as of `now`; how many.
+    fn prune(
+        &self,
+        plugin: &str,
+        keep: Retention,
+        now: SystemTime,
+    ) -> Result<u64, crate::storage::StoreError>;
 }
 
 /// Keeps the newest `capacity` lines in memory and mirrors each to `tracing`.
@@ -137,6 +147,29 @@ impl LogSink for MemoryLogs {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(crate::retention::distinct(
+            records.iter().map(|r| r.plugin.as_str()),
+        ))
+    }
+
+    fn prune(
+        &self,
+        plugin: &str,
+        keep: Retention,
+        now: SystemTime,
+    ) -> Result<u64, crate::storage::StoreError> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(crate::retention::prune_in_memory(
+            &mut records,
+            plugin,
+            keep,
+            now,
+            |r| (r.plugin.as_str(), r.time),
+        ))
     }
 }
 

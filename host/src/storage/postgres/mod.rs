@@ -205,6 +205,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE plugin_versions ADD COLUMN signature BYTEA;
     ALTER TABLE plugin_versions ADD COLUMN signer TEXT;
 "#,
+    r#"
+    CREATE INDEX audit_by_plugin_id ON audit (plugin, id);
+    CREATE INDEX logs_by_plugin_id ON logs (plugin, id);
+"#,
 ];
 /// Advisory lock key serialising migrations ("capstan" in ASCII).
 const MIGRATION_LOCK: i64 = 0x63_61_70_73_74_61_6e;

@@ -7,7 +7,83 @@ use crate::audit::{
 use crate::capability::CapabilityId;
 use crate::capability::log::LogLevel;
 use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
+use crate::retention::{DELETE_CHUNK, Retention, Table};
 use crate::storage::StoreError;
+use std::time::SystemTime;
+
+impl PostgresStore {
+    /// The plugins with rows in `table`, by walking its index one name at a time.
+    fn plugins_in(&self, table: Table) -> Result<Vec<String>, StoreError> {
+        let t = table.name();
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let rows = client
+                .query(
+                    &format!(
+                        "WITH RECURSIVE names(plugin) AS (
+                           SELECT MIN(plugin) FROM {t}
+                           UNION ALL
+                           SELECT (SELECT MIN(plugin) FROM {t} WHERE plugin > names.plugin)
+                           FROM names WHERE names.plugin IS NOT NULL)
+                         SELECT plugin FROM names WHERE plugin IS NOT NULL"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    /// Delete `plugin`'s rows of `table` past its newest `keep.newest`, then those older
+    /// than `keep.age`, [`DELETE_CHUNK`] rows per statement.
+    fn prune_table(
+        &self,
+        table: Table,
+        plugin: &str,
+        keep: Retention,
+        now: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let t = table.name();
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(backend)?;
+            let oldest_kept: Option<i64> = client
+                .query_opt(
+                    &format!(
+                        "SELECT id FROM {t} WHERE plugin = $1 ORDER BY id DESC LIMIT 1 OFFSET $2"
+                    ),
+                    &[&plugin, &i64::from(keep.newest)],
+                )
+                .await
+                .map_err(backend)?
+                .map(|row| row.get(0));
+            let mut deleted = 0;
+            for (condition, bound) in [
+                ("id <= $2", oldest_kept),
+                ("time_ms < $2", Some(to_millis(keep.cutoff(now)))),
+            ] {
+                let Some(bound) = bound else { continue };
+                loop {
+                    let chunk = client
+                        .execute(
+                            &format!(
+                                "DELETE FROM {t} WHERE id IN
+                                   (SELECT id FROM {t} WHERE plugin = $1 AND {condition} LIMIT $3)"
+                            ),
+                            &[&plugin, &bound, &i64::from(DELETE_CHUNK)],
+                        )
+                        .await
+                        .map_err(backend)?;
+                    deleted += chunk;
+                    if chunk < u64::from(DELETE_CHUNK) {
+                        break;
+                    }
+                }
+            }
+            Ok(deleted)
+        })
+    }
+}
 
 impl AuditSink for PostgresStore {
     fn record(&self, event: AuditEvent) {
@@ -79,6 +155,14 @@ impl AuditSink for PostgresStore {
                 })
                 .collect())
         })
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, StoreError> {
+        self.plugins_in(Table::Audit)
+    }
+
+    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+        self.prune_table(Table::Audit, plugin, keep, now)
     }
 }
 
@@ -157,5 +241,13 @@ impl LogSink for PostgresStore {
                 })
                 .collect())
         })
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, StoreError> {
+        self.plugins_in(Table::Logs)
+    }
+
+    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+        self.prune_table(Table::Logs, plugin, keep, now)
     }
 }

@@ -199,6 +199,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE plugin_versions ADD COLUMN signature BLOB;
     ALTER TABLE plugin_versions ADD COLUMN signer TEXT;
 ",
+    "
+    CREATE INDEX audit_by_plugin_id ON audit (plugin, id);
+    CREATE INDEX logs_by_plugin_id ON logs (plugin, id);
+",
 ];
 /// State in one SQLite database file.
 pub struct SqliteStore {

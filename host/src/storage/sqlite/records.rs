@@ -7,8 +7,76 @@ use crate::audit::{
 use crate::capability::CapabilityId;
 use crate::capability::log::LogLevel;
 use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
+use crate::retention::{DELETE_CHUNK, Retention, Table};
 use crate::storage::StoreError;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
+use std::time::SystemTime;
+
+impl SqliteStore {
+    /// The plugins with rows in `table`, by walking its index one name at a time.
+    fn plugins_in(&self, table: Table) -> Result<Vec<String>, StoreError> {
+        let t = table.name();
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "WITH RECURSIVE names(plugin) AS (
+                   SELECT MIN(plugin) FROM {t}
+                   UNION ALL
+                   SELECT (SELECT MIN(plugin) FROM {t} WHERE plugin > names.plugin)
+                   FROM names WHERE names.plugin IS NOT NULL)
+                 SELECT plugin FROM names WHERE plugin IS NOT NULL"
+            ))
+            .map_err(backend)?;
+        statement
+            .query_map([], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(backend)
+    }
+
+    /// Delete `plugin`'s rows of `table` past its newest `keep.newest`, then those older
+    /// than `keep.age`, [`DELETE_CHUNK`] rows per statement.
+    fn prune_table(
+        &self,
+        table: Table,
+        plugin: &str,
+        keep: Retention,
+        now: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let t = table.name();
+        let oldest_kept: Option<i64> = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT id FROM {t} WHERE plugin = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![plugin, keep.newest], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)?;
+        let mut deleted = 0;
+        for (condition, bound) in [
+            ("id <= ?2", oldest_kept),
+            ("time_ms < ?2", Some(to_millis(keep.cutoff(now)))),
+        ] {
+            let Some(bound) = bound else { continue };
+            loop {
+                let chunk = self
+                    .conn()
+                    .prepare_cached(&format!(
+                        "DELETE FROM {t} WHERE id IN
+                           (SELECT id FROM {t} WHERE plugin = ?1 AND {condition} LIMIT ?3)"
+                    ))
+                    .and_then(|mut s| s.execute(params![plugin, bound, DELETE_CHUNK]))
+                    .map_err(backend)?;
+                deleted += chunk as u64;
+                if chunk < DELETE_CHUNK as usize {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
 
 impl AuditSink for SqliteStore {
     fn record(&self, event: AuditEvent) {
@@ -84,6 +152,14 @@ impl AuditSink for SqliteStore {
                 })
             })
             .collect())
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, StoreError> {
+        self.plugins_in(Table::Audit)
+    }
+
+    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+        self.prune_table(Table::Audit, plugin, keep, now)
     }
 }
 
@@ -166,5 +242,13 @@ impl LogSink for SqliteStore {
                 })
             })
             .collect())
+    }
+
+    fn plugins(&self) -> Result<Vec<String>, StoreError> {
+        self.plugins_in(Table::Logs)
+    }
+
+    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+        self.prune_table(Table::Logs, plugin, keep, now)
     }
 }

@@ -1,0 +1,164 @@
+//! How long plugin log lines and audit records are kept. Both are written at a rate a
+//! plugin (or a client driving it) chooses, up to its caps; without pruning they would
+//! fill the disk. Every [`PRUNE_EVERY`] the server deletes, per plugin, what is older than
+//! its retention and all but its newest lines or records, as the current policy says.
+
+use crate::audit::AuditSink;
+use crate::capability::log::LogSink;
+use crate::policy::Policy;
+use crate::storage::StoreError;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+/// How often the server prunes.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Rows one delete statement removes at most, so a large prune (the first after an
+/// upgrade, or after the policy shortened a retention) never holds the database's write
+/// lock for long: the batch writers' inserts go in between.
+pub const DELETE_CHUNK: u32 = 10_000;
+
+/// What is kept of one plugin's records: those younger than `age`, and of those at most
+/// the `newest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub age: Duration,
+    pub newest: u32,
+}
+
+impl Retention {
+    /// Records written before this instant are deleted (never one before the epoch).
+    pub fn cutoff(&self, now: SystemTime) -> SystemTime {
+        now.checked_sub(self.age)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+            .max(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// A table whose rows are pruned per plugin (its name is a constant, never input, so
+/// backends may format it into their SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Audit,
+    Logs,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Audit => "audit",
+            Table::Logs => "logs",
+        }
+    }
+}
+
+/// What one pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub log_lines: u64,
+    pub audit_records: u64,
+}
+
+/// Prune every plugin's log lines and audit records (also those of plugins no longer
+/// installed) to what `policy` keeps, as of `now`.
+pub fn prune(
+    policy: &Policy,
+    logs: &dyn LogSink,
+    audit: &dyn AuditSink,
+    now: SystemTime,
+) -> Result<Pruned, StoreError> {
+    let mut pruned = Pruned::default();
+    for plugin in logs.plugins()? {
+        let keep = policy.for_plugin(&plugin).log.retention();
+        pruned.log_lines += logs.prune(&plugin, keep, now)?;
+    }
+    let keep = policy.audit.retention();
+    for plugin in audit.plugins()? {
+        pruned.audit_records += audit.prune(&plugin, keep, now)?;
+    }
+    Ok(pruned)
+}
+
+/// The distinct plugins of in-memory records, in order.
+pub fn distinct<'a>(plugins: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let plugins: std::collections::BTreeSet<&str> = plugins.collect();
+    plugins.into_iter().map(str::to_string).collect()
+}
+
+/// Delete from `records` (oldest first) what `keep` does not keep of `plugin`'s as of
+/// `now`, `of` giving a record's plugin and time: the in-memory backends' pruning.
+pub fn prune_in_memory<R>(
+    records: &mut VecDeque<R>,
+    plugin: &str,
+    keep: Retention,
+    now: SystemTime,
+    of: impl Fn(&R) -> (&str, SystemTime),
+) -> u64 {
+    let cutoff = keep.cutoff(now);
+    let mut newer = 0u64;
+    let mut expired = vec![false; records.len()];
+    for (index, record) in records.iter().enumerate().rev() {
+        let (owner, time) = of(record);
+        if owner == plugin {
+            newer += 1;
+            expired[index] = newer > u64::from(keep.newest) || time < cutoff;
+        }
+    }
+    let mut index = 0;
+    records.retain(|_| {
+        index += 1;
+        !expired[index - 1]
+    });
+    expired.iter().filter(|e| **e).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_records_younger_than_the_age() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let keep = Retention {
+            age: Duration::from_secs(100),
+            newest: 2,
+        };
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let mut records = VecDeque::from([
+            ("a", at(850)),
+            ("b", at(860)),
+            ("a", at(950)),
+            ("a", at(960)),
+            ("a", at(970)),
+            ("b", at(980)),
+        ]);
+        fn of<'a>(record: &'a (&'static str, SystemTime)) -> (&'a str, SystemTime) {
+            *record
+        }
+        assert_eq!(prune_in_memory(&mut records, "a", keep, now, of), 2);
+        assert_eq!(
+            records,
+            [
+                ("b", at(860)),
+                ("a", at(960)),
+                ("a", at(970)),
+                ("b", at(980))
+            ],
+            "a's too old one, then all but its newest two"
+        );
+        assert_eq!(prune_in_memory(&mut records, "b", keep, now, of), 1);
+        assert_eq!(records, [("a", at(960)), ("a", at(970)), ("b", at(980))]);
+    }
+
+    #[test]
+    fn a_cutoff_before_the_epoch_keeps_everything_by_age() {
+        let keep = Retention {
+            age: Duration::from_secs(10),
+            newest: 1,
+        };
+        assert_eq!(
+            keep.cutoff(SystemTime::UNIX_EPOCH + Duration::from_secs(3)),
+            SystemTime::UNIX_EPOCH
+        );
+    }
+}
