@@ -327,10 +327,7 @@ impl AuditSink for MemoryAudit {
     }
 
     fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError> {
-        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(crate::retention::distinct(
-            events.iter().map(|e| e.plugin.as_str()),
-        ))
+        Ok(crate::retention::plugins_in_memory(&self.events))
     }
 
     fn prune(
@@ -339,13 +336,11 @@ impl AuditSink for MemoryAudit {
         keep: Retention,
         now: SystemTime,
     ) -> Result<u64, crate::storage::StoreError> {
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         Ok(crate::retention::prune_in_memory(
-            &mut events,
+            &self.events,
             plugin,
             keep,
             now,
-            |e| (e.plugin.as_str(), e.time),
         ))
     }
 }

@@ -3,11 +3,12 @@
 //! fill the disk. Every [`PRUNE_EVERY`] the server deletes, per plugin, what is older than
 //! its retention and all but its newest lines or records, as the current policy says.
 
-use crate::audit::AuditSink;
-use crate::capability::log::LogSink;
+use crate::audit::{AuditEvent, AuditSink};
+use crate::capability::log::{LogRecord, LogSink};
 use crate::policy::Policy;
 use crate::storage::StoreError;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// How often the server prunes.
@@ -79,29 +80,59 @@ pub fn prune(
     Ok(pruned)
 }
 
-/// The distinct plugins of in-memory records, in order.
-pub fn distinct<'a>(plugins: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let plugins: std::collections::BTreeSet<&str> = plugins.collect();
+/// A record kept per plugin: whose it is and when it was written.
+pub trait Record {
+    fn plugin(&self) -> &str;
+    fn time(&self) -> SystemTime;
+}
+
+impl Record for LogRecord {
+    fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    fn time(&self) -> SystemTime {
+        self.time
+    }
+}
+
+impl Record for AuditEvent {
+    fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    fn time(&self) -> SystemTime {
+        self.time
+    }
+}
+
+fn lock<R>(records: &Mutex<VecDeque<R>>) -> MutexGuard<'_, VecDeque<R>> {
+    records.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The distinct plugins of in-memory `records`, in order: the in-memory backends' listing.
+pub fn plugins_in_memory<R: Record>(records: &Mutex<VecDeque<R>>) -> Vec<String> {
+    let records = lock(records);
+    let plugins: BTreeSet<&str> = records.iter().map(Record::plugin).collect();
     plugins.into_iter().map(str::to_string).collect()
 }
 
-/// Delete from `records` (oldest first) what `keep` does not keep of `plugin`'s as of
-/// `now`, `of` giving a record's plugin and time: the in-memory backends' pruning.
-pub fn prune_in_memory<R>(
-    records: &mut VecDeque<R>,
+/// Delete from in-memory `records` (oldest first) what `keep` does not keep of
+/// `plugin`'s as of `now`; how many: the in-memory backends' pruning.
+pub fn prune_in_memory<R: Record>(
+    records: &Mutex<VecDeque<R>>,
     plugin: &str,
     keep: Retention,
     now: SystemTime,
-    of: impl Fn(&R) -> (&str, SystemTime),
 ) -> u64 {
+    let mut records = lock(records);
     let cutoff = keep.cutoff(now);
     let mut newer = 0u64;
     let mut expired = vec![false; records.len()];
     for (index, record) in records.iter().enumerate().rev() {
-        let (owner, time) = of(record);
-        if owner == plugin {
+        if record.plugin() == plugin {
             newer += 1;
-            expired[index] = newer > u64::from(keep.newest) || time < cutoff;
+            expired[index] = newer > u64::from(keep.newest) || record.time() < cutoff;
         }
     }
     let mut index = 0;
@@ -116,6 +147,19 @@ pub fn prune_in_memory<R>(
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq)]
+    struct Stamped(&'static str, SystemTime);
+
+    impl Record for Stamped {
+        fn plugin(&self) -> &str {
+            self.0
+        }
+
+        fn time(&self) -> SystemTime {
+            self.1
+        }
+    }
+
     #[test]
     fn keeps_the_newest_records_younger_than_the_age() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
@@ -124,30 +168,35 @@ mod tests {
             newest: 2,
         };
         let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-        let mut records = VecDeque::from([
-            ("a", at(850)),
-            ("b", at(860)),
-            ("a", at(950)),
-            ("a", at(960)),
-            ("a", at(970)),
-            ("b", at(980)),
-        ]);
-        fn of<'a>(record: &'a (&'static str, SystemTime)) -> (&'a str, SystemTime) {
-            *record
-        }
-        assert_eq!(prune_in_memory(&mut records, "a", keep, now, of), 2);
+        let records = Mutex::new(VecDeque::from([
+            Stamped("a", at(850)),
+            Stamped("b", at(860)),
+            Stamped("a", at(950)),
+            Stamped("a", at(960)),
+            Stamped("a", at(970)),
+            Stamped("b", at(980)),
+        ]));
+        assert_eq!(plugins_in_memory(&records), ["a", "b"]);
+        assert_eq!(prune_in_memory(&records, "a", keep, now), 2);
         assert_eq!(
-            records,
+            *lock(&records),
             [
-                ("b", at(860)),
-                ("a", at(960)),
-                ("a", at(970)),
-                ("b", at(980))
+                Stamped("b", at(860)),
+                Stamped("a", at(960)),
+                Stamped("a", at(970)),
+                Stamped("b", at(980)),
             ],
             "a's too old one, then all but its newest two"
         );
-        assert_eq!(prune_in_memory(&mut records, "b", keep, now, of), 1);
-        assert_eq!(records, [("a", at(960)), ("a", at(970)), ("b", at(980))]);
+        assert_eq!(prune_in_memory(&records, "b", keep, now), 1);
+        assert_eq!(
+            *lock(&records),
+            [
+                Stamped("a", at(960)),
+                Stamped("a", at(970)),
+                Stamped("b", at(980)),
+            ]
+        );
     }
 
     #[test]

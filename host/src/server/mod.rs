@@ -188,11 +188,16 @@ pub fn follow_other_hosts(state: Arc<AppState>) {
 /// How often expired sessions are looked for.
 const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Close expired sessions (also those that expired while the host was down, at once) and
-/// remove the plugins of sessions closed elsewhere, every [`SESSION_SWEEP`] until shutdown.
-pub fn sweep_sessions(state: Arc<AppState>) {
+/// Run `work` on a blocking thread at start and then every `period` until shutdown,
+/// passing what each pass returned to `report`.
+fn every<R: Send + 'static>(
+    state: Arc<AppState>,
+    period: std::time::Duration,
+    work: fn(&AppState) -> Result<R, ApiError>,
+    report: fn(Result<R, ApiError>),
+) {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(SESSION_SWEEP);
+        let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -200,61 +205,62 @@ pub fn sweep_sessions(state: Arc<AppState>) {
                 _ = ticks.tick() => {}
             }
             let app = state.clone();
-            let swept = blocking(move || {
-                let now = crate::audit::to_millis(std::time::SystemTime::now());
-                // Tokens of ended sessions stop working here before their plugins go.
-                let removed = app.registry.sweep_sessions(now, &|| app.clients.forget())?;
-                for plugin in &removed {
-                    app.jobs.cancel_plugin(plugin)?;
-                }
-                Ok(removed.len())
-            })
-            .await;
-            match swept {
-                Ok(0) => {}
-                Ok(plugins) => tracing::info!(plugins, "removed the plugins of ended sessions"),
-                Err(error) => tracing::error!("closing expired sessions failed: {error}"),
-            }
+            report(blocking(move || work(&app)).await);
         }
     });
+}
+
+/// Close expired sessions (also those that expired while the host was down, at once) and
+/// remove the plugins of sessions closed elsewhere, every [`SESSION_SWEEP`] until shutdown.
+pub fn sweep_sessions(state: Arc<AppState>) {
+    every(
+        state,
+        SESSION_SWEEP,
+        |app| {
+            let now = crate::audit::to_millis(std::time::SystemTime::now());
+            // Tokens of ended sessions stop working here before their plugins go.
+            let removed = app.registry.sweep_sessions(now, &|| app.clients.forget())?;
+            for plugin in &removed {
+                app.jobs.cancel_plugin(plugin)?;
+            }
+            Ok(removed.len())
+        },
+        |swept| match swept {
+            Ok(0) => {}
+            Ok(plugins) => tracing::info!(plugins, "removed the plugins of ended sessions"),
+            Err(error) => tracing::error!("closing expired sessions failed: {error}"),
+        },
+    );
 }
 
 /// Prune plugin log lines and audit records to what the current policy keeps, at start
 /// and then every [`crate::retention::PRUNE_EVERY`] until shutdown.
 pub fn prune_records(state: Arc<AppState>) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(crate::retention::PRUNE_EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = state.shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let app = state.clone();
-            let pruned = blocking(move || {
-                let services = app.registry.runtime().services();
-                Ok(crate::retention::prune(
-                    &app.registry.policy(),
-                    &*services.logs,
-                    &*services.audit,
-                    std::time::SystemTime::now(),
-                )?)
-            })
-            .await;
-            match pruned {
-                Ok(crate::retention::Pruned {
-                    log_lines: 0,
-                    audit_records: 0,
-                }) => {}
-                Ok(pruned) => tracing::info!(
-                    log_lines = pruned.log_lines,
-                    audit_records = pruned.audit_records,
-                    "deleted plugin log lines and audit records past their retention"
-                ),
-                Err(error) => tracing::error!("pruning logs and audit records failed: {error}"),
-            }
-        }
-    });
+    every(
+        state,
+        crate::retention::PRUNE_EVERY,
+        |app| {
+            let services = app.registry.runtime().services();
+            Ok(crate::retention::prune(
+                &app.registry.policy(),
+                &*services.logs,
+                &*services.audit,
+                std::time::SystemTime::now(),
+            )?)
+        },
+        |pruned| match pruned {
+            Ok(crate::retention::Pruned {
+                log_lines: 0,
+                audit_records: 0,
+            }) => {}
+            Ok(pruned) => tracing::info!(
+                log_lines = pruned.log_lines,
+                audit_records = pruned.audit_records,
+                "deleted plugin log lines and audit records past their retention"
+            ),
+            Err(error) => tracing::error!("pruning logs and audit records failed: {error}"),
+        },
+    );
 }
 
 /// Run `work` on a blocking thread (compiling, storage and plugin calls block), mapping a

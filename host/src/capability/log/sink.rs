@@ -150,10 +150,7 @@ impl LogSink for MemoryLogs {
     }
 
     fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError> {
-        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(crate::retention::distinct(
-            records.iter().map(|r| r.plugin.as_str()),
-        ))
+        Ok(crate::retention::plugins_in_memory(&self.records))
     }
 
     fn prune(
@@ -162,13 +159,11 @@ impl LogSink for MemoryLogs {
         keep: Retention,
         now: SystemTime,
     ) -> Result<u64, crate::storage::StoreError> {
-        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         Ok(crate::retention::prune_in_memory(
-            &mut records,
+            &self.records,
             plugin,
             keep,
             now,
-            |r| (r.plugin.as_str(), r.time),
         ))
     }
 }
