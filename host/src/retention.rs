@@ -51,6 +51,20 @@ impl Table {
             Table::Logs => "logs",
         }
     }
+
+    /// SQL (the same for SQLite and PostgreSQL) listing the plugins with rows in this
+    /// table, walking its `(plugin, …)` index one name at a time instead of scanning it.
+    pub fn plugins_sql(self) -> String {
+        let t = self.name();
+        format!(
+            "WITH RECURSIVE names(plugin) AS (
+               SELECT MIN(plugin) FROM {t}
+               UNION ALL
+               SELECT (SELECT MIN(plugin) FROM {t} WHERE plugin > names.plugin)
+               FROM names WHERE names.plugin IS NOT NULL)
+             SELECT plugin FROM names WHERE plugin IS NOT NULL"
+        )
+    }
 }
 
 /// What one pass deleted.

@@ -14,21 +14,10 @@ use std::time::SystemTime;
 impl PostgresStore {
     /// The plugins with rows in `table`, by walking its index one name at a time.
     fn plugins_in(&self, table: Table) -> Result<Vec<String>, StoreError> {
-        let t = table.name();
         self.block_on(async {
             let client = self.pool.get().await.map_err(backend)?;
             let rows = client
-                .query(
-                    &format!(
-                        "WITH RECURSIVE names(plugin) AS (
-                           SELECT MIN(plugin) FROM {t}
-                           UNION ALL
-                           SELECT (SELECT MIN(plugin) FROM {t} WHERE plugin > names.plugin)
-                           FROM names WHERE names.plugin IS NOT NULL)
-                         SELECT plugin FROM names WHERE plugin IS NOT NULL"
-                    ),
-                    &[],
-                )
+                .query(&table.plugins_sql(), &[])
                 .await
                 .map_err(backend)?;
             Ok(rows.iter().map(|row| row.get(0)).collect())

@@ -15,18 +15,8 @@ use std::time::SystemTime;
 impl SqliteStore {
     /// The plugins with rows in `table`, by walking its index one name at a time.
     fn plugins_in(&self, table: Table) -> Result<Vec<String>, StoreError> {
-        let t = table.name();
         let conn = self.conn();
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "WITH RECURSIVE names(plugin) AS (
-                   SELECT MIN(plugin) FROM {t}
-                   UNION ALL
-                   SELECT (SELECT MIN(plugin) FROM {t} WHERE plugin > names.plugin)
-                   FROM names WHERE names.plugin IS NOT NULL)
-                 SELECT plugin FROM names WHERE plugin IS NOT NULL"
-            ))
-            .map_err(backend)?;
+        let mut statement = conn.prepare_cached(&table.plugins_sql()).map_err(backend)?;
         statement
             .query_map([], |row| row.get(0))
             .and_then(Iterator::collect)
