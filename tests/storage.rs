@@ -408,18 +408,37 @@ fn retention_ages(now: SystemTime, n: usize) -> Vec<(SystemTime, String)> {
     ages
 }
 
-/// What pruning must keep of plugin "a" (7 days, the newest 3) out of
-/// [`retention_ages`]`(now, 4)`, newest first.
-const KEPT: [&str; 3] = ["now 3", "now 2", "now 1"];
+/// Plugins "a" and "b" interleaved (b's rows between a's, so a count that ignored the
+/// plugin would take some of b's): [`retention_ages`]`(now, 4)` each.
+fn interleaved<R>(now: SystemTime, row: impl Fn(&str, (SystemTime, String)) -> R) -> Vec<R> {
+    retention_ages(now, 4)
+        .into_iter()
+        .flat_map(|age| [row("b", age.clone()), row("a", age)])
+        .collect()
+}
 
-fn prune_keep() -> Retention {
+/// 7 days and the newest 3.
+fn week_and_three() -> Retention {
     Retention {
-        age: Duration::from_secs(7 * 24 * 3600),
+        age: Some(Duration::from_secs(7 * 24 * 3600)),
         newest: 3,
     }
 }
 
-/// Pruning deletes one plugin's lines past the age and past the newest few, in chunks when
+/// 7 days and more than any test writes: only age deletes.
+fn week_only() -> Retention {
+    Retention {
+        newest: 1_000_000,
+        ..week_and_three()
+    }
+}
+
+/// What [`week_and_three`] keeps of [`retention_ages`]`(now, 4)`, newest first.
+const KEPT: [&str; 3] = ["now 3", "now 2", "now 1"];
+/// What [`week_only`] keeps of it.
+const YOUNG: [&str; 5] = ["now 3", "now 2", "now 1", "now 0", "three days"];
+
+/// Pruning deletes one plugin's lines past the newest few and past the age, in chunks when
 /// there are many, and leaves other plugins' lines alone.
 fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
     let now = SystemTime::now();
@@ -431,14 +450,7 @@ fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
         source: LogSource::Guest,
         message,
     };
-    let mut lines: Vec<LogRecord> = retention_ages(now, 4)
-        .into_iter()
-        .map(|age| line("a", age))
-        .collect();
-    lines.extend(retention_ages(now, 0).into_iter().map(|age| line("b", age)));
-    logs.write_all(lines);
-    assert_eq!(logs.plugins().unwrap(), ["a", "b"]);
-    assert_eq!(logs.prune("a", prune_keep(), now).unwrap(), 3);
+    logs.write_all(interleaved(now, line));
     let messages = |plugin: &str| -> Vec<String> {
         logs.query(&LogQuery {
             plugin: Some(plugin.into()),
@@ -450,13 +462,18 @@ fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
         .map(|r| r.message)
         .collect()
     };
+    assert_eq!(logs.plugins().unwrap(), ["a", "b"]);
+    assert_eq!(logs.prune("a", week_and_three(), now).unwrap(), 3);
     assert_eq!(messages("a"), KEPT);
-    assert_eq!(messages("b"), ["three days", "ten days"], "untouched");
+    assert_eq!(messages("b").len(), 6, "untouched");
     assert_eq!(
-        logs.prune("a", prune_keep(), now).unwrap(),
+        logs.prune("a", week_and_three(), now).unwrap(),
         0,
-        "nothing left"
+        "idempotent"
     );
+    assert_eq!(logs.prune("b", week_only(), now).unwrap(), 1, "only by age");
+    assert_eq!(messages("b"), YOUNG);
+
     let many = 2 * retention::DELETE_CHUNK as usize + 7;
     logs.write_all(
         retention_ages(now, many)
@@ -465,7 +482,7 @@ fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
             .collect(),
     );
     assert_eq!(
-        logs.prune("c", prune_keep(), now).unwrap(),
+        logs.prune("c", week_and_three(), now).unwrap(),
         many as u64 - 1,
         "all but the newest three, over several chunks"
     );
@@ -475,25 +492,22 @@ fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
     );
 }
 
-/// The same for the audit trail.
+/// The same for the audit trail, where only the records calls cause count toward the
+/// newest kept: what operators did goes only for its age.
 fn audit_is_pruned_to_its_retention(audit: &dyn AuditSink) {
     let now = SystemTime::now();
-    let event = |plugin: &str, (time, detail): (SystemTime, String)| AuditEvent {
+    let event = |plugin: &str, kind, (time, detail): (SystemTime, String)| AuditEvent {
         time,
-        ..AuditEvent::new(plugin, AuditKind::Denied, None, detail)
+        ..AuditEvent::new(plugin, kind, None, detail)
     };
-    let mut events: Vec<AuditEvent> = retention_ages(now, 4)
-        .into_iter()
-        .map(|age| event("a", age))
-        .collect();
-    events.extend(
-        retention_ages(now, 0)
-            .into_iter()
-            .map(|age| event("b", age)),
-    );
+    let mut events = interleaved(now, |plugin, age| event(plugin, AuditKind::Trapped, age));
+    events.push(event(
+        "a",
+        AuditKind::PluginChanged,
+        (now - Duration::from_secs(24 * 3600), "upgraded".into()),
+    ));
+    events.push(event("a", AuditKind::Trapped, (now, "now 4".into())));
     audit.record_all(events);
-    assert_eq!(audit.plugins().unwrap(), ["a", "b"]);
-    assert_eq!(audit.prune("a", prune_keep(), now).unwrap(), 3);
     let details = |plugin: &str| -> Vec<String> {
         audit
             .query(&AuditQuery {
@@ -506,9 +520,27 @@ fn audit_is_pruned_to_its_retention(audit: &dyn AuditSink) {
             .map(|e| e.detail)
             .collect()
     };
-    assert_eq!(details("a"), KEPT);
-    assert_eq!(details("b"), ["three days", "ten days"], "untouched");
-    assert_eq!(audit.prune("a", prune_keep(), now).unwrap(), 0);
+    assert_eq!(audit.plugins().unwrap(), ["a", "b"]);
+    assert_eq!(audit.prune("a", week_and_three(), now).unwrap(), 4);
+    assert_eq!(
+        details("a"),
+        ["now 4", "upgraded", "now 3", "now 2"],
+        "the newest three traps, and the operator's change although older"
+    );
+    assert_eq!(details("b").len(), 6, "untouched");
+    assert_eq!(audit.prune("a", week_and_three(), now).unwrap(), 0);
+    assert_eq!(
+        audit.prune("b", week_only(), now).unwrap(),
+        1,
+        "only by age"
+    );
+    assert_eq!(details("b"), YOUNG);
+    let ageless = Retention {
+        age: None,
+        newest: 1,
+    };
+    assert_eq!(audit.prune("a", ageless, now).unwrap(), 2);
+    assert_eq!(details("a"), ["now 4", "upgraded"]);
 }
 
 macro_rules! conformance {

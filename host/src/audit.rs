@@ -8,7 +8,7 @@ use crate::sessions::Ttl;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -109,6 +109,23 @@ impl AuditKind {
             AuditKind::SessionChanged => "session-changed",
         }
     }
+
+    /// The kinds of record that plugin calls cause, at a rate a plugin or its clients
+    /// choose: the ones a flood is made of.
+    pub const CAUSED_BY_CALLS: [AuditKind; 5] = [
+        AuditKind::Denied,
+        AuditKind::LimitHit,
+        AuditKind::Trapped,
+        AuditKind::HttpRequest,
+        AuditKind::ToolCall,
+    ];
+
+    /// Whether plugin calls cause records of this kind (see [`Self::CAUSED_BY_CALLS`]);
+    /// only these count toward `[audit] retention_records`, so a flood of them never
+    /// pushes out the record of what an operator did.
+    pub fn caused_by_calls(self) -> bool {
+        Self::CAUSED_BY_CALLS.contains(&self)
+    }
 }
 
 impl std::str::FromStr for AuditKind {
@@ -161,22 +178,23 @@ pub fn from_millis(millis: i64) -> SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64)
 }
 
-/// How long the audit trail is kept by default.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
-/// How many of a plugin's newest audit records are kept by default.
+/// How many of a plugin's newest records of calls (see [`AuditKind::caused_by_calls`]) are
+/// kept by default.
 pub const DEFAULT_RETENTION_RECORDS: u32 = 1_000_000;
 
 /// The operator's `[audit]` table: how long the audit trail is kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRules {
-    /// How long records are kept, e.g. `90d` (default 365 days).
+    /// How long records are kept, e.g. `365d` (default: whatever their age).
     pub retention: Option<Ttl>,
-    /// How many of each plugin's newest records are kept (default 1,000,000).
+    /// How many of each plugin's newest records of calls are kept (default 1,000,000);
+    /// records of what operators did are never deleted for this.
     pub retention_records: Option<u32>,
 }
 
 impl AuditRules {
+    /// Whether the table is absent or empty (it is then left out when serialized).
     pub fn is_default(&self) -> bool {
         *self == AuditRules::default()
     }
@@ -184,7 +202,7 @@ impl AuditRules {
     /// What is kept of each plugin's records.
     pub fn retention(&self) -> Retention {
         Retention {
-            age: self.retention.map_or(DEFAULT_RETENTION, |ttl| ttl.0),
+            age: self.retention.map(|ttl| ttl.0),
             newest: self.retention_records.unwrap_or(DEFAULT_RETENTION_RECORDS),
         }
     }

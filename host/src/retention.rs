@@ -3,7 +3,7 @@
 //! fill the disk. Every [`PRUNE_EVERY`] the server deletes, per plugin, what is older than
 //! its retention and all but its newest lines or records, as the current policy says.
 
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::capability::log::{LogRecord, LogSink};
 use crate::policy::Policy;
 use crate::storage::StoreError;
@@ -15,24 +15,29 @@ use std::time::{Duration, SystemTime};
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Rows one delete statement removes at most, so a large prune (the first after an
-/// upgrade, or after the policy shortened a retention) never holds the database's write
-/// lock for long: the batch writers' inserts go in between.
+/// upgrade, or after the policy shortened a retention) holds the database's write lock
+/// for tens of milliseconds at a time, with the batch writers' inserts in between.
 pub const DELETE_CHUNK: u32 = 10_000;
 
-/// What is kept of one plugin's records: those younger than `age`, and of those at most
-/// the `newest`.
+/// What is kept of one plugin's records: those younger than `age` (any age when `None`),
+/// and of the records that count (see [`Record::counted`]) at most the `newest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    pub age: Duration,
+    /// How long a record is kept; `None` keeps it whatever its age.
+    pub age: Option<Duration>,
+    /// How many of the plugin's newest counted records are kept.
     pub newest: u32,
 }
 
 impl Retention {
-    /// Records written before this instant are deleted (never one before the epoch).
-    pub fn cutoff(&self, now: SystemTime) -> SystemTime {
-        now.checked_sub(self.age)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-            .max(SystemTime::UNIX_EPOCH)
+    /// Records written before this instant are deleted (never one before the epoch);
+    /// `None` when age deletes nothing.
+    pub fn cutoff(&self, now: SystemTime) -> Option<SystemTime> {
+        self.age.map(|age| {
+            now.checked_sub(age)
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+                .max(SystemTime::UNIX_EPOCH)
+        })
     }
 }
 
@@ -45,6 +50,7 @@ pub enum Table {
 }
 
 impl Table {
+    /// The table's name in SQL.
     pub fn name(self) -> &'static str {
         match self {
             Table::Audit => "audit",
@@ -65,39 +71,182 @@ impl Table {
              SELECT plugin FROM names WHERE plugin IS NOT NULL"
         )
     }
+
+    /// An SQL condition (after `AND`) true of the rows that count toward `newest`: every
+    /// log line; the audit records calls cause (see [`AuditKind::caused_by_calls`]).
+    pub fn counted_sql(self) -> String {
+        match self {
+            Table::Logs => "TRUE".into(),
+            Table::Audit => {
+                let kinds: Vec<String> = AuditKind::CAUSED_BY_CALLS
+                    .iter()
+                    .map(|kind| format!("'{}'", kind.as_str()))
+                    .collect();
+                format!("kind IN ({})", kinds.join(", "))
+            }
+        }
+    }
 }
 
-/// What one pass deleted.
+/// How an SQL backend writes statement parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `?1`, `?2`, …
+    Sqlite,
+    /// `$1`, `$2`, …
+    Postgres,
+}
+
+impl Dialect {
+    fn param(self, n: u8) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+}
+
+/// SQL for the id of `table`'s row just past a plugin's newest counted ones (the newest
+/// row that `newest` drops), parameters: plugin, newest.
+pub fn newest_dropped_sql(table: Table, dialect: Dialect) -> String {
+    let (t, counted) = (table.name(), table.counted_sql());
+    let (plugin, newest) = (dialect.param(1), dialect.param(2));
+    format!(
+        "SELECT id FROM {t} WHERE plugin = {plugin} AND {counted}
+         ORDER BY id DESC LIMIT 1 OFFSET {newest}"
+    )
+}
+
+/// One way a plugin's rows expire, deleted [`DELETE_CHUNK`] rows per statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Counted rows at or before this id: past the plugin's newest.
+    UpTo { newest_dropped: i64 },
+    /// Rows written before this time (milliseconds since the epoch).
+    Before { cutoff_ms: i64 },
+}
+
+impl Expiry {
+    /// The ways `keep` expires a plugin's rows as of `now`, given the id of the newest
+    /// row its count drops (if any).
+    pub fn of(keep: Retention, now: SystemTime, newest_dropped: Option<i64>) -> Vec<Expiry> {
+        let up_to = newest_dropped.map(|newest_dropped| Expiry::UpTo { newest_dropped });
+        let before = keep.cutoff(now).map(|cutoff| Expiry::Before {
+            cutoff_ms: crate::audit::to_millis(cutoff),
+        });
+        up_to.into_iter().chain(before).collect()
+    }
+
+    /// The bound the statement compares against.
+    pub fn bound(self) -> i64 {
+        match self {
+            Expiry::UpTo { newest_dropped } => newest_dropped,
+            Expiry::Before { cutoff_ms } => cutoff_ms,
+        }
+    }
+
+    /// SQL deleting one chunk of these rows of `table`, parameters: plugin, bound, chunk.
+    pub fn delete_sql(self, table: Table, dialect: Dialect) -> String {
+        let t = table.name();
+        let (plugin, bound, chunk) = (dialect.param(1), dialect.param(2), dialect.param(3));
+        let condition = match self {
+            Expiry::UpTo { .. } => format!("{} AND id <= {bound}", table.counted_sql()),
+            Expiry::Before { .. } => format!("time_ms < {bound}"),
+        };
+        format!(
+            "DELETE FROM {t} WHERE id IN
+               (SELECT id FROM {t} WHERE plugin = {plugin} AND {condition} LIMIT {chunk})"
+        )
+    }
+}
+
+/// Run `delete_chunk` for each expiry until a chunk comes back short of [`DELETE_CHUNK`],
+/// calling `between` after each full chunk; the total deleted.
+pub fn delete_in_chunks(
+    expiries: &[Expiry],
+    mut delete_chunk: impl FnMut(Expiry) -> Result<u64, StoreError>,
+    mut between: impl FnMut(),
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for expiry in expiries {
+        loop {
+            let chunk = delete_chunk(*expiry)?;
+            deleted += chunk;
+            if chunk < u64::from(DELETE_CHUNK) {
+                break;
+            }
+            between();
+        }
+    }
+    Ok(deleted)
+}
+
+/// What one pass deleted, and for how many plugins pruning failed (each failure is in
+/// the host log; the next pass tries again).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub log_lines: u64,
     pub audit_records: u64,
+    pub failures: u32,
 }
 
 /// Prune every plugin's log lines and audit records (also those of plugins no longer
-/// installed) to what `policy` keeps, as of `now`.
+/// installed) to what `policy` keeps, as of `now`. A plugin whose pruning fails is
+/// counted and skipped; `stop` is asked between plugins (the server's shutdown).
 pub fn prune(
     policy: &Policy,
     logs: &dyn LogSink,
     audit: &dyn AuditSink,
     now: SystemTime,
-) -> Result<Pruned, StoreError> {
+    stop: &dyn Fn() -> bool,
+) -> Pruned {
     let mut pruned = Pruned::default();
-    for plugin in logs.plugins()? {
-        let keep = policy.for_plugin(&plugin).log.retention();
-        pruned.log_lines += logs.prune(&plugin, keep, now)?;
-    }
+    let mut each = |what: &str,
+                    plugins: Result<Vec<String>, StoreError>,
+                    prune_one: &dyn Fn(&str) -> Result<u64, StoreError>|
+     -> u64 {
+        let plugins = plugins.unwrap_or_else(|error| {
+            tracing::warn!("listing the plugins with {what} failed: {error}");
+            pruned.failures += 1;
+            Vec::new()
+        });
+        let mut deleted = 0;
+        for plugin in plugins.iter().take_while(|_| !stop()) {
+            match prune_one(plugin) {
+                Ok(n) => deleted += n,
+                Err(error) => {
+                    tracing::warn!(plugin = %plugin, "pruning its {what} failed: {error}");
+                    pruned.failures += 1;
+                }
+            }
+        }
+        deleted
+    };
+    let log_lines = each("log lines", logs.plugins(), &|plugin| {
+        logs.prune(plugin, policy.for_plugin(plugin).log.retention(), now)
+    });
     let keep = policy.audit.retention();
-    for plugin in audit.plugins()? {
-        pruned.audit_records += audit.prune(&plugin, keep, now)?;
+    let audit_records = each("audit records", audit.plugins(), &|plugin| {
+        audit.prune(plugin, keep, now)
+    });
+    Pruned {
+        log_lines,
+        audit_records,
+        ..pruned
     }
-    Ok(pruned)
 }
 
-/// A record kept per plugin: whose it is and when it was written.
+/// A record kept per plugin: whose it is, when it was written, and whether it counts
+/// toward the plugin's `newest`.
 pub trait Record {
+    /// The plugin whose record it is.
     fn plugin(&self) -> &str;
+    /// When it was written.
     fn time(&self) -> SystemTime;
+    /// Whether it counts toward (and may be deleted for) [`Retention::newest`].
+    fn counted(&self) -> bool {
+        true
+    }
 }
 
 impl Record for LogRecord {
@@ -117,6 +266,10 @@ impl Record for AuditEvent {
 
     fn time(&self) -> SystemTime {
         self.time
+    }
+
+    fn counted(&self) -> bool {
+        self.kind.caused_by_calls()
     }
 }
 
@@ -145,8 +298,11 @@ pub fn prune_in_memory<R: Record>(
     let mut expired = vec![false; records.len()];
     for (index, record) in records.iter().enumerate().rev() {
         if record.plugin() == plugin {
-            newer += 1;
-            expired[index] = newer > u64::from(keep.newest) || record.time() < cutoff;
+            let too_many = record.counted() && {
+                newer += 1;
+                newer > u64::from(keep.newest)
+            };
+            expired[index] = too_many || cutoff.is_some_and(|cutoff| record.time() < cutoff);
         }
     }
     let mut index = 0;
@@ -161,8 +317,9 @@ pub fn prune_in_memory<R: Record>(
 mod tests {
     use super::*;
 
+    /// A record of plugin `.0` written at `.1`, counted toward `newest` when `.2`.
     #[derive(Debug, PartialEq)]
-    struct Stamped(&'static str, SystemTime);
+    struct Stamped(&'static str, SystemTime, bool);
 
     impl Record for Stamped {
         fn plugin(&self) -> &str {
@@ -172,56 +329,86 @@ mod tests {
         fn time(&self) -> SystemTime {
             self.1
         }
+
+        fn counted(&self) -> bool {
+            self.2
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
     }
 
     #[test]
     fn keeps_the_newest_records_younger_than_the_age() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let keep = Retention {
-            age: Duration::from_secs(100),
+            age: Some(Duration::from_secs(100)),
             newest: 2,
         };
-        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         let records = Mutex::new(VecDeque::from([
-            Stamped("a", at(850)),
-            Stamped("b", at(860)),
-            Stamped("a", at(950)),
-            Stamped("a", at(960)),
-            Stamped("a", at(970)),
-            Stamped("b", at(980)),
+            Stamped("a", at(850), true),
+            Stamped("b", at(860), true),
+            Stamped("a", at(950), true),
+            Stamped("a", at(960), true),
+            Stamped("a", at(970), true),
+            Stamped("b", at(980), true),
         ]));
         assert_eq!(plugins_in_memory(&records), ["a", "b"]);
-        assert_eq!(prune_in_memory(&records, "a", keep, now), 2);
+        assert_eq!(prune_in_memory(&records, "a", keep, at(1_000)), 2);
         assert_eq!(
             *lock(&records),
             [
-                Stamped("b", at(860)),
-                Stamped("a", at(960)),
-                Stamped("a", at(970)),
-                Stamped("b", at(980)),
+                Stamped("b", at(860), true),
+                Stamped("a", at(960), true),
+                Stamped("a", at(970), true),
+                Stamped("b", at(980), true),
             ],
             "a's too old one, then all but its newest two"
         );
-        assert_eq!(prune_in_memory(&records, "b", keep, now), 1);
+        assert_eq!(prune_in_memory(&records, "b", keep, at(1_000)), 1);
         assert_eq!(
             *lock(&records),
             [
-                Stamped("a", at(960)),
-                Stamped("a", at(970)),
-                Stamped("b", at(980)),
+                Stamped("a", at(960), true),
+                Stamped("a", at(970), true),
+                Stamped("b", at(980), true),
             ]
         );
     }
 
     #[test]
-    fn a_cutoff_before_the_epoch_keeps_everything_by_age() {
+    fn records_that_do_not_count_are_deleted_only_for_their_age() {
         let keep = Retention {
-            age: Duration::from_secs(10),
+            age: None,
             newest: 1,
         };
+        let records = Mutex::new(VecDeque::from([
+            Stamped("a", at(1), false),
+            Stamped("a", at(2), true),
+            Stamped("a", at(3), false),
+            Stamped("a", at(4), true),
+        ]));
+        assert_eq!(prune_in_memory(&records, "a", keep, at(1_000_000)), 1);
         assert_eq!(
-            keep.cutoff(SystemTime::UNIX_EPOCH + Duration::from_secs(3)),
-            SystemTime::UNIX_EPOCH
+            *lock(&records),
+            [
+                Stamped("a", at(1), false),
+                Stamped("a", at(3), false),
+                Stamped("a", at(4), true),
+            ],
+            "no age limit: only the counted one past the newest goes"
         );
+    }
+
+    #[test]
+    fn a_cutoff_is_never_before_the_epoch() {
+        let keep = Retention {
+            age: Some(Duration::from_secs(10)),
+            newest: 1,
+        };
+        assert_eq!(keep.cutoff(at(3)), Some(SystemTime::UNIX_EPOCH));
+        assert_eq!(keep.cutoff(at(30)), Some(at(20)));
+        let ageless = Retention { age: None, ..keep };
+        assert_eq!(ageless.cutoff(at(30)), None);
     }
 }

@@ -246,18 +246,16 @@ pub fn prune_records(state: Arc<AppState>) {
                 &*services.logs,
                 &*services.audit,
                 std::time::SystemTime::now(),
-            )?)
+                &|| app.shutdown.is_cancelled(),
+            ))
         },
         |pruned| match pruned {
-            Ok(crate::retention::Pruned {
-                log_lines: 0,
-                audit_records: 0,
-            }) => {}
-            Ok(pruned) => tracing::info!(
+            Ok(pruned) if pruned.log_lines + pruned.audit_records > 0 => tracing::info!(
                 log_lines = pruned.log_lines,
                 audit_records = pruned.audit_records,
                 "deleted plugin log lines and audit records past their retention"
             ),
+            Ok(_) => {}
             Err(error) => tracing::error!("pruning logs and audit records failed: {error}"),
         },
     );

@@ -114,7 +114,7 @@ impl LogPolicy {
     /// What is kept of the plugin's lines.
     pub fn retention(&self) -> Retention {
         Retention {
-            age: self.retention.0,
+            age: Some(self.retention.0),
             newest: self.retention_lines,
         }
     }

@@ -5,9 +5,10 @@ use crate::audit::{
     AuditEvent, AuditKind, AuditQuery, AuditSink, MAX_QUERY_ROWS, from_millis, to_millis, trace,
 };
 use crate::capability::CapabilityId;
+use crate::capability::Deadline;
 use crate::capability::log::LogLevel;
 use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
-use crate::retention::{DELETE_CHUNK, Retention, Table};
+use crate::retention::{self, DELETE_CHUNK, Dialect, Expiry, Retention, Table};
 use crate::storage::StoreError;
 use std::time::SystemTime;
 
@@ -24,8 +25,8 @@ impl PostgresStore {
         })
     }
 
-    /// Delete `plugin`'s rows of `table` past its newest `keep.newest`, then those older
-    /// than `keep.age`, [`DELETE_CHUNK`] rows per statement.
+    /// Delete what `keep` does not keep of `plugin`'s rows of `table`, in chunks, within
+    /// [`PRUNE_DEADLINE`] (what is left then goes in the next pass).
     fn prune_table(
         &self,
         table: Table,
@@ -33,46 +34,37 @@ impl PostgresStore {
         keep: Retention,
         now: SystemTime,
     ) -> Result<u64, StoreError> {
-        let t = table.name();
-        self.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
-            let oldest_kept: Option<i64> = client
+        let deadline = Deadline::after(PRUNE_DEADLINE);
+        let newest_dropped: Option<i64> = self.within(deadline, async |client| {
+            Ok(client
                 .query_opt(
-                    &format!(
-                        "SELECT id FROM {t} WHERE plugin = $1 ORDER BY id DESC LIMIT 1 OFFSET $2"
-                    ),
+                    &retention::newest_dropped_sql(table, Dialect::Postgres),
                     &[&plugin, &i64::from(keep.newest)],
                 )
                 .await
                 .map_err(backend)?
-                .map(|row| row.get(0));
-            let mut deleted = 0;
-            for (condition, bound) in [
-                ("id <= $2", oldest_kept),
-                ("time_ms < $2", Some(to_millis(keep.cutoff(now)))),
-            ] {
-                let Some(bound) = bound else { continue };
-                loop {
-                    let chunk = client
+                .map(|row| row.get(0)))
+        })?;
+        retention::delete_in_chunks(
+            &Expiry::of(keep, now, newest_dropped),
+            |expiry| {
+                self.within(deadline, async |client| {
+                    client
                         .execute(
-                            &format!(
-                                "DELETE FROM {t} WHERE id IN
-                                   (SELECT id FROM {t} WHERE plugin = $1 AND {condition} LIMIT $3)"
-                            ),
-                            &[&plugin, &bound, &i64::from(DELETE_CHUNK)],
+                            &expiry.delete_sql(table, Dialect::Postgres),
+                            &[&plugin, &expiry.bound(), &i64::from(DELETE_CHUNK)],
                         )
                         .await
-                        .map_err(backend)?;
-                    deleted += chunk;
-                    if chunk < u64::from(DELETE_CHUNK) {
-                        break;
-                    }
-                }
-            }
-            Ok(deleted)
-        })
+                        .map_err(backend)
+                })
+            },
+            || {},
+        )
     }
 }
+
+/// How long one plugin's prune may take on PostgreSQL.
+const PRUNE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AuditSink for PostgresStore {
     fn record(&self, event: AuditEvent) {

@@ -204,6 +204,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX logs_by_plugin_id ON logs (plugin, id);
 ",
 ];
+/// Prepared statements the writer connection keeps.
+const WRITER_STATEMENTS: usize = 64;
+
 /// State in one SQLite database file.
 pub struct SqliteStore {
     /// The one connection that writes (and reads everything but plugin kv).
@@ -239,6 +242,9 @@ impl SqliteStore {
 
     fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+        // Room for every statement the writer prepares (rusqlite keeps 16 by default), so
+        // a prune pass or an admin query never evicts the hot kv and batch inserts.
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         migrate(&mut conn).map_err(backend)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),

@@ -5,9 +5,10 @@ use crate::audit::{
     AuditEvent, AuditKind, AuditQuery, AuditSink, MAX_QUERY_ROWS, from_millis, to_millis, trace,
 };
 use crate::capability::CapabilityId;
+use crate::capability::Deadline;
 use crate::capability::log::LogLevel;
 use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
-use crate::retention::{DELETE_CHUNK, Retention, Table};
+use crate::retention::{self, DELETE_CHUNK, Dialect, Expiry, Retention, Table};
 use crate::storage::StoreError;
 use rusqlite::{OptionalExtension, params};
 use std::time::SystemTime;
@@ -23,8 +24,9 @@ impl SqliteStore {
             .map_err(backend)
     }
 
-    /// Delete `plugin`'s rows of `table` past its newest `keep.newest`, then those older
-    /// than `keep.age`, [`DELETE_CHUNK`] rows per statement.
+    /// Delete what `keep` does not keep of `plugin`'s rows of `table`, in chunks. The
+    /// writer connection is released between chunks, with a pause long enough for the
+    /// batch writers (waiting on it) to take it first.
     fn prune_table(
         &self,
         table: Table,
@@ -32,41 +34,34 @@ impl SqliteStore {
         keep: Retention,
         now: SystemTime,
     ) -> Result<u64, StoreError> {
-        let t = table.name();
-        let oldest_kept: Option<i64> = self
-            .conn()
-            .prepare_cached(&format!(
-                "SELECT id FROM {t} WHERE plugin = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2"
-            ))
+        let newest_dropped: Option<i64> = self
+            .reader_within(Deadline::after(PRUNE_READ))?
+            .prepare_cached(&retention::newest_dropped_sql(table, Dialect::Sqlite))
             .and_then(|mut s| {
                 s.query_row(params![plugin, keep.newest], |r| r.get(0))
                     .optional()
             })
             .map_err(backend)?;
-        let mut deleted = 0;
-        for (condition, bound) in [
-            ("id <= ?2", oldest_kept),
-            ("time_ms < ?2", Some(to_millis(keep.cutoff(now)))),
-        ] {
-            let Some(bound) = bound else { continue };
-            loop {
-                let chunk = self
-                    .conn()
-                    .prepare_cached(&format!(
-                        "DELETE FROM {t} WHERE id IN
-                           (SELECT id FROM {t} WHERE plugin = ?1 AND {condition} LIMIT ?3)"
-                    ))
-                    .and_then(|mut s| s.execute(params![plugin, bound, DELETE_CHUNK]))
-                    .map_err(backend)?;
-                deleted += chunk as u64;
-                if chunk < DELETE_CHUNK as usize {
-                    break;
-                }
-            }
-        }
-        Ok(deleted)
+        retention::delete_in_chunks(
+            &Expiry::of(keep, now, newest_dropped),
+            |expiry| {
+                self.conn()
+                    .prepare_cached(&expiry.delete_sql(table, Dialect::Sqlite))
+                    .and_then(|mut s| s.execute(params![plugin, expiry.bound(), DELETE_CHUNK]))
+                    .map(|n| n as u64)
+                    .map_err(backend)
+            },
+            || std::thread::sleep(YIELD_TO_WRITERS),
+        )
     }
 }
+
+/// How long the read that finds a plugin's newest rows may wait for a connection.
+const PRUNE_READ: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The pause between two chunks of a prune: a waiting writer gets the connection (a
+/// mutex is not fair, and the pruning thread would otherwise take it straight back).
+const YIELD_TO_WRITERS: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl AuditSink for SqliteStore {
     fn record(&self, event: AuditEvent) {
