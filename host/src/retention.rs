@@ -200,40 +200,50 @@ pub fn prune(
     now: SystemTime,
     stop: &dyn Fn() -> bool,
 ) -> Pruned {
-    let mut pruned = Pruned::default();
-    let mut each = |what: &str,
-                    plugins: Result<Vec<String>, StoreError>,
-                    prune_one: &dyn Fn(&str) -> Result<u64, StoreError>|
-     -> u64 {
-        let plugins = plugins.unwrap_or_else(|error| {
-            tracing::warn!("listing the plugins with {what} failed: {error}");
-            pruned.failures += 1;
-            Vec::new()
-        });
-        let mut deleted = 0;
-        for plugin in plugins.iter().take_while(|_| !stop()) {
-            match prune_one(plugin) {
-                Ok(n) => deleted += n,
-                Err(error) => {
-                    tracing::warn!(plugin = %plugin, "pruning its {what} failed: {error}");
-                    pruned.failures += 1;
-                }
-            }
-        }
-        deleted
-    };
-    let log_lines = each("log lines", logs.plugins(), &|plugin| {
+    let mut failures = 0;
+    let log_lines = prune_each("log lines", logs.plugins(), stop, &mut failures, |plugin| {
         logs.prune(plugin, policy.for_plugin(plugin).log.retention(), now)
     });
     let keep = policy.audit.retention();
-    let audit_records = each("audit records", audit.plugins(), &|plugin| {
-        audit.prune(plugin, keep, now)
-    });
+    let audit_records = prune_each(
+        "audit records",
+        audit.plugins(),
+        stop,
+        &mut failures,
+        |plugin| audit.prune(plugin, keep, now),
+    );
     Pruned {
         log_lines,
         audit_records,
-        ..pruned
+        failures,
     }
+}
+
+/// Run `prune_one` for each of `plugins` (the plugins with `what`) until `stop`, adding
+/// up what it deleted; each failure is logged and counted in `failures`.
+fn prune_each(
+    what: &str,
+    plugins: Result<Vec<String>, StoreError>,
+    stop: &dyn Fn() -> bool,
+    failures: &mut u32,
+    prune_one: impl Fn(&str) -> Result<u64, StoreError>,
+) -> u64 {
+    let plugins = plugins.unwrap_or_else(|error| {
+        tracing::warn!("listing the plugins with {what} failed: {error}");
+        *failures += 1;
+        Vec::new()
+    });
+    let mut deleted = 0;
+    for plugin in plugins.iter().take_while(|_| !stop()) {
+        match prune_one(plugin) {
+            Ok(n) => deleted += n,
+            Err(error) => {
+                tracing::warn!(plugin = %plugin, "pruning its {what} failed: {error}");
+                *failures += 1;
+            }
+        }
+    }
+    deleted
 }
 
 /// A record kept per plugin: whose it is, when it was written, and whether it counts

@@ -13,10 +13,10 @@ use crate::storage::StoreError;
 use std::time::SystemTime;
 
 impl PostgresStore {
-    /// The plugins with rows in `table`, by walking its index one name at a time.
+    /// The plugins with rows in `table`, by walking its index one name at a time, within
+    /// [`PRUNE_DEADLINE`].
     fn plugins_in(&self, table: Table) -> Result<Vec<String>, StoreError> {
-        self.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
+        self.within(Deadline::after(PRUNE_DEADLINE), async |client| {
             let rows = client
                 .query(&table.plugins_sql(), &[])
                 .await
@@ -63,7 +63,7 @@ impl PostgresStore {
     }
 }
 
-/// How long one plugin's prune may take on PostgreSQL.
+/// How long listing the plugins, or one plugin's prune, may take on PostgreSQL.
 const PRUNE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AuditSink for PostgresStore {

@@ -14,9 +14,10 @@ use rusqlite::{OptionalExtension, params};
 use std::time::SystemTime;
 
 impl SqliteStore {
-    /// The plugins with rows in `table`, by walking its index one name at a time.
+    /// The plugins with rows in `table`, by walking its index one name at a time (a read:
+    /// on a reader, not the writer).
     fn plugins_in(&self, table: Table) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader_within(Deadline::after(PRUNE_READ))?;
         let mut statement = conn.prepare_cached(&table.plugins_sql()).map_err(backend)?;
         statement
             .query_map([], |row| row.get(0))
@@ -56,7 +57,8 @@ impl SqliteStore {
     }
 }
 
-/// How long the read that finds a plugin's newest rows may wait for a connection.
+/// How long a prune's reads (the plugins with rows, a plugin's cut) may wait for a
+/// connection.
 const PRUNE_READ: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The pause between two chunks of a prune: a waiting writer gets the connection (a
