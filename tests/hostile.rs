@@ -297,8 +297,7 @@ fn a_log_and_trap_flood_is_pruned_to_the_plugins_retention() {
         &capstan_host::Policy::parse(&policy).unwrap(),
         &*host.logs,
         &*host.audit,
-        std::time::SystemTime::now(),
-        &|| false,
+        &capstan_host::retention::Pass::to_the_end(std::time::SystemTime::now()),
     );
     assert_eq!(pruned.failures, 0);
     assert_eq!(messages("misbehave"), flooded[flooded.len() - 50..]);

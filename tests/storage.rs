@@ -14,7 +14,7 @@ use capstan_host::capability::CapabilityId;
 use capstan_host::capability::kv::{KvStore, Quota};
 use capstan_host::capability::log::LogLevel;
 use capstan_host::capability::log::{LogQuery, LogRecord, LogSink, LogSource, MemoryLogs};
-use capstan_host::retention::{self, Retention};
+use capstan_host::retention::{self, Pass, Retention};
 use capstan_host::storage::{MemoryKv, PostgresStore, SqliteStore, StateStore, StoreError};
 use capstan_host::{Policy, Runtime, Services};
 use std::sync::Arc;
@@ -438,58 +438,97 @@ const KEPT: [&str; 3] = ["now 3", "now 2", "now 1"];
 /// What [`week_only`] keeps of it.
 const YOUNG: [&str; 5] = ["now 3", "now 2", "now 1", "now 0", "three days"];
 
-/// Pruning deletes one plugin's lines past the newest few and past the age, in chunks when
-/// there are many, and leaves other plugins' lines alone.
-fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
-    let now = SystemTime::now();
-    let line = |plugin: &str, (time, message): (SystemTime, String)| LogRecord {
+/// A log line of `plugin` written at `time`.
+fn log_line(plugin: &str, (time, message): (SystemTime, String)) -> LogRecord {
+    LogRecord {
         time,
         plugin: plugin.into(),
         call_id: "c1".into(),
         level: LogLevel::Info,
         source: LogSource::Guest,
         message,
-    };
-    logs.write_all(interleaved(now, line));
-    let messages = |plugin: &str| -> Vec<String> {
-        logs.query(&LogQuery {
-            plugin: Some(plugin.into()),
-            limit: 100,
-            ..LogQuery::default()
-        })
-        .unwrap()
-        .into_iter()
-        .map(|r| r.message)
-        .collect()
-    };
+    }
+}
+
+/// `plugin`'s log messages, newest first.
+fn messages(logs: &dyn LogSink, plugin: &str) -> Vec<String> {
+    logs.query(&LogQuery {
+        plugin: Some(plugin.into()),
+        limit: 100,
+        ..LogQuery::default()
+    })
+    .unwrap()
+    .into_iter()
+    .map(|r| r.message)
+    .collect()
+}
+
+/// More lines than two chunks: [`retention_ages`] with this many of now.
+const MANY: usize = 2 * retention::DELETE_CHUNK as usize + 7;
+
+/// Pruning deletes one plugin's lines past the newest few and past the age, in chunks when
+/// there are many, and leaves other plugins' lines alone.
+fn logs_are_pruned_to_their_retention(logs: &dyn LogSink) {
+    let now = SystemTime::now();
+    let to_the_end = Pass::to_the_end(now);
+    logs.write_all(interleaved(now, log_line));
     assert_eq!(logs.plugins().unwrap(), ["a", "b"]);
-    assert_eq!(logs.prune("a", week_and_three(), now).unwrap(), 3);
-    assert_eq!(messages("a"), KEPT);
-    assert_eq!(messages("b").len(), 6, "untouched");
+    assert_eq!(logs.prune("a", week_and_three(), &to_the_end).unwrap(), 3);
+    assert_eq!(messages(logs, "a"), KEPT);
+    assert_eq!(messages(logs, "b").len(), 6, "untouched");
     assert_eq!(
-        logs.prune("a", week_and_three(), now).unwrap(),
+        logs.prune("a", week_and_three(), &to_the_end).unwrap(),
         0,
         "idempotent"
     );
-    assert_eq!(logs.prune("b", week_only(), now).unwrap(), 1, "only by age");
-    assert_eq!(messages("b"), YOUNG);
+    assert_eq!(
+        logs.prune("b", week_only(), &to_the_end).unwrap(),
+        1,
+        "only by age"
+    );
+    assert_eq!(messages(logs, "b"), YOUNG);
 
-    let many = 2 * retention::DELETE_CHUNK as usize + 7;
     logs.write_all(
-        retention_ages(now, many)
+        retention_ages(now, MANY)
             .into_iter()
-            .map(|age| line("c", age))
+            .map(|age| log_line("c", age))
             .collect(),
     );
     assert_eq!(
-        logs.prune("c", week_and_three(), now).unwrap(),
-        many as u64 - 1,
+        logs.prune("c", week_and_three(), &to_the_end).unwrap(),
+        MANY as u64 - 1,
         "all but the newest three, over several chunks"
     );
     assert_eq!(
-        messages("c"),
-        [2, 1, 0].map(|i| format!("now {}", many - 3 + i))
+        messages(logs, "c"),
+        [2, 1, 0].map(|i| format!("now {}", MANY - 3 + i))
     );
+}
+
+/// A pass asked to stop (the server shutting down) ends a plugin's prune after the chunk
+/// in flight instead of deleting every chunk first; the next pass finishes it. For the
+/// backends that delete in chunks.
+fn a_stopped_pass_ends_after_the_chunk_in_flight(logs: &dyn LogSink) {
+    let now = SystemTime::now();
+    logs.write_all(
+        retention_ages(now, MANY)
+            .into_iter()
+            .map(|age| log_line("c", age))
+            .collect(),
+    );
+    let stopping = Pass {
+        now,
+        stop: &|| true,
+    };
+    let chunk = u64::from(retention::DELETE_CHUNK);
+    assert_eq!(logs.prune("c", week_and_three(), &stopping).unwrap(), chunk);
+    assert_eq!(
+        logs.prune("c", week_and_three(), &Pass::to_the_end(now))
+            .unwrap(),
+        MANY as u64 - 1 - chunk,
+        "the next pass deletes the rest"
+    );
+    assert_eq!(messages(logs, "c").len(), 3);
 }
 
 /// The same for the audit trail, where only the records calls cause count toward the
@@ -521,16 +560,28 @@ fn audit_is_pruned_to_its_retention(audit: &dyn AuditSink) {
             .collect()
     };
     assert_eq!(audit.plugins().unwrap(), ["a", "b"]);
-    assert_eq!(audit.prune("a", week_and_three(), now).unwrap(), 4);
+    assert_eq!(
+        audit
+            .prune("a", week_and_three(), &Pass::to_the_end(now))
+            .unwrap(),
+        4
+    );
     assert_eq!(
         details("a"),
         ["now 4", "upgraded", "now 3", "now 2"],
         "the newest three traps, and the operator's change although older"
     );
     assert_eq!(details("b").len(), 6, "untouched");
-    assert_eq!(audit.prune("a", week_and_three(), now).unwrap(), 0);
     assert_eq!(
-        audit.prune("b", week_only(), now).unwrap(),
+        audit
+            .prune("a", week_and_three(), &Pass::to_the_end(now))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        audit
+            .prune("b", week_only(), &Pass::to_the_end(now))
+            .unwrap(),
         1,
         "only by age"
     );
@@ -539,7 +590,10 @@ fn audit_is_pruned_to_its_retention(audit: &dyn AuditSink) {
         age: None,
         newest: 1,
     };
-    assert_eq!(audit.prune("a", ageless, now).unwrap(), 2);
+    assert_eq!(
+        audit.prune("a", ageless, &Pass::to_the_end(now)).unwrap(),
+        2
+    );
     assert_eq!(details("a"), ["now 4", "upgraded"]);
 }
 
@@ -617,6 +671,80 @@ macro_rules! conformance {
 }
 
 conformance!(memory, sqlite, postgres);
+
+#[test]
+fn sqlite_a_stopped_pass_ends_after_the_chunk_in_flight() {
+    let b = sqlite().unwrap();
+    a_stopped_pass_ends_after_the_chunk_in_flight(&*b.logs);
+}
+
+#[test]
+fn postgres_a_stopped_pass_ends_after_the_chunk_in_flight() {
+    let Some(b) = postgres() else { return };
+    a_stopped_pass_ends_after_the_chunk_in_flight(&*b.logs);
+}
+
+/// Hosts sharing a PostgreSQL database prune the same plugins every minute. While one
+/// holds a plugin's pruning lock for a table (here a session standing in for it), another
+/// leaves that plugin's rows of that table alone instead of deleting the same rows at once,
+/// and prunes its other table as usual; once the lock is released, it prunes.
+#[test]
+fn postgres_a_plugin_being_pruned_by_another_host_is_left_to_it() {
+    let Some(url) = support::postgres_url() else {
+        return;
+    };
+    let schema = support::unique_schema();
+    let store = PostgresStore::connect(&url, Some(&schema)).unwrap();
+    let now = SystemTime::now();
+    let to_the_end = Pass::to_the_end(now);
+    store.write_all(interleaved(now, log_line));
+    store.record_all(interleaved(now, |plugin, (time, detail)| AuditEvent {
+        time,
+        ..AuditEvent::new(plugin, AuditKind::Trapped, None, detail)
+    }));
+
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (other_host, connection) = tokio
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    tokio.spawn(connection);
+    tokio
+        .block_on(other_host.batch_execute(&format!(
+            "SET search_path = {schema}; BEGIN; \
+             SELECT pg_advisory_xact_lock(hashtext('capstan-prune:' || current_schema() || ':logs:a'))"
+        )))
+        .unwrap();
+    assert_eq!(
+        LogSink::prune(&store, "a", week_and_three(), &to_the_end).unwrap(),
+        0,
+        "left to the host pruning it"
+    );
+    assert_eq!(messages(&store, "a").len(), 6, "nothing deleted");
+    assert_eq!(
+        LogSink::prune(&store, "b", week_and_three(), &to_the_end).unwrap(),
+        3,
+        "another plugin's lines are pruned"
+    );
+    assert_eq!(
+        AuditSink::prune(&store, "a", week_and_three(), &to_the_end).unwrap(),
+        3,
+        "the same plugin's audit records are pruned"
+    );
+
+    tokio
+        .block_on(other_host.batch_execute("ROLLBACK"))
+        .unwrap();
+    assert_eq!(
+        LogSink::prune(&store, "a", week_and_three(), &to_the_end).unwrap(),
+        3,
+        "released, it prunes"
+    );
+    assert_eq!(messages(&store, "a"), KEPT);
+    store.drop_schema(&schema).expect("dropping test schema");
+}
 
 /// On PostgreSQL a kv write holds its namespace's usage row locked until it commits or
 /// rolls back. A write refused for its quota, a non-integer increment, a compare-and-swap

@@ -3,7 +3,7 @@
 
 use crate::capability::CapabilityId;
 use crate::rate::HeldBack;
-use crate::retention::Retention;
+use crate::retention::{Pass, Retention};
 use crate::sessions::Ttl;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -224,12 +224,12 @@ pub trait AuditSink: Send + Sync {
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, crate::storage::StoreError>;
     /// The plugins that have records.
     fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError>;
-    /// Delete what `keep` does not keep of `plugin`'s records as of `now`; how many.
+    /// Delete what `keep` does not keep of `plugin`'s records as of `pass`; how many.
     fn prune(
         &self,
         plugin: &str,
         keep: Retention,
-        now: SystemTime,
+        pass: &Pass,
     ) -> Result<u64, crate::storage::StoreError>;
 }
 
@@ -352,13 +352,13 @@ impl AuditSink for MemoryAudit {
         &self,
         plugin: &str,
         keep: Retention,
-        now: SystemTime,
+        pass: &Pass,
     ) -> Result<u64, crate::storage::StoreError> {
         Ok(crate::retention::prune_in_memory(
             &self.events,
             plugin,
             keep,
-            now,
+            pass,
         ))
     }
 }

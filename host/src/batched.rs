@@ -7,11 +7,10 @@
 
 use crate::audit::{AuditEvent, AuditQuery, AuditSink};
 use crate::capability::log::{LogQuery, LogRecord, LogSink};
-use crate::retention::Retention;
+use crate::retention::{Pass, Retention};
 use crate::storage::StoreError;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
 
 /// Most records waiting for the writer before writers are made to wait.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -173,9 +172,9 @@ impl LogSink for Batched<dyn LogSink> {
         self.store().plugins()
     }
 
-    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+    fn prune(&self, plugin: &str, keep: Retention, pass: &Pass) -> Result<u64, StoreError> {
         self.flush();
-        self.store().prune(plugin, keep, now)
+        self.store().prune(plugin, keep, pass)
     }
 }
 
@@ -195,9 +194,9 @@ impl AuditSink for Batched<dyn AuditSink> {
         self.store().plugins()
     }
 
-    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
+    fn prune(&self, plugin: &str, keep: Retention, pass: &Pass) -> Result<u64, StoreError> {
         self.flush();
-        self.store().prune(plugin, keep, now)
+        self.store().prune(plugin, keep, pass)
     }
 }
 

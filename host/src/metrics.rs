@@ -422,9 +422,9 @@ impl AuditSink for CountingAudit {
         &self,
         plugin: &str,
         keep: crate::retention::Retention,
-        now: std::time::SystemTime,
+        pass: &crate::retention::Pass,
     ) -> Result<u64, crate::storage::StoreError> {
-        self.inner.prune(plugin, keep, now)
+        self.inner.prune(plugin, keep, pass)
     }
 }
 

@@ -160,20 +160,56 @@ impl Expiry {
     }
 }
 
+/// One pruning pass as each plugin's prune sees it: the instant retentions count back
+/// from, and whether to stop (the server is shutting down) before the next chunk.
+#[derive(Clone, Copy)]
+pub struct Pass<'a> {
+    pub now: SystemTime,
+    pub stop: &'a dyn Fn() -> bool,
+}
+
+impl Pass<'static> {
+    /// A pass as of `now` that is never asked to stop.
+    pub fn to_the_end(now: SystemTime) -> Self {
+        fn never() -> bool {
+            false
+        }
+        Pass { now, stop: &never }
+    }
+}
+
+/// What deleting one chunk came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk {
+    /// This many rows were deleted.
+    Deleted(u64),
+    /// Another host is pruning the same plugin's rows right now: they are left to it.
+    Elsewhere,
+}
+
 /// Run `delete_chunk` for each expiry until a chunk comes back short of [`DELETE_CHUNK`],
-/// calling `between` after each full chunk; the total deleted.
+/// calling `between` after each full chunk; the total deleted. Stops early, with what it
+/// deleted so far, when another host turns out to be pruning the rows or `pass` is asked
+/// to stop.
 pub fn delete_in_chunks(
     expiries: &[Expiry],
-    mut delete_chunk: impl FnMut(Expiry) -> Result<u64, StoreError>,
+    pass: &Pass,
+    mut delete_chunk: impl FnMut(Expiry) -> Result<Chunk, StoreError>,
     mut between: impl FnMut(),
 ) -> Result<u64, StoreError> {
     let mut deleted = 0;
     for expiry in expiries {
         loop {
-            let chunk = delete_chunk(*expiry)?;
+            let chunk = match delete_chunk(*expiry)? {
+                Chunk::Deleted(chunk) => chunk,
+                Chunk::Elsewhere => return Ok(deleted),
+            };
             deleted += chunk;
             if chunk < u64::from(DELETE_CHUNK) {
                 break;
+            }
+            if (pass.stop)() {
+                return Ok(deleted);
             }
             between();
         }
@@ -191,26 +227,21 @@ pub struct Pruned {
 }
 
 /// Prune every plugin's log lines and audit records (also those of plugins no longer
-/// installed) to what `policy` keeps, as of `now`. A plugin whose pruning fails is
-/// counted and skipped; `stop` is asked between plugins (the server's shutdown).
-pub fn prune(
-    policy: &Policy,
-    logs: &dyn LogSink,
-    audit: &dyn AuditSink,
-    now: SystemTime,
-    stop: &dyn Fn() -> bool,
-) -> Pruned {
+/// installed) to what `policy` keeps, as of the pass. A plugin whose pruning fails is
+/// counted and skipped; the pass's `stop` (the server's shutdown) is asked between
+/// plugins and between chunks.
+pub fn prune(policy: &Policy, logs: &dyn LogSink, audit: &dyn AuditSink, pass: &Pass) -> Pruned {
     let mut failures = 0;
-    let log_lines = prune_each("log lines", logs.plugins(), stop, &mut failures, |plugin| {
-        logs.prune(plugin, policy.for_plugin(plugin).log.retention(), now)
+    let log_lines = prune_each("log lines", logs.plugins(), pass, &mut failures, |plugin| {
+        logs.prune(plugin, policy.for_plugin(plugin).log.retention(), pass)
     });
     let keep = policy.audit.retention();
     let audit_records = prune_each(
         "audit records",
         audit.plugins(),
-        stop,
+        pass,
         &mut failures,
-        |plugin| audit.prune(plugin, keep, now),
+        |plugin| audit.prune(plugin, keep, pass),
     );
     Pruned {
         log_lines,
@@ -219,12 +250,12 @@ pub fn prune(
     }
 }
 
-/// Run `prune_one` for each of `plugins` (the plugins with `what`) until `stop`, adding
-/// up what it deleted; each failure is logged and counted in `failures`.
+/// Run `prune_one` for each of `plugins` (the plugins with `what`) until the pass is asked
+/// to stop, adding up what it deleted; each failure is logged and counted in `failures`.
 fn prune_each(
     what: &str,
     plugins: Result<Vec<String>, StoreError>,
-    stop: &dyn Fn() -> bool,
+    pass: &Pass,
     failures: &mut u32,
     prune_one: impl Fn(&str) -> Result<u64, StoreError>,
 ) -> u64 {
@@ -234,7 +265,7 @@ fn prune_each(
         Vec::new()
     });
     let mut deleted = 0;
-    for plugin in plugins.iter().take_while(|_| !stop()) {
+    for plugin in plugins.iter().take_while(|_| !(pass.stop)()) {
         match prune_one(plugin) {
             Ok(n) => deleted += n,
             Err(error) => {
@@ -295,15 +326,16 @@ pub fn plugins_in_memory<R: Record>(records: &Mutex<VecDeque<R>>) -> Vec<String>
 }
 
 /// Delete from in-memory `records` (oldest first) what `keep` does not keep of
-/// `plugin`'s as of `now`; how many: the in-memory backends' pruning.
+/// `plugin`'s as of the pass (all at once: there are no chunks to stop between); how many:
+/// the in-memory backends' pruning.
 pub fn prune_in_memory<R: Record>(
     records: &Mutex<VecDeque<R>>,
     plugin: &str,
     keep: Retention,
-    now: SystemTime,
+    pass: &Pass,
 ) -> u64 {
     let mut records = lock(records);
-    let cutoff = keep.cutoff(now);
+    let cutoff = keep.cutoff(pass.now);
     let mut newer = 0u64;
     let mut expired = vec![false; records.len()];
     for (index, record) in records.iter().enumerate().rev() {
@@ -364,7 +396,10 @@ mod tests {
             Stamped("b", at(980), true),
         ]));
         assert_eq!(plugins_in_memory(&records), ["a", "b"]);
-        assert_eq!(prune_in_memory(&records, "a", keep, at(1_000)), 2);
+        assert_eq!(
+            prune_in_memory(&records, "a", keep, &Pass::to_the_end(at(1_000))),
+            2
+        );
         assert_eq!(
             *lock(&records),
             [
@@ -375,7 +410,10 @@ mod tests {
             ],
             "a's too old one, then all but its newest two"
         );
-        assert_eq!(prune_in_memory(&records, "b", keep, at(1_000)), 1);
+        assert_eq!(
+            prune_in_memory(&records, "b", keep, &Pass::to_the_end(at(1_000))),
+            1
+        );
         assert_eq!(
             *lock(&records),
             [
@@ -398,7 +436,10 @@ mod tests {
             Stamped("a", at(3), false),
             Stamped("a", at(4), true),
         ]));
-        assert_eq!(prune_in_memory(&records, "a", keep, at(1_000_000)), 1);
+        assert_eq!(
+            prune_in_memory(&records, "a", keep, &Pass::to_the_end(at(1_000_000))),
+            1
+        );
         assert_eq!(
             *lock(&records),
             [
@@ -408,6 +449,48 @@ mod tests {
             ],
             "no age limit: only the counted one past the newest goes"
         );
+    }
+
+    #[test]
+    fn chunks_go_on_until_one_is_short_unless_the_rows_are_elsewhere_or_the_pass_stops() {
+        let chunk = u64::from(DELETE_CHUNK);
+        let expiries = [
+            Expiry::UpTo { newest_dropped: 9 },
+            Expiry::Before { cutoff_ms: 5 },
+        ];
+        let run = |outcomes: Vec<Chunk>, pass: &Pass| {
+            let (mut outcomes, mut asked, mut between) = (outcomes.into_iter(), vec![], 0);
+            let deleted = delete_in_chunks(
+                &expiries,
+                pass,
+                |expiry| {
+                    asked.push(expiry);
+                    Ok(outcomes.next().expect("no chunk asked for past the end"))
+                },
+                || between += 1,
+            )
+            .unwrap();
+            (deleted, asked, between)
+        };
+        let full = Chunk::Deleted(chunk);
+        let to_the_end = Pass::to_the_end(at(0));
+        let (deleted, asked, between) = run(
+            vec![full, full, Chunk::Deleted(4), Chunk::Deleted(2)],
+            &to_the_end,
+        );
+        assert_eq!(deleted, 2 * chunk + 6);
+        assert_eq!(asked, [expiries[0], expiries[0], expiries[0], expiries[1]]);
+        assert_eq!(between, 2, "a pause after each full chunk");
+
+        let (deleted, asked, _) = run(vec![full, Chunk::Elsewhere], &to_the_end);
+        assert_eq!((deleted, asked.len()), (chunk, 2), "another host has them");
+
+        let stopping = Pass {
+            now: at(0),
+            stop: &|| true,
+        };
+        let (deleted, asked, between) = run(vec![full], &stopping);
+        assert_eq!((deleted, asked.len(), between), (chunk, 1, 0), "stopped");
     }
 
     #[test]

@@ -241,12 +241,15 @@ pub fn prune_records(state: Arc<AppState>) {
         crate::retention::PRUNE_EVERY,
         |app| {
             let services = app.registry.runtime().services();
+            let pass = crate::retention::Pass {
+                now: std::time::SystemTime::now(),
+                stop: &|| app.shutdown.is_cancelled(),
+            };
             Ok(crate::retention::prune(
                 &app.registry.policy(),
                 &*services.logs,
                 &*services.audit,
-                std::time::SystemTime::now(),
-                &|| app.shutdown.is_cancelled(),
+                &pass,
             ))
         },
         |pruned| match pruned {

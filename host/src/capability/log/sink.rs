@@ -1,7 +1,7 @@
 //! Where plugin log lines go: a bounded in-memory ring (queryable) mirrored to `tracing`.
 
 use super::LogLevel;
-use crate::retention::Retention;
+use crate::retention::{Pass, Retention};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -92,12 +92,12 @@ pub trait LogSink: Send + Sync {
     fn query(&self, query: &LogQuery) -> Result<Vec<LogRecord>, crate::storage::StoreError>;
     /// The plugins that have lines.
     fn plugins(&self) -> Result<Vec<String>, crate::storage::StoreError>;
-    /// Delete what `keep` does not keep of `plugin`'s lines as of `now`; how many.
+    /// Delete what `keep` does not keep of `plugin`'s lines as of `pass`; how many.
     fn prune(
         &self,
         plugin: &str,
         keep: Retention,
-        now: SystemTime,
+        pass: &Pass,
     ) -> Result<u64, crate::storage::StoreError>;
 }
 
@@ -157,13 +157,13 @@ impl LogSink for MemoryLogs {
         &self,
         plugin: &str,
         keep: Retention,
-        now: SystemTime,
+        pass: &Pass,
     ) -> Result<u64, crate::storage::StoreError> {
         Ok(crate::retention::prune_in_memory(
             &self.records,
             plugin,
             keep,
-            now,
+            pass,
         ))
     }
 }

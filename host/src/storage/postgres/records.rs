@@ -8,9 +8,8 @@ use crate::capability::CapabilityId;
 use crate::capability::Deadline;
 use crate::capability::log::LogLevel;
 use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
-use crate::retention::{self, DELETE_CHUNK, Dialect, Expiry, Retention, Table};
+use crate::retention::{self, Chunk, DELETE_CHUNK, Dialect, Expiry, Pass, Retention, Table};
 use crate::storage::StoreError;
-use std::time::SystemTime;
 
 impl PostgresStore {
     /// The plugins with rows in `table`, by walking its index one name at a time, within
@@ -26,13 +25,16 @@ impl PostgresStore {
     }
 
     /// Delete what `keep` does not keep of `plugin`'s rows of `table`, in chunks, within
-    /// [`PRUNE_DEADLINE`] (what is left then goes in the next pass).
+    /// [`PRUNE_DEADLINE`] (what is left then goes in the next pass). Each chunk's
+    /// transaction first takes the plugin's [`PRUNE_LOCK`] for the table, or leaves the rows
+    /// to the host that holds it: hosts sharing the database never delete the same rows at
+    /// once (which could deadlock), and one of them does each plugin's work.
     fn prune_table(
         &self,
         table: Table,
         plugin: &str,
         keep: Retention,
-        now: SystemTime,
+        pass: &Pass,
     ) -> Result<u64, StoreError> {
         let deadline = Deadline::after(PRUNE_DEADLINE);
         let newest_dropped: Option<i64> = self.within(deadline, async |client| {
@@ -46,22 +48,40 @@ impl PostgresStore {
                 .map(|row| row.get(0)))
         })?;
         retention::delete_in_chunks(
-            &Expiry::of(keep, now, newest_dropped),
+            &Expiry::of(keep, pass.now, newest_dropped),
+            pass,
             |expiry| {
                 self.within(deadline, async |client| {
-                    client
+                    let tx = client.transaction().await.map_err(backend)?;
+                    let ours: bool = tx
+                        .query_one(PRUNE_LOCK, &[&table.name(), &plugin])
+                        .await
+                        .map_err(backend)?
+                        .get(0);
+                    if !ours {
+                        return Ok(Chunk::Elsewhere);
+                    }
+                    let deleted = tx
                         .execute(
                             &expiry.delete_sql(table, Dialect::Postgres),
                             &[&plugin, &expiry.bound(), &i64::from(DELETE_CHUNK)],
                         )
                         .await
-                        .map_err(backend)
+                        .map_err(backend)?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(Chunk::Deleted(deleted))
                 })
             },
             || {},
         )
     }
 }
+
+/// Takes, for the rest of the transaction, the lock on pruning one plugin's rows of one
+/// table (parameters: table, plugin) in this schema, if no other session holds it; whether
+/// it did.
+const PRUNE_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext(\
+     'capstan-prune:' || current_schema() || ':' || $1 || ':' || $2))";
 
 /// How long listing the plugins, or one plugin's prune, may take on PostgreSQL.
 const PRUNE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -142,8 +162,8 @@ impl AuditSink for PostgresStore {
         self.plugins_in(Table::Audit)
     }
 
-    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
-        self.prune_table(Table::Audit, plugin, keep, now)
+    fn prune(&self, plugin: &str, keep: Retention, pass: &Pass) -> Result<u64, StoreError> {
+        self.prune_table(Table::Audit, plugin, keep, pass)
     }
 }
 
@@ -228,7 +248,7 @@ impl LogSink for PostgresStore {
         self.plugins_in(Table::Logs)
     }
 
-    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
-        self.prune_table(Table::Logs, plugin, keep, now)
+    fn prune(&self, plugin: &str, keep: Retention, pass: &Pass) -> Result<u64, StoreError> {
+        self.prune_table(Table::Logs, plugin, keep, pass)
     }
 }

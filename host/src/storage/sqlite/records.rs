@@ -8,10 +8,9 @@ use crate::capability::CapabilityId;
 use crate::capability::Deadline;
 use crate::capability::log::LogLevel;
 use crate::capability::log::{LogQuery, LogRecord, LogSink, mirror_to_tracing};
-use crate::retention::{self, DELETE_CHUNK, Dialect, Expiry, Retention, Table};
+use crate::retention::{self, Chunk, DELETE_CHUNK, Dialect, Expiry, Pass, Retention, Table};
 use crate::storage::StoreError;
 use rusqlite::{OptionalExtension, params};
-use std::time::SystemTime;
 
 impl SqliteStore {
     /// The plugins with rows in `table`, by walking its index one name at a time (a read:
@@ -33,7 +32,7 @@ impl SqliteStore {
         table: Table,
         plugin: &str,
         keep: Retention,
-        now: SystemTime,
+        pass: &Pass,
     ) -> Result<u64, StoreError> {
         let newest_dropped: Option<i64> = self
             .reader_within(Deadline::after(PRUNE_READ))?
@@ -44,12 +43,13 @@ impl SqliteStore {
             })
             .map_err(backend)?;
         retention::delete_in_chunks(
-            &Expiry::of(keep, now, newest_dropped),
+            &Expiry::of(keep, pass.now, newest_dropped),
+            pass,
             |expiry| {
                 self.conn()
                     .prepare_cached(&expiry.delete_sql(table, Dialect::Sqlite))
                     .and_then(|mut s| s.execute(params![plugin, expiry.bound(), DELETE_CHUNK]))
-                    .map(|n| n as u64)
+                    .map(|n| Chunk::Deleted(n as u64))
                     .map_err(backend)
             },
             || std::thread::sleep(YIELD_TO_WRITERS),
@@ -145,8 +145,8 @@ impl AuditSink for SqliteStore {
         self.plugins_in(Table::Audit)
     }
 
-    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
-        self.prune_table(Table::Audit, plugin, keep, now)
+    fn prune(&self, plugin: &str, keep: Retention, pass: &Pass) -> Result<u64, StoreError> {
+        self.prune_table(Table::Audit, plugin, keep, pass)
     }
 }
 
@@ -235,7 +235,7 @@ impl LogSink for SqliteStore {
         self.plugins_in(Table::Logs)
     }
 
-    fn prune(&self, plugin: &str, keep: Retention, now: SystemTime) -> Result<u64, StoreError> {
-        self.prune_table(Table::Logs, plugin, keep, now)
+    fn prune(&self, plugin: &str, keep: Retention, pass: &Pass) -> Result<u64, StoreError> {
+        self.prune_table(Table::Logs, plugin, keep, pass)
     }
 }
