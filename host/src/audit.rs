@@ -2,9 +2,9 @@
 //! Records never carry secret values or guest data, only names and reasons.
 
 use crate::capability::CapabilityId;
+use crate::policy::Period;
 use crate::rate::HeldBack;
 use crate::retention::{Pass, Retention};
-use crate::sessions::Ttl;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -187,7 +187,7 @@ pub const DEFAULT_RETENTION_RECORDS: u32 = 1_000_000;
 #[serde(deny_unknown_fields)]
 pub struct AuditRules {
     /// How long records are kept, e.g. `365d` (default: whatever their age).
-    pub retention: Option<Ttl>,
+    pub retention: Option<Period>,
     /// How many of each plugin's newest records of calls are kept (default 1,000,000);
     /// records of what operators did are never deleted for this.
     pub retention_records: Option<u32>,

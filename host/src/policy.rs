@@ -4,6 +4,8 @@
 //! plugin's own `[plugins.<id>.capabilities]` is not granted. A plugin's entry overrides
 //! the defaults capability by capability and limit by limit; `deny` removes defaults.
 
+mod period;
+
 use crate::audit::AuditRules;
 use crate::capability::log::{LogPolicy, LogSettings};
 use crate::capability::{Allowed, ByKey};
@@ -14,6 +16,8 @@ use crate::trust::{SignaturePolicy, TrustedKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+pub use period::Period;
 
 /// Largest policy document accepted.
 pub const MAX_POLICY_BYTES: usize = 1024 * 1024;

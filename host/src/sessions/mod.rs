@@ -7,7 +7,7 @@ mod id;
 mod policy;
 
 pub use id::{Owner, SEPARATOR, SessionId, belongs_to, local, owner};
-pub use policy::{SessionPolicy, SessionRules, Ttl};
+pub use policy::{SessionPolicy, SessionRules};
 
 use crate::storage::StoreError;
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,8 @@ pub enum SessionProblem {
 
 /// A time to live checked against the operator's longest.
 pub fn check_ttl(text: &str, rules: &SessionRules) -> Result<std::time::Duration, SessionProblem> {
-    let Ttl(ttl) = Ttl::parse(text).map_err(|p| SessionProblem::Invalid(format!("`ttl`: {p}")))?;
+    let crate::policy::Period(ttl) = crate::policy::Period::parse(text)
+        .map_err(|p| SessionProblem::Invalid(format!("`ttl`: {p}")))?;
     let longest = rules.max_ttl();
     if ttl > longest {
         return Err(SessionProblem::Invalid(format!(

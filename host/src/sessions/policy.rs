@@ -3,7 +3,7 @@
 //! session policy ∩ operator policy, decided by the same gate as every other plugin.
 
 use crate::capability::ByKey;
-use crate::policy::{Effective, LimitSettings};
+use crate::policy::{Effective, LimitSettings, Period};
 use serde::{Deserialize, Serialize};
 
 /// A session's narrowing of the operator's policy.
@@ -77,44 +77,7 @@ pub struct SessionRules {
     pub max_concurrent_calls: Option<u32>,
     /// Longest time to live a session may be given or renewed for, e.g. `12h` (default
     /// `7d`).
-    pub max_ttl: Option<Ttl>,
-}
-
-/// A time to live written as a duration such as `30m` or `7d`: at least a second, at
-/// most a year.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ttl(pub std::time::Duration);
-
-/// Longest time to live anything may be given.
-const LONGEST_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
-
-impl Ttl {
-    /// `Err` says what a duration looks like.
-    pub fn parse(text: &str) -> Result<Ttl, String> {
-        humantime::parse_duration(text.trim())
-            .ok()
-            .filter(|d| *d >= std::time::Duration::from_secs(1) && *d <= LONGEST_TTL)
-            .map(Ttl)
-            .ok_or_else(|| {
-                format!(
-                    "`{}` is not a duration such as 30m or 7d (1s to 366d)",
-                    crate::text::escape(&crate::text::cap(text, 40))
-                )
-            })
-    }
-}
-
-impl Serialize for Ttl {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Ttl {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Ttl::parse(&text).map_err(serde::de::Error::custom)
-    }
+    pub max_ttl: Option<Period>,
 }
 
 /// Default for [`SessionRules::max_sessions`].
@@ -152,7 +115,7 @@ impl SessionRules {
     }
 
     pub fn max_ttl(&self) -> std::time::Duration {
-        self.max_ttl.map_or(DEFAULT_MAX_TTL, |Ttl(ttl)| ttl)
+        self.max_ttl.map_or(DEFAULT_MAX_TTL, |Period(ttl)| ttl)
     }
 }
 

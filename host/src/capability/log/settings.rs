@@ -1,7 +1,7 @@
 //! `log`'s slice of the policy: the `[log]` table and the settings it yields per plugin.
 
+use crate::policy::Period;
 use crate::retention::Retention;
-use crate::sessions::Ttl;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ pub struct LogSettings {
     pub line_bytes: Option<u32>,
     pub lines_per_second: Option<u32>,
     /// How long lines are kept, e.g. `7d`.
-    pub retention: Option<Ttl>,
+    pub retention: Option<Period>,
     /// How many of the plugin's newest lines are kept.
     pub retention_lines: Option<u32>,
 }
@@ -85,7 +85,7 @@ pub struct LogPolicy {
     pub lines_per_call: u32,
     pub line_bytes: u32,
     pub lines_per_second: u32,
-    pub retention: Ttl,
+    pub retention: Period,
     pub retention_lines: u32,
 }
 
@@ -106,7 +106,7 @@ impl LogPolicy {
             retention: own
                 .and_then(|s| s.retention)
                 .or(defaults.retention)
-                .unwrap_or(Ttl(DEFAULT_RETENTION)),
+                .unwrap_or(Period(DEFAULT_RETENTION)),
             retention_lines: pick(|s| s.retention_lines, DEFAULT_RETENTION_LINES),
         }
     }
