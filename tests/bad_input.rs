@@ -205,3 +205,123 @@ fn refused_installs_leave_loaded_plugins_serving_and_are_audited() {
         .count();
     assert_eq!(refusals, bad.len());
 }
+
+/// Text a hostile manifest puts in a field: a terminal escape (clear the screen) and far
+/// more than any error should repeat.
+fn hostile_text() -> String {
+    format!("\u{1b}[2J\u{7}{}", "A".repeat(5_000))
+}
+
+/// One step into a TOML document.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+    /// The key itself, not its value.
+    Rename(String),
+}
+
+/// Every variant of `manifest` with one string value or one table key replaced by
+/// [`hostile_text`], with the steps to the place it went.
+fn hostile_variants(manifest: &toml::Table) -> Vec<(Vec<Step>, toml::Table)> {
+    fn places(value: &toml::Value, path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+        match value {
+            toml::Value::String(_) => out.push(path.clone()),
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    places(item, path, out);
+                    path.pop();
+                }
+            }
+            toml::Value::Table(table) => {
+                for (key, item) in table {
+                    path.push(Step::Rename(key.clone()));
+                    out.push(path.clone());
+                    path.pop();
+                    path.push(Step::Key(key.clone()));
+                    places(item, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    fn replace(value: &mut toml::Value, path: &[Step]) {
+        match (value, path) {
+            (value, []) => *value = toml::Value::String(hostile_text()),
+            (toml::Value::Table(table), [Step::Rename(key)]) => {
+                let item = table.remove(key).unwrap();
+                table.insert(hostile_text(), item);
+            }
+            (toml::Value::Table(table), [Step::Key(key), rest @ ..]) => {
+                replace(table.get_mut(key).unwrap(), rest)
+            }
+            (toml::Value::Array(items), [Step::Index(i), rest @ ..]) => {
+                replace(&mut items[*i], rest)
+            }
+            (other, path) => panic!("no {path:?} in {other:?}"),
+        }
+    }
+    let document = toml::Value::Table(manifest.clone());
+    let mut found = Vec::new();
+    places(&document, &mut Vec::new(), &mut found);
+    found
+        .into_iter()
+        .map(|place| {
+            let mut variant = document.clone();
+            replace(&mut variant, &place);
+            let toml::Value::Table(table) = variant else {
+                unreachable!("a table stays a table")
+            };
+            (place, table)
+        })
+        .collect()
+}
+
+/// Plugin-supplied text is data: wherever a manifest's string or key turns up in the error
+/// refusing it, no control character reaches the operator's terminal (it is escaped) and
+/// the error stays short (it is capped). Every string value and table key of every example
+/// and hostile plugin's manifest, replaced in turn by a terminal escape and 5,000 bytes.
+#[test]
+fn hostile_text_anywhere_in_a_manifest_is_escaped_and_capped_in_the_error() {
+    let forge = plugin("hostile_tool_forge");
+    let manifests: Vec<std::path::PathBuf> = ["plugins", "plugins/hostile"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path().join("capstan.toml"))
+        .filter(|path| path.exists())
+        .collect();
+    assert!(manifests.len() > 20, "{manifests:?}");
+    let (mut refused, mut failures) = (0, Vec::new());
+    for path in &manifests {
+        let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (place, variant) in hostile_variants(&manifest) {
+            let text = toml::to_string(&variant).unwrap();
+            let Err(error) = load(&forge, Some(&text)) else {
+                continue;
+            };
+            refused += 1;
+            let shown = error.to_string();
+            if shown.chars().any(char::is_control) || shown.len() >= 1_000 {
+                let brief: String = shown.chars().take(160).collect();
+                failures.push(format!(
+                    "{} {place:?} ({} bytes): {brief:?}",
+                    path.display(),
+                    shown.len()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} errors show a control character or repeat too much:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        refused > 100,
+        "only {refused} hostile manifests were refused"
+    );
+}

@@ -4,6 +4,7 @@
 
 use crate::capability::Requested;
 use crate::contract;
+use crate::text::shown;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -92,26 +93,26 @@ impl Provides {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ManifestError {
     /// Not UTF-8, bad TOML, an unknown key or a wrongly typed value.
-    #[error("invalid manifest: {0}")]
+    #[error("invalid manifest: {}", shown(.0))]
     Syntax(String),
     /// The manifest is larger than [`MAX_MANIFEST_BYTES`].
     #[error("manifest is {size} bytes; the limit is {MAX_MANIFEST_BYTES}")]
     TooLarge { size: usize },
     /// `id` does not match `^[a-z][a-z0-9_-]{0,62}$`.
-    #[error("invalid plugin id `{0}`: must match ^[a-z][a-z0-9_-]{{0,62}}$")]
+    #[error("invalid plugin id `{}`: must match ^[a-z][a-z0-9_-]{{0,62}}$", shown(.0))]
     BadId(String),
     /// `id` is `capstan`, the name the host's own events come from.
     #[error("plugin id `capstan` is reserved for the host")]
     ReservedId,
     /// `version` or `contract` is not semver.
-    #[error("`{field}` = `{value}` is not a semver version")]
+    #[error("`{field}` = `{}` is not a semver version", shown(.value))]
     BadVersion { field: &'static str, value: String },
     /// A capability table that is well-formed TOML but wrong on its own terms (a settings
     /// schema that is not JSON Schema, a route prefix without `/`).
-    #[error("invalid manifest: {0}")]
+    #[error("invalid manifest: {}", shown(.0))]
     Capability(String),
     /// Built for a contract this host cannot run.
-    #[error("plugin targets contract {found}; this host implements {host} (before 1.0 the minor must match; from 1.0 the major must match and the minor may not be newer)", host = contract::VERSION)]
+    #[error("plugin targets contract {}; this host implements {host} (before 1.0 the minor must match; from 1.0 the major must match and the minor may not be newer)", shown(.found), host = contract::VERSION)]
     IncompatibleContract { found: String },
 }
 

@@ -57,6 +57,16 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The most bytes of a message built around someone else's text (a plugin's manifest) an
+/// error repeats: enough for any honest mistake, far less than a hostile one can write.
+pub const SHOWN_BYTES: usize = 400;
+
+/// `text` capped to [`SHOWN_BYTES`] and escaped: a message that carries someone else's
+/// text, as a person will read it.
+pub fn shown(text: &str) -> String {
+    escape(&cap(text, SHOWN_BYTES)).into_owned()
+}
+
 /// Like [`escape`], for a block of text shown as such (a response body): line breaks and
 /// tabs stay, every other unsafe character is escaped.
 pub fn escape_block(text: &str) -> String {
