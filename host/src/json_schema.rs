@@ -3,6 +3,7 @@
 //! references (the `jsonschema` crate's network and file resolvers are compiled out), and
 //! a document that fails is reported by the field and the rule it broke.
 
+use crate::text::shown;
 use serde_json::Value;
 
 /// Meta-schemas a declared schema may name in `$schema` (absent means 2020-12).
@@ -14,9 +15,10 @@ const KNOWN_DRAFTS: &[&str] = &[
 ];
 
 /// Why a document was refused: the field (a JSON pointer, `/` for the whole document)
-/// and the rule.
+/// and the rule. Both can repeat text from the document or the schema (keys, values, a
+/// pattern), someone else's text to whoever reads the refusal: shown capped and escaped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{field}`: {rule}")]
+#[error("`{}`: {}", shown(.field), shown(.rule))]
 pub struct Invalid {
     pub field: String,
     pub rule: String,
@@ -69,6 +71,26 @@ pub fn check(validator: &jsonschema::Validator, document: &Value) -> Result<(), 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_failure_shows_the_document_and_schema_text_it_repeats_capped_and_escaped() {
+        let hostile = format!("\u{1b}[2J{}", "A".repeat(5_000));
+        let validator = compile(&json!({
+            "type": "object",
+            "properties": {"a": {"const": hostile.clone()}, "b": {"maxLength": 1}},
+            "additionalProperties": false,
+        }))
+        .unwrap();
+        for document in [
+            json!({"a": "x"}),
+            json!({"b": hostile.clone()}),
+            json!({hostile.clone(): 1}),
+        ] {
+            let shown = check(&validator, &document).unwrap_err().to_string();
+            assert!(!shown.chars().any(char::is_control), "{shown:.200}");
+            assert!(shown.len() < 1_000, "{} bytes: {shown:.200}", shown.len());
+        }
+    }
 
     #[test]
     fn a_failure_names_the_field_and_the_rule() {

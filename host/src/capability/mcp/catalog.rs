@@ -43,7 +43,7 @@ impl ToolProblem {
     fn invalid(tool: &str, problem: impl Into<String>) -> ToolProblem {
         ToolProblem::Invalid {
             tool: shown(tool),
-            problem: problem.into(),
+            problem: crate::text::shown(&problem.into()),
         }
     }
 }
