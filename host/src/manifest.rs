@@ -72,7 +72,7 @@ impl Provides {
         }) {
             return Err(format!(
                 "`provides.tools`: `{}` is not a tool name (1–64 characters)",
-                crate::text::escape(&crate::text::cap(tool, 80))
+                crate::text::shown_name(tool)
             ));
         }
         if let Some(route) = self
@@ -82,7 +82,7 @@ impl Provides {
         {
             return Err(format!(
                 "`provides.routes`: `{}` must be a path starting with `/`",
-                crate::text::escape(&crate::text::cap(route, 80))
+                crate::text::shown_name(route)
             ));
         }
         Ok(())

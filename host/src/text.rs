@@ -64,7 +64,21 @@ pub const SHOWN_BYTES: usize = 400;
 /// `text` capped to [`SHOWN_BYTES`] and escaped: a message that carries someone else's
 /// text, as a person will read it.
 pub fn shown(text: &str) -> String {
-    escape(&cap(text, SHOWN_BYTES)).into_owned()
+    shown_within(text, SHOWN_BYTES)
+}
+
+/// The most bytes of a name someone else chose (a tool, a job, a topic) a message repeats.
+pub const NAME_BYTES: usize = 80;
+
+/// A name someone else chose, capped to [`NAME_BYTES`] and escaped, as a message shows it.
+pub fn shown_name(name: &str) -> String {
+    shown_within(name, NAME_BYTES)
+}
+
+/// `text` capped to `max` bytes and escaped: a piece of someone else's text (a name, a
+/// value) inside a message of ours.
+pub fn shown_within(text: &str, max: usize) -> String {
+    escape(&cap(text, max)).into_owned()
 }
 
 /// Like [`escape`], for a block of text shown as such (a response body): line breaks and

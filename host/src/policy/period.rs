@@ -21,7 +21,7 @@ impl Period {
             .ok_or_else(|| {
                 format!(
                     "`{}` is not a duration such as 30m or 7d (1s to 366d)",
-                    crate::text::escape(&crate::text::cap(text, 40))
+                    crate::text::shown_within(text, 40)
                 )
             })
     }

@@ -271,7 +271,7 @@ fn scoped(session: &SessionId, id: &str) -> Result<String, ApiError> {
             "plugin-not-found",
             format!(
                 "no plugin `{}` in this session",
-                crate::text::escape(&crate::text::cap(id, 64))
+                crate::text::shown_within(id, 64)
             ),
         )
     })?;

@@ -118,7 +118,7 @@ impl NewSession {
         {
             return Err(SessionProblem::Invalid(format!(
                 "`global_tools`: `{}` is neither a plugin id nor `*`",
-                crate::text::escape(&crate::text::cap(bad, 80))
+                crate::text::shown_name(bad)
             )));
         }
         let created_ms = crate::audit::to_millis(now);

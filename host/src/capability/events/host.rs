@@ -21,10 +21,6 @@ pub struct EventsHost<'a> {
     pub rate: &'a RateLimiter,
 }
 
-fn shown(text: &str) -> String {
-    crate::text::escape(&crate::text::cap(text, 80)).into_owned()
-}
-
 /// `text` as a content type: printable ASCII without spaces at the ends, capped.
 pub fn content_type(text: &str) -> Result<&str, String> {
     if text.is_empty() {
@@ -36,7 +32,7 @@ pub fn content_type(text: &str) -> Result<&str, String> {
     {
         return Err(format!(
             "content type `{}` must be printable ASCII of at most {MAX_CONTENT_TYPE_BYTES} bytes",
-            shown(text)
+            crate::text::shown_name(text)
         ));
     }
     Ok(text)

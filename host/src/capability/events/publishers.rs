@@ -96,7 +96,7 @@ impl NewPublisher {
                     .ok_or_else(|| {
                         format!(
                             "`expires_in`: `{}` is not a duration such as 30m or 90d (up to 10 years)",
-                            crate::text::escape(&crate::text::cap(text, 40))
+                            crate::text::shown_within(text, 40)
                         )
                     })
             })

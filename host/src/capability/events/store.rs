@@ -109,7 +109,7 @@ impl std::str::FromStr for DeliveryState {
             other => {
                 return Err(format!(
                     "unknown delivery state `{}` (pending, leased, delivered, dead)",
-                    crate::text::escape(&crate::text::cap(other, 40))
+                    crate::text::shown_within(other, 40)
                 ));
             }
         })

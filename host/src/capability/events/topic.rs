@@ -19,7 +19,7 @@ pub const RESERVED: &str = "capstan";
 fn problem(text: &str, rule: &str) -> String {
     format!(
         "`{}` is not a valid topic: {rule}",
-        crate::text::escape(&crate::text::cap(text, 80))
+        crate::text::shown_name(text)
     )
 }
 

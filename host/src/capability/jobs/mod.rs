@@ -193,7 +193,7 @@ impl Capability for Jobs {
             if !JOB_NAME.is_match(name) {
                 return Err(format!(
                     "job name `{}` must match ^[a-z][a-z0-9_-]{{0,62}}$",
-                    crate::text::escape(&crate::text::cap(name, 80))
+                    crate::text::shown_name(name)
                 ));
             }
             schedule_of(name, spec)?;

@@ -42,15 +42,10 @@ pub enum ToolProblem {
 impl ToolProblem {
     fn invalid(tool: &str, problem: impl Into<String>) -> ToolProblem {
         ToolProblem::Invalid {
-            tool: shown(tool),
+            tool: crate::text::shown_name(tool),
             problem: crate::text::shown(&problem.into()),
         }
     }
-}
-
-/// Plugin-supplied text as it may appear in a refusal: capped and escaped.
-fn shown(text: &str) -> String {
-    crate::text::escape(&crate::text::cap(text, 80)).into_owned()
 }
 
 /// One checked tool: as stored and as served.
@@ -110,7 +105,7 @@ impl Catalog {
         for tool in offered {
             if !declared.contains(tool.name.as_str()) {
                 return Err(ToolProblem::Undeclared {
-                    tool: shown(&tool.name),
+                    tool: crate::text::shown_name(&tool.name),
                 });
             }
             if !seen.insert(tool.name.clone()) {

@@ -111,10 +111,6 @@ fn problem(field: &'static str, rule: impl Into<String>) -> ClientProblem {
     }
 }
 
-fn shown(text: &str) -> String {
-    crate::text::escape(&crate::text::cap(text, 80)).into_owned()
-}
-
 impl NewClient {
     /// Check every field and make the client (with a fresh id), created at `now`.
     pub fn check(self, now: SystemTime) -> Result<McpClient, ClientProblem> {
@@ -137,7 +133,10 @@ impl NewClient {
         if let Some(bad) = self.plugins.iter().find(|p| !PLUGIN_ENTRY.is_match(p)) {
             return Err(problem(
                 "plugins",
-                format!("`{}` is neither a plugin id nor \"*\"", shown(bad)),
+                format!(
+                    "`{}` is neither a plugin id nor \"*\"",
+                    crate::text::shown_name(bad)
+                ),
             ));
         }
         if let Some(tools) = &self.tools {
@@ -152,7 +151,7 @@ impl NewClient {
                     "tools",
                     format!(
                         "`{}` is not a tool name as clients see it (`<plugin>__<tool>`)",
-                        shown(bad)
+                        crate::text::shown_name(bad)
                     ),
                 ));
             }
@@ -183,7 +182,7 @@ impl NewClient {
                             "expires_in",
                             format!(
                                 "`{}` is not a duration such as 30m, 12h or 90d (up to 10 years)",
-                                shown(text)
+                                crate::text::shown_name(text)
                             ),
                         )
                     })

@@ -103,7 +103,7 @@ impl Capability for Mcp {
             if !TOOL_NAME.is_match(name) {
                 return Err(format!(
                     "tool name `{}` must match ^[a-z][a-z0-9_-]{{0,62}}$",
-                    crate::text::escape(&crate::text::cap(name, 80))
+                    crate::text::shown_name(name)
                 ));
             }
             if !seen.insert(name) {
@@ -114,7 +114,7 @@ impl Capability for Mcp {
             if !seen.contains(name) {
                 return Err(format!(
                     "[capabilities.mcp.tool.{}] describes a tool that `tools` does not declare",
-                    crate::text::escape(&crate::text::cap(name, 80))
+                    crate::text::shown_name(name)
                 ));
             }
             if options

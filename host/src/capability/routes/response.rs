@@ -72,7 +72,7 @@ pub fn check(response: &Response) -> Result<(), String> {
             if value.trim().parse::<usize>().ok() != Some(response.body.len()) {
                 return Err(format!(
                     "content-length `{}` contradicts the body's {} bytes",
-                    crate::text::escape(&crate::text::cap(value, 32)),
+                    crate::text::shown_within(value, 32),
                     response.body.len()
                 ));
             }

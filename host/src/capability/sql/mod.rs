@@ -172,7 +172,7 @@ impl Capability for Sql {
             if !MIGRATION_NAME.is_match(name) {
                 return Err(format!(
                     "migration `{}` must be named like 0001_init.sql",
-                    crate::text::escape(&crate::text::cap(name, 80))
+                    crate::text::shown_name(name)
                 ));
             }
             if sql.trim().is_empty() {

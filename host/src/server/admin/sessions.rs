@@ -74,10 +74,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "session-not-found",
-        format!(
-            "no open session `{}`",
-            crate::text::escape(&crate::text::cap(id, 32))
-        ),
+        format!("no open session `{}`", crate::text::shown_within(id, 32)),
     )
 }
 

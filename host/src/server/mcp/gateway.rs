@@ -197,7 +197,7 @@ impl ServerHandler for Gateway {
             return Err(ErrorData::invalid_params(
                 format!(
                     "Unknown tool: {}",
-                    crate::text::escape(&crate::text::cap(&request.name, 128))
+                    crate::text::shown_within(&request.name, 128)
                 ),
                 None,
             ));
