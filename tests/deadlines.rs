@@ -144,25 +144,15 @@ fn kv_on_postgres_behind_a_held_row_lock_ends_at_the_deadline() {
     let (_runtime, counter) = counter_on(store.clone());
     assert_eq!(counter.handle(&get("/a")).unwrap().status, 200);
     // Another session holds the plugin's usage row while a transaction stays open.
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (client, connection) = tokio
-        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
-        .unwrap();
-    tokio.spawn(connection);
-    tokio
-        .block_on(client.batch_execute(&format!(
-            "SET search_path = {schema}; BEGIN; \
-             SELECT * FROM kv_usage WHERE namespace = 'counter' FOR UPDATE"
-        )))
-        .unwrap();
+    let other = support::PostgresSession::connect(&url);
+    other.execute(&format!(
+        "SET search_path = {schema}; BEGIN; \
+         SELECT * FROM kv_usage WHERE namespace = 'counter' FOR UPDATE"
+    ));
     ends_at_the_deadline("kv.increment behind a PostgreSQL row lock", || {
         counter.handle(&get("/a")).map(|r| r.status)
     });
-    tokio.block_on(client.batch_execute("ROLLBACK")).unwrap();
+    other.execute("ROLLBACK");
     assert_eq!(
         counter.handle(&get("/a")).unwrap().status,
         200,

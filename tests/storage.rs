@@ -703,20 +703,11 @@ fn postgres_a_plugin_being_pruned_by_another_host_is_left_to_it() {
         ..AuditEvent::new(plugin, AuditKind::Trapped, None, detail)
     }));
 
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (other_host, connection) = tokio
-        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
-        .unwrap();
-    tokio.spawn(connection);
-    tokio
-        .block_on(other_host.batch_execute(&format!(
-            "SET search_path = {schema}; BEGIN; \
-             SELECT pg_advisory_xact_lock(hashtext('capstan-prune:' || current_schema() || ':logs:a'))"
-        )))
-        .unwrap();
+    let other_host = support::PostgresSession::connect(&url);
+    other_host.execute(&format!(
+        "SET search_path = {schema}; BEGIN; \
+         SELECT pg_advisory_xact_lock(hashtext('capstan-prune:' || current_schema() || ':logs:a'))"
+    ));
     assert_eq!(
         LogSink::prune(&store, "a", week_and_three(), &to_the_end).unwrap(),
         0,
@@ -734,9 +725,7 @@ fn postgres_a_plugin_being_pruned_by_another_host_is_left_to_it() {
         "the same plugin's audit records are pruned"
     );
 
-    tokio
-        .block_on(other_host.batch_execute("ROLLBACK"))
-        .unwrap();
+    other_host.execute("ROLLBACK");
     assert_eq!(
         LogSink::prune(&store, "a", week_and_three(), &to_the_end).unwrap(),
         3,

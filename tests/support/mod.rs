@@ -290,3 +290,32 @@ pub fn slow_to_compile(id: &str, functions: u32, instructions: u32) -> Vec<u8> {
     });
     component.finish()
 }
+
+/// A plain PostgreSQL session of its own, standing in for another host or an operator at
+/// `psql`: it can hold locks and transactions open while the code under test runs.
+pub struct PostgresSession {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl PostgresSession {
+    /// Connect to `url`.
+    pub fn connect(url: &str) -> PostgresSession {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (client, connection) = runtime
+            .block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        runtime.spawn(connection);
+        PostgresSession { runtime, client }
+    }
+
+    /// Run `statements` (separated by `;`), panicking on an error.
+    pub fn execute(&self, statements: &str) {
+        self.runtime
+            .block_on(self.client.batch_execute(statements))
+            .unwrap_or_else(|e| panic!("{statements}: {e}"));
+    }
+}
