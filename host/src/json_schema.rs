@@ -14,6 +14,10 @@ const KNOWN_DRAFTS: &[&str] = &[
     "http://json-schema.org/draft-07/schema",
 ];
 
+/// The most of a failure's own message (which repeats the value that failed) a refusal
+/// keeps, so the rule it broke, after it, always shows.
+const REPEATED_BYTES: usize = 300;
+
 /// Why a document was refused: the field (a JSON pointer, `/` for the whole document)
 /// and the rule. Both can repeat text from the document or the schema (keys, values, a
 /// pattern), someone else's text to whoever reads the refusal: shown capped and escaped.
@@ -61,7 +65,11 @@ pub fn check(validator: &jsonschema::Validator, document: &Value) -> Result<(), 
             let field = if field.is_empty() { "/".into() } else { field };
             Err(Invalid::at(
                 field,
-                format!("{error} (rule `{}`)", error.kind().keyword()),
+                format!(
+                    "{} (rule `{}`)",
+                    crate::text::cap(&error.to_string(), REPEATED_BYTES),
+                    error.kind().keyword()
+                ),
             ))
         }
     }

@@ -189,8 +189,8 @@ pub enum Chunk {
 
 /// Run `delete_chunk` for each expiry until a chunk comes back short of [`DELETE_CHUNK`],
 /// calling `between` after each full chunk; the total deleted. Stops early, with what it
-/// deleted so far, when another host turns out to be pruning the rows or `pass` is asked
-/// to stop.
+/// deleted so far, when another host turns out to be pruning the rows or, after any chunk,
+/// when `pass` is asked to stop.
 pub fn delete_in_chunks(
     expiries: &[Expiry],
     pass: &Pass,
@@ -205,11 +205,11 @@ pub fn delete_in_chunks(
                 Chunk::Elsewhere => return Ok(deleted),
             };
             deleted += chunk;
-            if chunk < u64::from(DELETE_CHUNK) {
-                break;
-            }
             if (pass.stop)() {
                 return Ok(deleted);
+            }
+            if chunk < u64::from(DELETE_CHUNK) {
+                break;
             }
             between();
         }
@@ -491,6 +491,12 @@ mod tests {
         };
         let (deleted, asked, between) = run(vec![full], &stopping);
         assert_eq!((deleted, asked.len(), between), (chunk, 1, 0), "stopped");
+        let (deleted, asked, _) = run(vec![Chunk::Deleted(4)], &stopping);
+        assert_eq!(
+            (deleted, asked.len()),
+            (4, 1),
+            "stopped before the next expiry too"
+        );
     }
 
     #[test]

@@ -35,13 +35,27 @@ pub fn is_unsafe(c: char) -> bool {
 /// `text` with every unsafe character shown as an escape (`\n`, `\t`, `\x1b`, `\u{202e}`);
 /// a backslash is doubled, so an escape in the input cannot pass for one made here.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| is_unsafe(c) || c == '\\') {
+    escape_as(text, Backslash::Doubled)
+}
+
+/// What [`escape_as`] does with a backslash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backslash {
+    Doubled,
+    Kept,
+}
+
+/// `text` with every unsafe character shown as an escape, and backslashes as `backslash`
+/// says.
+fn escape_as(text: &str, backslash: Backslash) -> Cow<'_, str> {
+    let doubled = backslash == Backslash::Doubled;
+    if !text.chars().any(|c| is_unsafe(c) || (doubled && c == '\\')) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if doubled => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -61,10 +75,12 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 /// error repeats: enough for any honest mistake, far less than a hostile one can write.
 pub const SHOWN_BYTES: usize = 400;
 
-/// `text` capped to [`SHOWN_BYTES`] and escaped: a message that carries someone else's
-/// text, as a person will read it.
-pub fn shown(text: &str) -> String {
-    shown_within(text, SHOWN_BYTES)
+/// A message of ours that carries someone else's text, capped to [`SHOWN_BYTES`], with
+/// every unsafe character escaped as [`escape`] shows it. Backslashes stay as they are:
+/// the message may already hold pieces escaped where it was built (a name shown with
+/// [`shown_name`]), which must not come out escaped twice.
+pub fn shown(message: &str) -> String {
+    escape_as(&cap(message, SHOWN_BYTES), Backslash::Kept).into_owned()
 }
 
 /// The most bytes of a name someone else chose (a tool, a job, a topic) a message repeats.

@@ -49,9 +49,10 @@ impl Capability for Routes {
 
     fn check_request(request: &Request) -> Result<(), String> {
         match &request.prefix {
-            Some(prefix) if !prefix.starts_with('/') => {
-                Err(format!("route prefix `{prefix}` must start with `/`"))
-            }
+            Some(prefix) if !prefix.starts_with('/') => Err(format!(
+                "route prefix `{}` must start with `/`",
+                crate::text::shown_name(prefix)
+            )),
             _ => Ok(()),
         }
     }

@@ -59,6 +59,7 @@ impl PostgresStore {
                         .map_err(backend)?
                         .get(0);
                     if !ours {
+                        tx.rollback().await.map_err(backend)?;
                         return Ok(Chunk::Elsewhere);
                     }
                     let deleted = tx
