@@ -395,11 +395,9 @@ mod tests {
             Stamped("a", at(970), true),
             Stamped("b", at(980), true),
         ]));
+        let pass = Pass::to_the_end(at(1_000));
         assert_eq!(plugins_in_memory(&records), ["a", "b"]);
-        assert_eq!(
-            prune_in_memory(&records, "a", keep, &Pass::to_the_end(at(1_000))),
-            2
-        );
+        assert_eq!(prune_in_memory(&records, "a", keep, &pass), 2);
         assert_eq!(
             *lock(&records),
             [
@@ -410,10 +408,7 @@ mod tests {
             ],
             "a's too old one, then all but its newest two"
         );
-        assert_eq!(
-            prune_in_memory(&records, "b", keep, &Pass::to_the_end(at(1_000))),
-            1
-        );
+        assert_eq!(prune_in_memory(&records, "b", keep, &pass), 1);
         assert_eq!(
             *lock(&records),
             [

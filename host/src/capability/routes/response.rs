@@ -57,12 +57,9 @@ pub fn check(response: &Response) -> Result<(), String> {
         ));
     }
     for (name, value) in &response.headers {
-        let shown = crate::text::cap(name, 64);
+        let shown = crate::text::shown_within(name, 64);
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(format!(
-                "header name {:?} is not an HTTP token",
-                crate::text::escape(&shown)
-            ));
+            return Err(format!("header name `{shown}` is not an HTTP token"));
         }
         if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(format!("header `{shown}` has a CR, LF or NUL in its value"));
