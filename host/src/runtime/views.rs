@@ -101,7 +101,7 @@ impl CallState {
     pub(crate) fn clock(&mut self) -> BoundedClock<'_> {
         BoundedClock {
             clocks: WasiClocksCtxView {
-                ctx: self.wasi.clocks(),
+                ctx: self.wasi.ctx().clocks(),
                 table: &mut self.table,
             },
             deadline: self.deadline,
