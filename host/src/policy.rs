@@ -4,7 +4,7 @@
 //! plugin's own `[plugins.<id>.capabilities]` is not granted. A plugin's entry overrides
 //! the defaults capability by capability and limit by limit; `deny` removes defaults.
 
-mod period;
+pub mod period;
 
 use crate::audit::AuditRules;
 use crate::capability::log::{LogPolicy, LogSettings};

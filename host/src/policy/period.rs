@@ -1,35 +1,95 @@
-//! A period an operator writes in the policy, such as a session's longest time to live
-//! or how long log lines and audit records are kept.
+//! Durations an operator or a plugin author writes (`30s`, `5m`, `7d`): one parser with
+//! the range each field accepts, so every duration field is bounded, refused in the same
+//! words, and shown back escaped; and [`Period`], the policy's own.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// A duration written such as `30m` or `7d`: at least a second, at most [`LONGEST`].
+/// The durations a field accepts, from `shortest` to `longest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub shortest: Duration,
+    pub longest: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// The longest anything set in days may last (event retention, a credential's lifetime).
+pub const TEN_YEARS: Duration = Duration::from_secs(3650 * DAY);
+
+impl Bounds {
+    /// From `shortest` to `longest`, both included.
+    pub const fn new(shortest: Duration, longest: Duration) -> Bounds {
+        Bounds { shortest, longest }
+    }
+
+    /// `text` as a duration within these bounds; `Err` repeats `text` (escaped and
+    /// capped) and says what a duration looks like and which ones are accepted.
+    pub fn parse(&self, text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim())
+            .ok()
+            .filter(|d| (self.shortest..=self.longest).contains(d))
+            .ok_or_else(|| {
+                format!(
+                    "`{}` is not a duration from {} to {}, such as 30s, 5m or 7d",
+                    crate::text::shown_within(text, 40),
+                    exact(self.shortest),
+                    exact(self.longest)
+                )
+            })
+    }
+
+    /// [`Bounds::parse`] for the field named `field`, which the error names.
+    pub fn parse_field(&self, field: &str, text: &str) -> Result<Duration, String> {
+        self.parse(text)
+            .map_err(|problem| format!("`{field}` = {problem}"))
+    }
+}
+
+/// `duration` in the largest unit that writes it exactly (`24h` is `1d`, `90s` is `90s`).
+fn exact(duration: Duration) -> String {
+    const UNITS: [(u128, &str); 4] = [
+        (DAY as u128 * 1000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
+    let millis = duration.as_millis();
+    match UNITS
+        .iter()
+        .find(|(size, _)| millis > 0 && millis.is_multiple_of(*size))
+    {
+        Some((size, unit)) => format!("{}{unit}", millis / size),
+        None => format!("{millis}ms"),
+    }
+}
+
+/// Serialize a duration as the policy would write it (`1h 30m`), for grants shown back.
+pub fn as_text<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+}
+
+/// A duration such as `30m` or `7d` in the policy, from a second to 366 days: a session's
+/// longest time to live, how long log lines and audit records are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period(pub Duration);
 
-/// The longest period a policy may set.
-const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
-
 impl Period {
+    /// What a period may be: a second to 366 days.
+    pub const BOUNDS: Bounds = Bounds::new(Duration::from_secs(1), Duration::from_secs(366 * DAY));
+
     /// `Err` says what a period looks like.
     pub fn parse(text: &str) -> Result<Period, String> {
-        humantime::parse_duration(text.trim())
-            .ok()
-            .filter(|d| *d >= Duration::from_secs(1) && *d <= LONGEST)
-            .map(Period)
-            .ok_or_else(|| {
-                format!(
-                    "`{}` is not a duration such as 30m or 7d (1s to 366d)",
-                    crate::text::shown_within(text, 40)
-                )
-            })
+        Self::BOUNDS.parse(text).map(Period)
     }
 }
 
 impl Serialize for Period {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+        as_text(&self.0, serializer)
     }
 }
 
@@ -57,7 +117,7 @@ mod tests {
         for bad in ["367d", "500ms", "0s", "soon", ""] {
             let error = Period::parse(bad).unwrap_err();
             assert!(
-                error.contains("not a duration such as 30m or 7d"),
+                error.contains("is not a duration from 1s to 366d, such as 30s, 5m or 7d"),
                 "{bad}: {error}"
             );
         }
@@ -66,5 +126,41 @@ mod tests {
             error.starts_with("`soon") && !error.contains('\u{1b}'),
             "escaped where a person reads it: {error}"
         );
+    }
+
+    #[test]
+    fn bounds_take_both_ends_refuse_beyond_them_and_name_the_field() {
+        let bounds = Bounds::new(Duration::from_millis(1), Duration::from_secs(24 * 3600));
+        assert_eq!(bounds.parse("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(bounds.parse("24h"), Ok(Duration::from_secs(24 * 3600)));
+        assert_eq!(
+            bounds.parse_field("timeout", "25h"),
+            Err("`timeout` = `25h` is not a duration from 1ms to 1d, such as 30s, 5m or 7d".into())
+        );
+        assert!(bounds.parse("0s").is_err());
+        assert!(
+            bounds.parse("500000000000y").is_err(),
+            "beyond what a duration holds"
+        );
+        let long = format!("{}s", "9".repeat(5000));
+        assert!(
+            bounds.parse(&long).unwrap_err().len() < 200,
+            "the text is capped"
+        );
+    }
+
+    #[test]
+    fn a_bound_is_written_in_the_largest_exact_unit() {
+        for (millis, text) in [
+            (1, "1ms"),
+            (1500, "1500ms"),
+            (90_000, "90s"),
+            (600_000, "10m"),
+            (5_400_000, "90m"),
+            (86_400_000, "1d"),
+            (3650 * 86_400_000, "3650d"),
+        ] {
+            assert_eq!(exact(Duration::from_millis(millis)), text);
+        }
     }
 }

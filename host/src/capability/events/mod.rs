@@ -21,6 +21,7 @@ pub use store::{
 pub use topic::{Pattern, Topic};
 
 use super::{CallScope, Capability, CapabilityId, CapabilityInfo, Decision, Direction, Import};
+use crate::policy::period::{Bounds, TEN_YEARS, as_text};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use wasmtime::component::{HasData, Linker};
@@ -41,6 +42,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest delay between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// The backoffs a policy may set: 1 ms to [`MAX_BACKOFF`].
+const BACKOFFS: Bounds = Bounds::new(Duration::from_millis(1), MAX_BACKOFF);
+/// How long a policy may keep events: a second to ten years.
+const RETENTIONS: Bounds = Bounds::new(Duration::from_secs(1), TEN_YEARS);
 /// Deliveries to one plugin at once across the cluster unless manifest or policy lower it.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
 const MAX_IN_FLIGHT_CEILING: u32 = 256;
@@ -154,15 +159,6 @@ impl Grant {
     }
 }
 
-fn as_text<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
-}
-
-fn duration(field: &str, text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|_| format!("`{field}` = `{text}` is not a duration such as 30s or 7d"))
-}
-
 /// `declared` patterns narrowed to what `allowed` selects; each must keep something.
 fn narrow(what: &str, declared: &[Pattern], allowed: &[Pattern]) -> Result<Vec<Pattern>, String> {
     for pattern in declared {
@@ -179,13 +175,15 @@ impl Allowed {
     fn backoff(&self) -> Result<Duration, String> {
         self.backoff
             .as_deref()
-            .map_or(Ok(DEFAULT_BACKOFF), |t| duration("backoff", t))
+            .map_or(Ok(DEFAULT_BACKOFF), |t| BACKOFFS.parse_field("backoff", t))
     }
 
     fn retention(&self) -> Result<Duration, String> {
         self.retention
             .as_deref()
-            .map_or(Ok(DEFAULT_RETENTION), |t| duration("retention", t))
+            .map_or(Ok(DEFAULT_RETENTION), |t| {
+                RETENTIONS.parse_field("retention", t)
+            })
     }
 }
 
@@ -296,9 +294,7 @@ impl Capability for Events {
         {
             return Err("`publish_rate` must be 1..=1000000 a second".into());
         }
-        if allowed.retention()?.is_zero() {
-            return Err("`retention` must be longer than zero".into());
-        }
+        allowed.retention()?;
         if allowed
             .retention_count
             .is_some_and(|n| !(1..=100_000_000).contains(&n))
@@ -311,10 +307,7 @@ impl Capability for Events {
         {
             return Err("`max_attempts` must be 1..=100".into());
         }
-        let backoff = allowed.backoff()?;
-        if backoff.is_zero() || backoff > MAX_BACKOFF {
-            return Err("`backoff` must be between 1ms and 10m".into());
-        }
+        allowed.backoff()?;
         Ok(())
     }
 }
@@ -449,15 +442,29 @@ mod tests {
 
     #[test]
     fn policy_ranges_are_checked() {
-        for policy in [
-            "[defaults.capabilities.events]\nmax_payload_bytes = 2000000\n",
-            "[defaults.capabilities.events]\nmax_attempts = 0\n",
-            "[defaults.capabilities.events]\nbackoff = \"1h\"\n",
-            "[defaults.capabilities.events]\nretention = \"soon\"\n",
-            "[defaults.capabilities.events]\npublish_rate = 0\n",
+        for (policy, needle) in [
+            ("max_payload_bytes = 2000000", "`max_payload_bytes`"),
+            ("max_attempts = 0", "`max_attempts`"),
+            (
+                "backoff = \"1h\"",
+                "`backoff` = `1h` is not a duration from 1ms to 10m",
+            ),
+            (
+                "retention = \"soon\"",
+                "`retention` = `soon` is not a duration",
+            ),
+            (
+                "retention = \"20years\"",
+                "`retention` = `20years` is not a duration from 1s to 3650d",
+            ),
+            ("publish_rate = 0", "`publish_rate`"),
         ] {
-            assert!(crate::policy::Policy::parse(policy).is_err(), "{policy}");
+            let text = format!("[defaults.capabilities.events]\n{policy}\n");
+            let error = crate::policy::Policy::parse(&text).unwrap_err().to_string();
+            assert!(error.contains(needle), "{policy}: {error}");
         }
+        let longest = "[defaults.capabilities.events]\nretention = \"3650d\"\nbackoff = \"10m\"\n";
+        assert!(crate::policy::Policy::parse(longest).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! topic patterns; its bearer token is shown once and only its SHA-256 is stored.
 
 use super::Pattern;
+use crate::policy::period::{Bounds, TEN_YEARS};
 use crate::storage::StoreError;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -13,8 +14,8 @@ pub const TOKEN_PREFIX: &str = "cevt_";
 pub const MAX_NAME_BYTES: usize = 64;
 /// Most patterns one publisher may hold.
 pub const MAX_TOPICS: usize = 64;
-/// Longest lifetime a token may be given.
-pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// The lifetimes a token may be given: a second to ten years.
+const EXPIRES_IN: Bounds = Bounds::new(Duration::from_secs(1), TEN_YEARS);
 
 /// A publisher as stored and listed (never with its token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -89,17 +90,7 @@ impl NewPublisher {
         let expires_in = self
             .expires_in
             .as_deref()
-            .map(|text| {
-                humantime::parse_duration(text)
-                    .ok()
-                    .filter(|d| !d.is_zero() && *d <= MAX_EXPIRES_IN)
-                    .ok_or_else(|| {
-                        format!(
-                            "`expires_in`: `{}` is not a duration such as 30m or 90d (up to 10 years)",
-                            crate::text::shown_within(text, 40)
-                        )
-                    })
-            })
+            .map(|text| EXPIRES_IN.parse_field("expires_in", text))
             .transpose()?;
         let created_ms = crate::audit::to_millis(now);
         Ok(Publisher {

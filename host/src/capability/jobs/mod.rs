@@ -16,6 +16,7 @@ pub use schedule::{Due, LastRun, Schedule};
 pub use store::{JobStore, NewRun, Run, RunQuery};
 
 use super::{CallScope, Capability, CapabilityId, CapabilityInfo, Decision, Direction, Import};
+use crate::policy::period::{Bounds, as_text};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,10 +30,12 @@ static JOB_NAME: LazyLock<Regex> =
 
 /// A job's deadline when neither it nor the policy sets one.
 pub const DEFAULT_MAX_RUNTIME: Duration = Duration::from_secs(60);
-/// The longest deadline a policy may give jobs.
-pub const MAX_RUNTIME_CEILING: Duration = Duration::from_secs(24 * 3600);
+/// The deadlines a job's `timeout` and the policy's `max_runtime` may set: 1 ms to 24 h.
+pub const RUNTIMES: Bounds = Bounds::new(Duration::from_millis(1), Duration::from_secs(24 * 3600));
 /// How long a cancelled run may keep going before the host stops it, by default.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// The cancel graces a policy may set: none to an hour.
+pub const CANCEL_GRACES: Bounds = Bounds::new(Duration::ZERO, Duration::from_secs(3600));
 /// Runs kept per job, by default (older finished runs are deleted).
 pub const DEFAULT_RETENTION: u32 = 1000;
 /// Most retries a job may ask for.
@@ -107,15 +110,6 @@ pub struct Grant {
     pub retention: u32,
 }
 
-fn as_text<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
-}
-
-fn duration(field: &str, text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|_| format!("`{field}` = `{text}` is not a duration such as 30s or 5m"))
-}
-
 fn schedule_of(name: &str, spec: &JobSpec) -> Result<Schedule, String> {
     match (&spec.cron, &spec.every) {
         (Some(cron), None) => Schedule::cron(cron),
@@ -129,7 +123,9 @@ impl Allowed {
     fn max_runtime(&self) -> Result<Duration, String> {
         self.max_runtime
             .as_deref()
-            .map_or(Ok(DEFAULT_MAX_RUNTIME), |t| duration("max_runtime", t))
+            .map_or(Ok(DEFAULT_MAX_RUNTIME), |t| {
+                RUNTIMES.parse_field("max_runtime", t)
+            })
     }
 }
 
@@ -152,7 +148,9 @@ impl Capability for Jobs {
         let min_interval = allowed
             .min_interval
             .as_deref()
-            .map_or(Ok(schedule::MIN_EVERY), |t| duration("min_interval", t))?;
+            .map_or(Ok(schedule::EVERY.shortest), |t| {
+                schedule::EVERY.parse_field("min_interval", t)
+            })?;
         let max_runtime = allowed.max_runtime()?;
         let mut jobs = BTreeMap::new();
         for (name, spec) in &request.jobs {
@@ -166,7 +164,7 @@ impl Capability for Jobs {
             let timeout = spec
                 .timeout
                 .as_deref()
-                .map(|t| duration("timeout", t))
+                .map(|t| RUNTIMES.parse_field("timeout", t))
                 .transpose()?;
             jobs.insert(
                 name.clone(),
@@ -183,7 +181,9 @@ impl Capability for Jobs {
             cancel_grace: allowed
                 .cancel_grace
                 .as_deref()
-                .map_or(Ok(DEFAULT_CANCEL_GRACE), |t| duration("cancel_grace", t))?,
+                .map_or(Ok(DEFAULT_CANCEL_GRACE), |t| {
+                    CANCEL_GRACES.parse_field("cancel_grace", t)
+                })?,
             retention: allowed.retention.unwrap_or(DEFAULT_RETENTION),
         })
     }
@@ -198,13 +198,9 @@ impl Capability for Jobs {
             }
             schedule_of(name, spec)?;
             if let Some(timeout) = &spec.timeout {
-                let timeout = duration("timeout", timeout)
+                RUNTIMES
+                    .parse_field("timeout", timeout)
                     .map_err(|problem| format!("job `{name}`: {problem}"))?;
-                if timeout.is_zero() || timeout > MAX_RUNTIME_CEILING {
-                    return Err(format!(
-                        "job `{name}`: `timeout` must be between 1ms and 24h"
-                    ));
-                }
             }
             if spec.retry.is_some_and(|retry| retry > MAX_RETRY) {
                 return Err(format!("job `{name}`: `retry` is at most {MAX_RETRY}"));
@@ -215,14 +211,11 @@ impl Capability for Jobs {
 
     fn check_allowed(allowed: &Allowed) -> Result<(), String> {
         if let Some(min) = &allowed.min_interval {
-            duration("min_interval", min)?;
+            schedule::EVERY.parse_field("min_interval", min)?;
         }
-        let max_runtime = allowed.max_runtime()?;
-        if max_runtime.is_zero() || max_runtime > MAX_RUNTIME_CEILING {
-            return Err("`max_runtime` must be between 1ms and 24h".into());
-        }
+        allowed.max_runtime()?;
         if let Some(grace) = &allowed.cancel_grace {
-            duration("cancel_grace", grace)?;
+            CANCEL_GRACES.parse_field("cancel_grace", grace)?;
         }
         if allowed
             .max_concurrent_runs
@@ -333,12 +326,36 @@ mod tests {
 
     #[test]
     fn policy_ranges_are_checked() {
-        for policy in [
-            "[defaults.capabilities.jobs]\nmax_runtime = \"3d\"\n",
-            "[defaults.capabilities.jobs]\nmax_concurrent_runs = 0\n",
-            "[defaults.capabilities.jobs]\ncancel_grace = \"later\"\n",
+        for (policy, needle) in [
+            (
+                "max_runtime = \"3d\"",
+                "`max_runtime` = `3d` is not a duration from 1ms to 1d",
+            ),
+            ("max_concurrent_runs = 0", "`max_concurrent_runs`"),
+            (
+                "cancel_grace = \"later\"",
+                "`cancel_grace` = `later` is not a duration",
+            ),
+            (
+                "cancel_grace = \"2h\"",
+                "`cancel_grace` = `2h` is not a duration from 0ms to 1h",
+            ),
+            (
+                "min_interval = \"0s\"",
+                "`min_interval` = `0s` is not a duration from 1s to 366d",
+            ),
+            ("min_interval = \"400d\"", "`min_interval` = `400d`"),
         ] {
-            assert!(crate::policy::Policy::parse(policy).is_err(), "{policy}");
+            let text = format!("[defaults.capabilities.jobs]\n{policy}\n");
+            let error = crate::policy::Policy::parse(&text).unwrap_err().to_string();
+            assert!(error.contains(needle), "{policy}: {error}");
+        }
+        for bounds in [
+            "max_runtime = \"24h\"\ncancel_grace = \"0s\"\nmin_interval = \"366d\"",
+            "max_runtime = \"1ms\"\ncancel_grace = \"1h\"\nmin_interval = \"1s\"",
+        ] {
+            let text = format!("[defaults.capabilities.jobs]\n{bounds}\n");
+            assert!(crate::policy::Policy::parse(&text).is_ok(), "{bounds}");
         }
     }
 }

@@ -4,16 +4,15 @@
 //! and the database's clock, so every host that asks reaches the same answer; ticks missed
 //! while no host ran are skipped and counted, never backfilled.
 
+use crate::policy::period::Bounds;
 use chrono::{DateTime, TimeZone, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::{Serialize, Serializer};
 use std::time::Duration;
 
-/// Shortest gap an `every` schedule may have.
-pub const MIN_EVERY: Duration = Duration::from_secs(1);
-/// Longest gap an `every` schedule may have.
-pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The gaps an `every` schedule may have: a second to 366 days.
+pub const EVERY: Bounds = Bounds::new(Duration::from_secs(1), Duration::from_secs(366 * 24 * 3600));
 /// Most missed ticks counted one by one before a skip is reported as "at least" this many.
 const MAX_COUNTED_SKIPS: u32 = 100_000;
 
@@ -106,12 +105,7 @@ impl Schedule {
 
     /// Parse a gap such as `30s`, `5m` or `1h`.
     pub fn every(gap: &str) -> Result<Schedule, String> {
-        let parsed = humantime::parse_duration(gap)
-            .map_err(|e| format!("every `{gap}` is not a duration such as 30s or 5m: {e}"))?;
-        if !(MIN_EVERY..=MAX_EVERY).contains(&parsed) {
-            return Err(format!("every `{gap}` must be between 1s and 366d"));
-        }
-        Ok(Schedule::Every(parsed))
+        EVERY.parse_field("every", gap).map(Schedule::Every)
     }
 
     /// The shortest time between two runs this schedule can ask for (for cron, the

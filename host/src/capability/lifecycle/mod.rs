@@ -4,11 +4,14 @@
 //! withholds them; its `timeout` bounds each hook.
 
 use super::{Capability, CapabilityId, CapabilityInfo, Direction};
+use crate::policy::period::{Bounds, as_text};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A hook's deadline unless the policy sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The hook deadlines a policy may set: 1 ms to 5 minutes.
+const TIMEOUTS: Bounds = Bounds::new(Duration::from_millis(1), Duration::from_secs(300));
 /// The most `on-remove` may take, whatever the timeout: removal does not wait longer.
 pub const REMOVE_BUDGET: Duration = Duration::from_secs(2);
 
@@ -36,18 +39,11 @@ pub struct Grant {
     pub timeout: Duration,
 }
 
-fn as_text<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
-}
-
 fn timeout(allowed: &Allowed) -> Result<Duration, String> {
-    let Some(text) = &allowed.timeout else {
-        return Ok(DEFAULT_TIMEOUT);
-    };
-    humantime::parse_duration(text)
-        .ok()
-        .filter(|t| !t.is_zero() && *t <= Duration::from_secs(300))
-        .ok_or_else(|| format!("`timeout` = `{text}` must be a duration between 1ms and 5m"))
+    allowed
+        .timeout
+        .as_deref()
+        .map_or(Ok(DEFAULT_TIMEOUT), |t| TIMEOUTS.parse_field("timeout", t))
 }
 
 /// One hook, as the host calls it.

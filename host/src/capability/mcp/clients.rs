@@ -3,6 +3,7 @@
 //! only its SHA-256 is stored. Nothing an MCP client can call creates, widens or removes
 //! a client.
 
+use crate::policy::period::{Bounds, TEN_YEARS};
 use crate::storage::StoreError;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,8 @@ pub const MAX_NAME_BYTES: usize = 64;
 pub const MAX_SCOPE_ENTRIES: usize = 256;
 /// Highest per-client rate.
 pub const MAX_RATE_PER_MINUTE: u32 = 1_000_000;
-/// Longest lifetime a token may be given.
-pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// The lifetimes a token may be given: a second to ten years.
+const EXPIRES_IN: Bounds = Bounds::new(Duration::from_secs(1), TEN_YEARS);
 
 /// Plugin id in a scope: a plugin id, or `*` for every plugin.
 static PLUGIN_ENTRY: LazyLock<Regex> =
@@ -174,18 +175,9 @@ impl NewClient {
             .expires_in
             .as_deref()
             .map(|text| {
-                humantime::parse_duration(text)
-                    .ok()
-                    .filter(|d| !d.is_zero() && *d <= MAX_EXPIRES_IN)
-                    .ok_or_else(|| {
-                        problem(
-                            "expires_in",
-                            format!(
-                                "`{}` is not a duration such as 30m, 12h or 90d (up to 10 years)",
-                                crate::text::shown_name(text)
-                            ),
-                        )
-                    })
+                EXPIRES_IN
+                    .parse(text)
+                    .map_err(|error| problem("expires_in", error))
             })
             .transpose()?;
         let created_ms = crate::audit::to_millis(now);
