@@ -13,9 +13,12 @@ pub struct Bounds {
 }
 
 const DAY: u64 = 24 * 3600;
+/// A year as a duration is written (`1y` is 365.25 days).
+const YEAR: u64 = 365 * DAY + DAY / 4;
 
-/// The longest anything set in days may last (event retention, a credential's lifetime).
-pub const TEN_YEARS: Duration = Duration::from_secs(3650 * DAY);
+/// The longest anything a policy sets may last: a cancel grace, a minimum interval, event
+/// retention, a token's lifetime.
+pub const TEN_YEARS: Duration = Duration::from_secs(10 * YEAR);
 
 impl Bounds {
     /// From `shortest` to `longest`, both included.
@@ -31,7 +34,7 @@ impl Bounds {
             .filter(|d| (self.shortest..=self.longest).contains(d))
             .ok_or_else(|| {
                 format!(
-                    "`{}` is not a duration from {} to {}, such as 30s, 5m or 7d",
+                    "`{}` is not a duration from {} to {}",
                     crate::text::shown_within(text, 40),
                     exact(self.shortest),
                     exact(self.longest)
@@ -46,10 +49,12 @@ impl Bounds {
     }
 }
 
-/// `duration` in the largest unit that writes it exactly (`24h` is `1d`, `90s` is `90s`).
+/// `duration` in the largest unit that writes it exactly (`90s`, `10m`, `366d`, `10y`),
+/// in hours below two days (`24h`, not `1d`).
 fn exact(duration: Duration) -> String {
-    const UNITS: [(u128, &str); 4] = [
-        (DAY as u128 * 1000, "d"),
+    const UNITS: [(u64, &str); 5] = [
+        (YEAR * 1000, "y"),
+        (DAY * 1000, "d"),
         (3_600_000, "h"),
         (60_000, "m"),
         (1000, "s"),
@@ -57,8 +62,10 @@ fn exact(duration: Duration) -> String {
     let millis = duration.as_millis();
     match UNITS
         .iter()
-        .find(|(size, _)| millis > 0 && millis.is_multiple_of(*size))
-    {
+        .map(|&(size, unit)| (u128::from(size), unit))
+        .find(|&(size, unit)| {
+            millis > 0 && millis.is_multiple_of(size) && !(unit == "d" && millis < 2 * size)
+        }) {
         Some((size, unit)) => format!("{}{unit}", millis / size),
         None => format!("{millis}ms"),
     }
@@ -117,7 +124,7 @@ mod tests {
         for bad in ["367d", "500ms", "0s", "soon", ""] {
             let error = Period::parse(bad).unwrap_err();
             assert!(
-                error.contains("is not a duration from 1s to 366d, such as 30s, 5m or 7d"),
+                error.contains("is not a duration from 1s to 366d"),
                 "{bad}: {error}"
             );
         }
@@ -135,7 +142,7 @@ mod tests {
         assert_eq!(bounds.parse("24h"), Ok(Duration::from_secs(24 * 3600)));
         assert_eq!(
             bounds.parse_field("timeout", "25h"),
-            Err("`timeout` = `25h` is not a duration from 1ms to 1d, such as 30s, 5m or 7d".into())
+            Err("`timeout` = `25h` is not a duration from 1ms to 24h".into())
         );
         assert!(bounds.parse("0s").is_err());
         assert!(
@@ -157,8 +164,10 @@ mod tests {
             (90_000, "90s"),
             (600_000, "10m"),
             (5_400_000, "90m"),
-            (86_400_000, "1d"),
-            (3650 * 86_400_000, "3650d"),
+            (86_400_000, "24h"),
+            (2 * 86_400_000, "2d"),
+            (366 * 86_400_000, "366d"),
+            (TEN_YEARS.as_millis() as u64, "10y"),
         ] {
             assert_eq!(exact(Duration::from_millis(millis)), text);
         }

@@ -44,8 +44,8 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// The backoffs a policy may set: 1 ms to [`MAX_BACKOFF`].
 const BACKOFFS: Bounds = Bounds::new(Duration::from_millis(1), MAX_BACKOFF);
-/// How long a policy may keep events: a second to ten years.
-const RETENTIONS: Bounds = Bounds::new(Duration::from_secs(1), TEN_YEARS);
+/// How long a policy may keep events: a millisecond to ten years.
+const RETENTIONS: Bounds = Bounds::new(Duration::from_millis(1), TEN_YEARS);
 /// Deliveries to one plugin at once across the cluster unless manifest or policy lower it.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
 const MAX_IN_FLIGHT_CEILING: u32 = 256;
@@ -455,7 +455,7 @@ mod tests {
             ),
             (
                 "retention = \"20years\"",
-                "`retention` = `20years` is not a duration from 1s to 3650d",
+                "`retention` = `20years` is not a duration from 1ms to 10y",
             ),
             ("publish_rate = 0", "`publish_rate`"),
         ] {
@@ -463,7 +463,7 @@ mod tests {
             let error = crate::policy::Policy::parse(&text).unwrap_err().to_string();
             assert!(error.contains(needle), "{policy}: {error}");
         }
-        let longest = "[defaults.capabilities.events]\nretention = \"3650d\"\nbackoff = \"10m\"\n";
+        let longest = "[defaults.capabilities.events]\nretention = \"10y\"\nbackoff = \"10m\"\n";
         assert!(crate::policy::Policy::parse(longest).is_ok());
     }
 

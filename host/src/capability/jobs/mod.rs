@@ -16,7 +16,7 @@ pub use schedule::{Due, LastRun, Schedule};
 pub use store::{JobStore, NewRun, Run, RunQuery};
 
 use super::{CallScope, Capability, CapabilityId, CapabilityInfo, Decision, Direction, Import};
-use crate::policy::period::{Bounds, as_text};
+use crate::policy::period::{Bounds, TEN_YEARS, as_text};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,8 +34,11 @@ pub const DEFAULT_MAX_RUNTIME: Duration = Duration::from_secs(60);
 pub const RUNTIMES: Bounds = Bounds::new(Duration::from_millis(1), Duration::from_secs(24 * 3600));
 /// How long a cancelled run may keep going before the host stops it, by default.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
-/// The cancel graces a policy may set: none to an hour.
-pub const CANCEL_GRACES: Bounds = Bounds::new(Duration::ZERO, Duration::from_secs(3600));
+/// The cancel graces a policy may set: none to ten years (a run ends at its deadline, 24 h
+/// at most, whatever the grace).
+pub const CANCEL_GRACES: Bounds = Bounds::new(Duration::ZERO, TEN_YEARS);
+/// The shortest gaps a policy may require between a job's runs: none to ten years.
+pub const MIN_INTERVALS: Bounds = Bounds::new(Duration::ZERO, TEN_YEARS);
 /// Runs kept per job, by default (older finished runs are deleted).
 pub const DEFAULT_RETENTION: u32 = 1000;
 /// Most retries a job may ask for.
@@ -149,7 +152,7 @@ impl Capability for Jobs {
             .min_interval
             .as_deref()
             .map_or(Ok(schedule::EVERY.shortest), |t| {
-                schedule::EVERY.parse_field("min_interval", t)
+                MIN_INTERVALS.parse_field("min_interval", t)
             })?;
         let max_runtime = allowed.max_runtime()?;
         let mut jobs = BTreeMap::new();
@@ -211,7 +214,7 @@ impl Capability for Jobs {
 
     fn check_allowed(allowed: &Allowed) -> Result<(), String> {
         if let Some(min) = &allowed.min_interval {
-            schedule::EVERY.parse_field("min_interval", min)?;
+            MIN_INTERVALS.parse_field("min_interval", min)?;
         }
         allowed.max_runtime()?;
         if let Some(grace) = &allowed.cancel_grace {
@@ -329,7 +332,7 @@ mod tests {
         for (policy, needle) in [
             (
                 "max_runtime = \"3d\"",
-                "`max_runtime` = `3d` is not a duration from 1ms to 1d",
+                "`max_runtime` = `3d` is not a duration from 1ms to 24h",
             ),
             ("max_concurrent_runs = 0", "`max_concurrent_runs`"),
             (
@@ -337,22 +340,22 @@ mod tests {
                 "`cancel_grace` = `later` is not a duration",
             ),
             (
-                "cancel_grace = \"2h\"",
-                "`cancel_grace` = `2h` is not a duration from 0ms to 1h",
+                "cancel_grace = \"11y\"",
+                "`cancel_grace` = `11y` is not a duration from 0ms to 10y",
             ),
             (
-                "min_interval = \"0s\"",
-                "`min_interval` = `0s` is not a duration from 1s to 366d",
+                "min_interval = \"-1s\"",
+                "`min_interval` = `-1s` is not a duration from 0ms to 10y",
             ),
-            ("min_interval = \"400d\"", "`min_interval` = `400d`"),
+            ("min_interval = \"20y\"", "`min_interval` = `20y`"),
         ] {
             let text = format!("[defaults.capabilities.jobs]\n{policy}\n");
             let error = crate::policy::Policy::parse(&text).unwrap_err().to_string();
             assert!(error.contains(needle), "{policy}: {error}");
         }
         for bounds in [
-            "max_runtime = \"24h\"\ncancel_grace = \"0s\"\nmin_interval = \"366d\"",
-            "max_runtime = \"1ms\"\ncancel_grace = \"1h\"\nmin_interval = \"1s\"",
+            "max_runtime = \"24h\"\ncancel_grace = \"0s\"\nmin_interval = \"10y\"",
+            "max_runtime = \"1ms\"\ncancel_grace = \"10y\"\nmin_interval = \"0s\"",
         ] {
             let text = format!("[defaults.capabilities.jobs]\n{bounds}\n");
             assert!(crate::policy::Policy::parse(&text).is_ok(), "{bounds}");
