@@ -101,10 +101,13 @@ fn files_become_plugins_and_a_bad_file_is_reported_while_the_served_version_stay
     // A good file again: an upgrade, and the problem is gone.
     let upgraded = variant(plugin("hello"), "v2");
     drop_in(&plugins, "hello.wasm", &upgraded);
-    eventually(WITHIN, "hello upgraded from the directory", || {
-        sha_of(&server, "hello") == Some(hex_sha(&upgraded))
-    });
-    assert!(problems(&server).is_empty());
+    // The directory's report is updated just after the install it records, so the two
+    // are awaited together.
+    eventually(
+        WITHIN,
+        "hello upgraded from the directory, its problem gone",
+        || sha_of(&server, "hello") == Some(hex_sha(&upgraded)) && problems(&server).is_empty(),
+    );
     let (_, versions) = server.json(Method::GET, "/plugins/hello/versions");
     assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
 
@@ -165,9 +168,10 @@ fn killing_the_host_while_a_file_is_half_written_loses_nothing() {
 
     // The copy finishes: the new version goes live.
     std::fs::write(plugins.join("counter.wasm"), &next).unwrap();
-    eventually(WITHIN, "the finished file installed", || {
-        sha_of(&server, "counter") == Some(hex_sha(&next))
-    });
-    assert!(problems(&server).is_empty());
+    eventually(
+        WITHIN,
+        "the finished file installed, its problem gone",
+        || sha_of(&server, "counter") == Some(hex_sha(&next)) && problems(&server).is_empty(),
+    );
     assert_eq!(server.counter_hits(), 3);
 }
