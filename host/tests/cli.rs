@@ -106,6 +106,25 @@ fn run_calls_the_route_and_kv_persists_across_repeats() {
 }
 
 #[test]
+fn run_quiet_makes_every_call_but_prints_only_the_last() {
+    let out = capstan(&[
+        "run",
+        &wasm("counter"),
+        "--policy",
+        "policy/examples.toml",
+        "--get",
+        "/x",
+        "--repeat",
+        "3",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(r#"{"hits":3,"path":"/x"}"#), "{text}");
+    assert_eq!(text.matches("HTTP 200").count(), 1, "{text}");
+}
+
+#[test]
 fn run_calls_a_tool() {
     let out = capstan(&[
         "run",

@@ -5,7 +5,9 @@ use crate::capability::http::Outbound;
 use crate::capability::jobs::RunHandle;
 use crate::engine::PoolSize;
 use crate::runtime::Request;
-use crate::runtime::{Caller, Plugin, RunContext, Runtime, Services, next_call_id};
+use crate::runtime::{
+    Caller, Outcome, Plugin, Response, RunContext, Runtime, Services, Tool, ToolCall, next_call_id,
+};
 use crate::text::{escape, escape_block};
 use std::process::ExitCode;
 
@@ -35,6 +37,10 @@ pub struct Args {
     /// Repeat the call N times in fresh instances (state persists through kv).
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: u32,
+    /// With `--repeat`, print only the last call's output (a failed call is reported
+    /// all the same), so timing or counting the calls does not count the printing.
+    #[arg(long, requires = "repeat")]
+    quiet: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -63,16 +69,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("refused (migration): {error}");
         return Ok(ExitCode::from(2));
     }
-    for _ in 0..args.repeat.max(1) {
-        if let Err(error) = call_once(&plugin, &args) {
-            eprintln!("call failed ({}): {error}", error.code());
-            return Ok(ExitCode::from(3));
+    let calls = args.repeat.max(1);
+    for call in 1..=calls {
+        match call_once(&plugin, &args) {
+            Ok(answer) if !args.quiet || call == calls => show(answer),
+            Ok(_) => {}
+            Err(error) => {
+                eprintln!("call failed ({}): {error}", error.code());
+                return Ok(ExitCode::from(3));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
+/// What one call answered, kept apart from printing it so `--quiet` skips only the
+/// printing.
+enum Answer {
+    Route(Response),
+    Job {
+        name: String,
+        outcome: Outcome,
+        progress: Option<String>,
+    },
+    Tool(ToolCall),
+    Tools(Vec<Tool>),
+}
+
+/// One call as `args` asks.
+fn call_once(plugin: &Plugin, args: &Args) -> Result<Answer, crate::InvokeError> {
     if let Some(path) = &args.get {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let request = Request {
@@ -82,14 +107,7 @@ fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
             headers: Vec::new(),
             body: Vec::new(),
         };
-        let response = plugin.handle(&request)?;
-        println!("HTTP {}", response.status);
-        for (name, value) in &response.headers {
-            println!("{}: {}", escape(name), escape(value));
-        }
-        println!();
-        let body = String::from_utf8_lossy(&response.body);
-        println!("{}", escape_block(body.trim_end()));
+        Ok(Answer::Route(plugin.handle(&request)?))
     } else if let Some(name) = &args.job {
         let deadline = plugin
             .admission()
@@ -109,31 +127,66 @@ fn call_once(plugin: &Plugin, args: &Args) -> Result<(), crate::InvokeError> {
             attempt: 1,
         };
         let run = RunHandle::new();
-        match plugin.run_job(name, &context, run.clone(), deadline, next_call_id())? {
-            Ok(()) => println!("job {} succeeded", escape(name)),
-            Err(error) => println!("job error: {}", crate::wit_error::describe(&error)),
-        }
-        if let Some(Some(progress)) = run.take_beat() {
-            println!("last progress: {}", escape(&progress));
-        }
+        let outcome = plugin.run_job(name, &context, run.clone(), deadline, next_call_id())?;
+        Ok(Answer::Job {
+            name: name.clone(),
+            outcome,
+            progress: run.take_beat().flatten(),
+        })
     } else if let Some(tool) = &args.tool {
         let caller = Caller {
             client_id: "cli".into(),
             client_name: "cli".into(),
         };
-        match plugin.call_tool(tool, &args.args, &caller, next_call_id())? {
-            Ok(result) => println!("{}", escape_block(&result)),
-            Err(error) => println!("tool error: {}", crate::wit_error::describe(&error)),
-        }
+        Ok(Answer::Tool(plugin.call_tool(
+            tool,
+            &args.args,
+            &caller,
+            next_call_id(),
+        )?))
     } else {
-        for tool in plugin.list_tools()? {
-            println!(
-                "{}\t{}\t{}",
-                escape(&tool.name),
-                escape(&tool.description),
-                escape(&tool.input_schema)
-            );
+        Ok(Answer::Tools(plugin.list_tools()?))
+    }
+}
+
+/// Print `answer` for a person: plugin text escaped.
+fn show(answer: Answer) {
+    match answer {
+        Answer::Route(response) => {
+            println!("HTTP {}", response.status);
+            for (name, value) in &response.headers {
+                println!("{}: {}", escape(name), escape(value));
+            }
+            println!();
+            let body = String::from_utf8_lossy(&response.body);
+            println!("{}", escape_block(body.trim_end()));
+        }
+        Answer::Job {
+            name,
+            outcome,
+            progress,
+        } => {
+            match outcome {
+                Ok(()) => println!("job {} succeeded", escape(&name)),
+                Err(error) => println!("job error: {}", crate::wit_error::describe(&error)),
+            }
+            if let Some(progress) = progress {
+                println!("last progress: {}", escape(&progress));
+            }
+        }
+        Answer::Tool(Ok(result)) => println!("{}", escape_block(&result)),
+        Answer::Tool(Err(error)) => {
+            println!("tool error: {}", crate::wit_error::describe(&error))
+        }
+        Answer::Tools(tools) => {
+            for tool in tools {
+                println!(
+                    "{}\t{}\t{}",
+                    escape(&tool.name),
+                    escape(&tool.description),
+                    escape(&tool.input_schema)
+                );
+            }
         }
     }
-    Ok(())
 }
