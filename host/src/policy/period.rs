@@ -47,6 +47,16 @@ impl Bounds {
         self.parse(text)
             .map_err(|problem| format!("`{field}` = {problem}"))
     }
+
+    /// [`Bounds::parse_field`] of `text` when the field is set, `default` when not.
+    pub fn parse_or(
+        &self,
+        field: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, String> {
+        text.map_or(Ok(default), |text| self.parse_field(field, text))
+    }
 }
 
 /// `duration` in the largest unit that writes it exactly (`90s`, `10m`, `366d`, `10y`),
@@ -148,6 +158,21 @@ mod tests {
         assert!(
             bounds.parse("500000000000y").is_err(),
             "beyond what a duration holds"
+        );
+        assert_eq!(
+            bounds.parse_or("timeout", None, Duration::from_secs(5)),
+            Ok(Duration::from_secs(5)),
+            "an unset field is the default"
+        );
+        assert_eq!(
+            bounds.parse_or("timeout", Some("2h"), Duration::from_secs(5)),
+            Ok(Duration::from_secs(7200))
+        );
+        assert!(
+            bounds
+                .parse_or("timeout", Some("25h"), Duration::from_secs(5))
+                .unwrap_err()
+                .starts_with("`timeout` = ")
         );
         let long = format!("{}s", "9".repeat(5000));
         assert!(

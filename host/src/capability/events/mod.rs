@@ -173,17 +173,11 @@ fn narrow(what: &str, declared: &[Pattern], allowed: &[Pattern]) -> Result<Vec<P
 
 impl Allowed {
     fn backoff(&self) -> Result<Duration, String> {
-        self.backoff
-            .as_deref()
-            .map_or(Ok(DEFAULT_BACKOFF), |t| BACKOFFS.parse_field("backoff", t))
+        BACKOFFS.parse_or("backoff", self.backoff.as_deref(), DEFAULT_BACKOFF)
     }
 
     fn retention(&self) -> Result<Duration, String> {
-        self.retention
-            .as_deref()
-            .map_or(Ok(DEFAULT_RETENTION), |t| {
-                RETENTIONS.parse_field("retention", t)
-            })
+        RETENTIONS.parse_or("retention", self.retention.as_deref(), DEFAULT_RETENTION)
     }
 }
 

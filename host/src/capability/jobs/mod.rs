@@ -124,11 +124,11 @@ fn schedule_of(name: &str, spec: &JobSpec) -> Result<Schedule, String> {
 
 impl Allowed {
     fn max_runtime(&self) -> Result<Duration, String> {
-        self.max_runtime
-            .as_deref()
-            .map_or(Ok(DEFAULT_MAX_RUNTIME), |t| {
-                RUNTIMES.parse_field("max_runtime", t)
-            })
+        RUNTIMES.parse_or(
+            "max_runtime",
+            self.max_runtime.as_deref(),
+            DEFAULT_MAX_RUNTIME,
+        )
     }
 }
 
@@ -148,12 +148,11 @@ impl Capability for Jobs {
     type Grant = Grant;
 
     fn grant(request: &Request, allowed: &Allowed) -> Result<Grant, String> {
-        let min_interval = allowed
-            .min_interval
-            .as_deref()
-            .map_or(Ok(schedule::EVERY.shortest), |t| {
-                MIN_INTERVALS.parse_field("min_interval", t)
-            })?;
+        let min_interval = MIN_INTERVALS.parse_or(
+            "min_interval",
+            allowed.min_interval.as_deref(),
+            schedule::EVERY.shortest,
+        )?;
         let max_runtime = allowed.max_runtime()?;
         let mut jobs = BTreeMap::new();
         for (name, spec) in &request.jobs {
@@ -181,12 +180,11 @@ impl Capability for Jobs {
         Ok(Grant {
             jobs,
             max_concurrent_runs: allowed.max_concurrent_runs.unwrap_or(1),
-            cancel_grace: allowed
-                .cancel_grace
-                .as_deref()
-                .map_or(Ok(DEFAULT_CANCEL_GRACE), |t| {
-                    CANCEL_GRACES.parse_field("cancel_grace", t)
-                })?,
+            cancel_grace: CANCEL_GRACES.parse_or(
+                "cancel_grace",
+                allowed.cancel_grace.as_deref(),
+                DEFAULT_CANCEL_GRACE,
+            )?,
             retention: allowed.retention.unwrap_or(DEFAULT_RETENTION),
         })
     }

@@ -40,10 +40,7 @@ pub struct Grant {
 }
 
 fn timeout(allowed: &Allowed) -> Result<Duration, String> {
-    allowed
-        .timeout
-        .as_deref()
-        .map_or(Ok(DEFAULT_TIMEOUT), |t| TIMEOUTS.parse_field("timeout", t))
+    TIMEOUTS.parse_or("timeout", allowed.timeout.as_deref(), DEFAULT_TIMEOUT)
 }
 
 /// One hook, as the host calls it.
