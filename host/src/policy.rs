@@ -126,13 +126,19 @@ pub struct Effective {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PolicyError {
     /// Bad TOML, an unknown key (including an unknown capability) or a wrong type.
-    #[error("invalid policy: {0}")]
+    #[error(
+        "invalid policy: {}",
+        crate::text::shown_up_to(.0, crate::text::OPERATOR_SHOWN_BYTES)
+    )]
     Syntax(String),
     /// The document is larger than [`MAX_POLICY_BYTES`].
     #[error("policy is {size} bytes; the limit is {MAX_POLICY_BYTES}")]
     TooLarge { size: usize },
     /// A `[plugins.<id>]` key is not a valid plugin id.
-    #[error("invalid policy: `plugins.{0}` is not a valid plugin id")]
+    #[error(
+        "invalid policy: `plugins.{}` is not a valid plugin id",
+        crate::text::shown_name(.0)
+    )]
     BadPluginId(String),
     /// A limit outside its allowed range.
     #[error("invalid policy: `{entry}.{field}` = {value} is outside {min}..={max}")]
@@ -428,6 +434,31 @@ max_keys = 5
             Policy::parse("[plugins.x]\nsha256 = \"abc\"\n").unwrap_err(),
             PolicyError::BadPin { .. }
         ));
+    }
+
+    #[test]
+    fn operator_text_in_an_error_is_escaped_and_capped() {
+        let bad_id = Policy::parse("[plugins.\"x\\u001b[2J\"]\n").unwrap_err();
+        assert!(matches!(bad_id, PolicyError::BadPluginId(_)), "{bad_id:?}");
+        let shown = bad_id.to_string();
+        assert!(
+            shown.contains("`plugins.x\\x1b[2J`") && !shown.contains('\u{1b}'),
+            "{shown}"
+        );
+        let unknown = Policy::parse("[defaults]\n\"k\\u202e\\u001b\" = 1\n").unwrap_err();
+        assert!(matches!(unknown, PolicyError::Syntax(_)), "{unknown:?}");
+        let shown = unknown.to_string();
+        assert!(
+            shown.contains("\\u{202e}\\x1b") && !shown.contains(['\u{1b}', '\u{202e}']),
+            "{shown}"
+        );
+        let long_key = format!("[defaults]\n{} = 1\n", "k".repeat(100_000));
+        let shown = Policy::parse(&long_key).unwrap_err().to_string();
+        assert!(
+            shown.len() < crate::text::OPERATOR_SHOWN_BYTES + 200,
+            "{} bytes",
+            shown.len()
+        );
     }
 
     #[test]

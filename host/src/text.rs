@@ -80,7 +80,16 @@ pub const SHOWN_BYTES: usize = 400;
 /// the message may already hold pieces escaped where it was built (a name shown with
 /// [`shown_name`]), which must not come out escaped twice.
 pub fn shown(message: &str) -> String {
-    escape_as(&cap(message, SHOWN_BYTES), Backslash::Kept).into_owned()
+    shown_up_to(message, SHOWN_BYTES)
+}
+
+/// The most bytes of a message about an operator's own document (a policy) an error
+/// repeats: room for a TOML error that lists every key it expected.
+pub const OPERATOR_SHOWN_BYTES: usize = 4096;
+
+/// [`shown`], capped to `max` bytes instead.
+pub fn shown_up_to(message: &str, max: usize) -> String {
+    escape_as(&cap(message, max), Backslash::Kept).into_owned()
 }
 
 /// The most bytes of a name someone else chose (a tool, a job, a topic) a message repeats.
