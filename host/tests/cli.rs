@@ -87,39 +87,36 @@ fn inspect_of_a_refused_plugin_exits_2_with_the_reason() {
     );
 }
 
-#[test]
-fn run_calls_the_route_and_kv_persists_across_repeats() {
-    let out = capstan(&[
+/// The `counter` plugin's `/x` route run `times` times by `capstan run`, with `extra`
+/// arguments; its standard output.
+fn counter_repeated(times: &str, extra: &[&str]) -> String {
+    let mut args = vec![
         "run",
-        &wasm("counter"),
         "--policy",
         "policy/examples.toml",
         "--get",
         "/x",
         "--repeat",
-        "2",
-    ]);
+        times,
+    ];
+    args.extend(extra);
+    let counter = wasm("counter");
+    args.push(&counter);
+    let out = capstan(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    stdout(&out)
+}
+
+#[test]
+fn run_calls_the_route_and_kv_persists_across_repeats() {
+    let text = counter_repeated("2", &[]);
     assert!(text.contains(r#"{"hits":1,"path":"/x"}"#), "{text}");
     assert!(text.contains(r#"{"hits":2,"path":"/x"}"#), "{text}");
 }
 
 #[test]
 fn run_quiet_makes_every_call_but_prints_only_the_last() {
-    let out = capstan(&[
-        "run",
-        &wasm("counter"),
-        "--policy",
-        "policy/examples.toml",
-        "--get",
-        "/x",
-        "--repeat",
-        "3",
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = counter_repeated("3", &["--quiet"]);
     assert!(text.contains(r#"{"hits":3,"path":"/x"}"#), "{text}");
     assert_eq!(text.matches("HTTP 200").count(), 1, "{text}");
 }
