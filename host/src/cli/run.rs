@@ -37,8 +37,9 @@ pub struct Args {
     /// Repeat the call N times in fresh instances (state persists through kv).
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: u32,
-    /// With `--repeat`, print only the last call's output (a failed call is reported
-    /// all the same), so timing or counting the calls does not count the printing.
+    /// With `--repeat`, print only the last call's answer, so timing or counting the
+    /// calls does not count the printing. Earlier answers are not printed, a plugin's
+    /// error among them; a call that cannot run still stops here with exit 3.
     #[arg(long, requires = "repeat")]
     quiet: bool,
 }
